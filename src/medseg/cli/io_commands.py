@@ -1,0 +1,23 @@
+"""``medseg info``: what is in an image file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(info)
+
+
+def info(
+    image: Annotated[Path, typer.Argument(help="Image file or DICOM series folder.")],
+) -> None:
+    """Print shape, spacing, orientation and intensity range of an image."""
+    from rich.console import Console
+
+    from medseg.io.describe import describe_image
+
+    Console().print(describe_image(image).table())

@@ -1,0 +1,140 @@
+"""The training plan: a readable, editable ``plan.json`` made from a dataset fingerprint.
+
+All spatial tuples are in array axis order (z, y, x) for 3D and (y, x) for 2D configurations;
+spacings are in mm. ``reasons`` records, in plain words, why each rule chose what it chose.
+Every field can be edited in the JSON or overridden from the CLI; loading validates keys and types.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Literal
+
+from medseg import __version__
+from medseg._config import from_jsonable, read_json, write_json
+
+NormScheme = Literal["ct", "zscore", "none", "rescale_0_1"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class ChannelNormalization:
+    """How one input channel is normalised.
+
+    ``ct``: clip to [clip_low, clip_high] (the dataset's foreground 0.5/99.5 percentiles), then
+    subtract ``mean`` and divide by ``std`` (foreground statistics). ``zscore``: per image, inside
+    the nonzero mask when ``use_mask`` is set. ``rescale_0_1``: per image to [0, 1].
+    """
+
+    scheme: NormScheme
+    clip_low: float | None = None
+    clip_high: float | None = None
+    mean: float | None = None
+    std: float | None = None
+    use_mask: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class NetworkConfig:
+    """A U-Net built from the plan (see :mod:`medseg.train.networks`).
+
+    ``filters`` has one entry per resolution stage; ``kernel_sizes`` and ``strides`` one tuple per
+    stage (the first stride is all ones). ``architecture`` names a registered network.
+    """
+
+    architecture: str = "dynunet"
+    filters: tuple[int, ...]
+    kernel_sizes: tuple[tuple[int, ...], ...]
+    strides: tuple[tuple[int, ...], ...]
+    residual: bool = False
+    deep_supervision: bool = True
+    deep_supervision_heads: int = 2
+    gradient_checkpointing: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainingConfig:
+    """Optimisation and sampling settings. Epochs live here so a run is reproducible from the plan."""
+
+    epochs: int = 50
+    iterations_per_epoch: int = 50
+    val_iterations: int = 10
+    learning_rate: float = 1e-2
+    momentum: float = 0.99
+    weight_decay: float = 3e-5
+    grad_clip: float = 12.0
+    oversample_foreground: float = 0.33
+    class_weights: tuple[float, ...] | None = None
+    loss: Literal["dice_ce", "dice_bce"] = "dice_ce"
+    mirror_axes: tuple[int, ...] = ()
+    augment: bool = True
+    mixed_precision: Literal["auto", "off", "bf16"] = "auto"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Configuration:
+    """One trainable configuration (``2d`` or ``3d``).
+
+    ``spacing`` is the target spacing after resampling; ``patch_size`` the training window in
+    voxels; ``separate_axis`` the strongly anisotropic axis resampled with low order, or ``None``.
+    For ``2d``, spacing/patch are the in-plane (y, x) values and slices are cut along axis 0.
+    """
+
+    name: Literal["2d", "3d"]
+    spacing: tuple[float, ...]
+    patch_size: tuple[int, ...]
+    batch_size: int
+    separate_axis: int | None = None
+    network: NetworkConfig
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    reasons: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class Plan:
+    """Everything needed to preprocess, train and predict for one dataset.
+
+    ``num_classes`` is the number of network outputs: label count (background included) for
+    softmax training, or region count for region-based (sigmoid) training.
+    """
+
+    medseg_version: str = __version__
+    dataset_name: str
+    channel_names: dict[int, str]
+    labels: dict[str, int]
+    regions: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    region_order: tuple[int, ...] = ()
+    ignore_label: int | None = None
+    num_classes: int
+    normalization: tuple[ChannelNormalization, ...]
+    crop_to_nonzero: bool = True
+    configurations: dict[str, Configuration]
+    default_configuration: str
+    num_folds: int = 5
+    seed: int = 12345
+    budget: dict[str, float] = field(default_factory=dict)
+
+    def configuration(self, name: str | None = None) -> Configuration:
+        """The named configuration, or the default one."""
+        from medseg.errors import ConfigError
+
+        key = name or self.default_configuration
+        if key not in self.configurations:
+            raise ConfigError(
+                f"plan has no configuration {key!r} (available: {sorted(self.configurations)})"
+            )
+        return self.configurations[key]
+
+    def with_configuration(self, config: Configuration) -> Plan:
+        """A copy with ``config`` replacing the configuration of the same name."""
+        return replace(self, configurations={**self.configurations, config.name: config})
+
+
+def save_plan(plan: Plan, path: Path) -> None:
+    """Write ``plan.json`` (indented, sorted keys) atomically."""
+    write_json(plan, path)
+
+
+def load_plan(path: Path) -> Plan:
+    """Read and validate ``plan.json``; unknown keys or wrong types raise ``ConfigError``."""
+    return from_jsonable(Plan, read_json(path), source=str(path))
