@@ -104,7 +104,8 @@ def _convert(tp: Any, value: Any, where: str) -> Any:
         if origin is tuple and args and args[-1] is not Ellipsis:
             if len(args) != len(value):
                 raise ConfigError(f"{where}: expected {len(args)} values, got {len(value)}")
-            items = [_convert(a, v, f"{where}[{i}]") for i, (a, v) in enumerate(zip(args, value))]
+            pairs = enumerate(zip(args, value, strict=True))
+            items = [_convert(a, v, f"{where}[{i}]") for i, (a, v) in pairs]
         else:
             item_type = args[0] if args else Any
             items = [_convert(item_type, v, f"{where}[{i}]") for i, v in enumerate(value)]

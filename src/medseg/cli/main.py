@@ -17,7 +17,14 @@ from medseg import __version__
 from medseg.errors import MedsegError
 
 COMMAND_MODULES = (
+    "medseg.cli.demo_commands",
+    "medseg.cli.plan_commands",
     "medseg.cli.io_commands",
+    "medseg.cli.data_commands",
+    "medseg.cli.evaluate_commands",
+    "medseg.cli.interactive_commands",
+    "medseg.cli.train_commands",
+    "medseg.cli.predict_commands",
 )
 
 app_typer = typer.Typer(
@@ -39,7 +46,9 @@ def _version_callback(value: bool) -> None:
 def _root(
     version: Annotated[
         bool,
-        typer.Option("--version", callback=_version_callback, is_eager=True, help="Print the version."),
+        typer.Option(
+            "--version", callback=_version_callback, is_eager=True, help="Print the version."
+        ),
     ] = False,
 ) -> None:
     """medseg: self-configuring medical image segmentation, CPU first."""

@@ -1,7 +1,7 @@
 """Dataset objects shared by every stage: :class:`Case`, :class:`LabelSpec`, :class:`Dataset`.
 
-Loaders for the three supported layouts (nnU-Net v2 raw, paired folders, CSV manifest) live in
-:mod:`medseg.data.discover` and all return a :class:`Dataset`.
+Loaders for the three supported layouts (nnU-Net v2 raw in :mod:`medseg.data.nnunet`, paired
+folders and CSV manifests in :mod:`medseg.data.discover`) all return a :class:`Dataset`.
 """
 
 from __future__ import annotations
@@ -53,14 +53,26 @@ class LabelSpec:
     def uses_regions(self) -> bool:
         return bool(self.regions)
 
+    @property
+    def allowed_values(self) -> frozenset[int]:
+        """Every value a label file may contain: labels, region members, ignore and 0."""
+        values = {0, *self.labels.values()}
+        for members in self.regions.values():
+            values.update(members)
+        if self.ignore is not None:
+            values.add(self.ignore)
+        return frozenset(values)
+
 
 @dataclass(frozen=True, kw_only=True)
 class Dataset:
     """A set of cases with shared label definitions and channel names.
 
     ``channel_names`` maps channel index to modality name (``"CT"``, ``"T1"``...); the name
-    drives normalisation. ``file_ending`` is e.g. ``".nii.gz"``. ``test_cases`` are unlabelled
-    (nnU-Net ``imagesTs``).
+    drives normalisation. ``file_ending`` is e.g. ``".nii.gz"``. ``test_cases`` are the
+    held-out cases (nnU-Net ``imagesTs``), usually unlabelled. ``declared_num_training`` is
+    ``numTraining`` from an nnU-Net ``dataset.json`` (``None`` for other layouts); the dataset
+    check compares it with the cases found.
     """
 
     root: Path
@@ -70,6 +82,7 @@ class Dataset:
     channel_names: dict[int, str]
     file_ending: str = ".nii.gz"
     test_cases: tuple[Case, ...] = ()
+    declared_num_training: int | None = None
 
     @property
     def num_channels(self) -> int:

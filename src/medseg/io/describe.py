@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from medseg._typing import PathLikeStr
 from medseg.io.image import Image
 from medseg.io.readers import read_image
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 
 @dataclass(frozen=True)
@@ -24,8 +28,9 @@ class ImageDescription:
     orientation: str
     minimum: float
     maximum: float
+    nonfinite: int = 0
 
-    def table(self):  # type: ignore[no-untyped-def]
+    def table(self) -> Table:
         """A Rich table, one property a row."""
         from rich.table import Table
 
@@ -38,15 +43,21 @@ class ImageDescription:
             "origin (mm)": ", ".join(f"{o:.4g}" for o in self.origin),
             "orientation": self.orientation,
             "intensity range": f"{self.minimum:.6g} .. {self.maximum:.6g}",
+            "NaN/inf voxels": str(self.nonfinite),
         }
         for key, value in rows.items():
             table.add_row(key, value)
         return table
 
 
-def describe_image(path: PathLikeStr) -> ImageDescription:
-    """Read ``path`` and summarise it."""
-    image = read_image(path)
+def describe_image(path: PathLikeStr, *, series_uid: str | None = None) -> ImageDescription:
+    """Read ``path`` (a file or DICOM folder, see :func:`read_image`) and summarise it.
+
+    The intensity range covers finite voxels only (NaN and inf are skipped); it is NaN if no
+    voxel is finite.
+    """
+    image = read_image(path, series_uid=series_uid)
+    finite = image.array[np.isfinite(image.array)]
     return ImageDescription(
         path=str(path),
         shape=image.spatial_shape,
@@ -55,8 +66,9 @@ def describe_image(path: PathLikeStr) -> ImageDescription:
         spacing=image.spacing,
         origin=image.origin,
         orientation=orientation_code(image),
-        minimum=float(np.nanmin(image.array)) if image.array.size else float("nan"),
-        maximum=float(np.nanmax(image.array)) if image.array.size else float("nan"),
+        minimum=float(finite.min()) if finite.size else float("nan"),
+        maximum=float(finite.max()) if finite.size else float("nan"),
+        nonfinite=int(image.array.size - finite.size),
     )
 
 

@@ -111,7 +111,7 @@ class Image:
         return replace(self, array=array, meta={**self.meta, **meta})
 
     def same_geometry(self, other: Image, *, atol: float = 1e-3) -> bool:
-        """True if both images share spatial shape, spacing, origin and direction within ``atol``."""
+        """True if both share spatial shape, spacing, origin and direction within ``atol``."""
         return not geometry_differences(self, other, atol=atol)
 
 

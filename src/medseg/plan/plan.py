@@ -14,7 +14,7 @@ from typing import Literal
 from medseg import __version__
 from medseg._config import from_jsonable, read_json, write_json
 
-NormScheme = Literal["ct", "zscore", "none", "rescale_0_1"]
+NormScheme = Literal["ct", "zscore", "none", "rescale_0_1", "rgb_0_1"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -24,6 +24,7 @@ class ChannelNormalization:
     ``ct``: clip to [clip_low, clip_high] (the dataset's foreground 0.5/99.5 percentiles), then
     subtract ``mean`` and divide by ``std`` (foreground statistics). ``zscore``: per image, inside
     the nonzero mask when ``use_mask`` is set. ``rescale_0_1``: per image to [0, 1].
+    ``rgb_0_1``: divide by 255. ``none``: unchanged.
     """
 
     scheme: NormScheme
@@ -54,7 +55,13 @@ class NetworkConfig:
 
 @dataclass(frozen=True, kw_only=True)
 class TrainingConfig:
-    """Optimisation and sampling settings. Epochs live here so a run is reproducible from the plan."""
+    """Optimisation and sampling settings. Epochs live here so a run is reproducible from the plan.
+
+    ``oversample_foreground`` is the fraction of patches centred on a foreground voxel. With
+    ``oversample_labels`` empty the centre's label is drawn uniformly among the labels present
+    (nnU-Net); otherwise the centre is a voxel of one of these label values (rare classes such as
+    lesions). ``class_weights`` (one per network output, background first) weight the CE term.
+    """
 
     epochs: int = 50
     iterations_per_epoch: int = 50
@@ -64,6 +71,7 @@ class TrainingConfig:
     weight_decay: float = 3e-5
     grad_clip: float = 12.0
     oversample_foreground: float = 0.33
+    oversample_labels: tuple[int, ...] = ()
     class_weights: tuple[float, ...] | None = None
     loss: Literal["dice_ce", "dice_bce"] = "dice_ce"
     mirror_axes: tuple[int, ...] = ()
@@ -95,7 +103,10 @@ class Plan:
     """Everything needed to preprocess, train and predict for one dataset.
 
     ``num_classes`` is the number of network outputs: label count (background included) for
-    softmax training, or region count for region-based (sigmoid) training.
+    softmax training, or region count for region-based (sigmoid) training. ``transpose`` is the
+    order in which the spatial axes of a 3D image are arranged for the network (nnU-Net puts the
+    coarsest axis first, so 2D slices are cut across it); ``()`` keeps the image's order.
+    Configuration spacings and patch sizes are in the transposed order.
     """
 
     medseg_version: str = __version__
@@ -108,6 +119,7 @@ class Plan:
     num_classes: int
     normalization: tuple[ChannelNormalization, ...]
     crop_to_nonzero: bool = True
+    transpose: tuple[int, ...] = ()
     configurations: dict[str, Configuration]
     default_configuration: str
     num_folds: int = 5
@@ -136,5 +148,10 @@ def save_plan(plan: Plan, path: Path) -> None:
 
 
 def load_plan(path: Path) -> Plan:
-    """Read and validate ``plan.json``; unknown keys or wrong types raise ``ConfigError``."""
-    return from_jsonable(Plan, read_json(path), source=str(path))
+    """Read and validate ``plan.json``; unknown keys, wrong types or inconsistent values
+    (see :func:`medseg.plan.validate.validate_plan`) raise ``ConfigError``."""
+    from medseg.plan.validate import validate_plan
+
+    plan = from_jsonable(Plan, read_json(path), source=str(path))
+    validate_plan(plan, source=str(path))
+    return plan

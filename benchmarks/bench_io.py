@@ -1,0 +1,131 @@
+"""medseg.io read/write speed against SimpleITK and nibabel on the same files.
+
+Plain script: ``python benchmarks/bench_io.py [--size 160] [--repeats 3]``. Each row checks that
+medseg and the peer return the same voxels, then prints the median of the repeats (after one
+warm-up) and the ratio. medseg reads NIfTI voxels with nibabel (ITK zeroes NaN) after header
+checks, and DICOM headers with pydicom before SimpleITK decodes the pixels.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import SimpleITK as sitk
+
+from medseg.io import Image, read_image, write_image
+
+
+def _median_seconds(fn: Callable[[], object], repeats: int) -> float:
+    fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def _row(work: str, ours: float, peer_name: str, peer: float, diff: float) -> None:
+    print(
+        f"{work:<34} | medseg {ours:7.3f} s | {peer_name} {peer:7.3f} s | "
+        f"{peer / ours:5.2f}x | max diff {diff:g}"
+    )
+
+
+def _write_dicom_series(folder: Path, volume: np.ndarray, rng: np.random.Generator) -> None:
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
+
+    series, study = generate_uid(), generate_uid()
+    for k in rng.permutation(volume.shape[0]):
+        meta = FileMetaDataset()
+        meta.MediaStorageSOPClassUID = CTImageStorage
+        meta.MediaStorageSOPInstanceUID = generate_uid()
+        meta.TransferSyntaxUID = ExplicitVRLittleEndian
+        ds = Dataset()
+        ds.file_meta = meta
+        ds.SOPClassUID, ds.SOPInstanceUID = CTImageStorage, meta.MediaStorageSOPInstanceUID
+        ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.Modality = study, series, "CT"
+        ds.ImagePositionPatient = [0, 0, 2.5 * float(k)]
+        ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
+        ds.PixelSpacing, ds.SliceThickness = [0.8, 0.8], 2.5
+        ds.RescaleSlope, ds.RescaleIntercept = 1, -1024
+        ds.Rows, ds.Columns = volume.shape[1:]
+        ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
+        ds.PixelData = volume[k].astype("<u2").tobytes()
+        ds.save_as(folder / f"{rng.integers(1 << 40):012x}.dcm", enforce_file_format=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=int, default=160, help="edge of the cubic test volume")
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    rng = np.random.default_rng(0)
+    n = args.size
+    ct = rng.integers(0, 2000, size=(1, n, n, n)).astype(np.int16) - 1024
+    ct[:, :, : n // 2] = -1024  # some compressible air
+    image = Image(array=ct, spacing=(2.5, 0.8, 0.8), origin=(1.0, 2.0, 3.0), direction=np.eye(3))
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {platform.system()}, "
+        f"volume (1, {n}, {n}, {n}) int16, median of {args.repeats}"
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        for suffix in (".nii.gz", ".nii", ".nrrd", ".mha"):
+            path = folder / f"ct{suffix}"
+            t_write = _median_seconds(lambda p=path: write_image(image, p), args.repeats)
+            t_sitk_write = _median_seconds(
+                lambda p=path, s=suffix: sitk.WriteImage(
+                    sitk.GetImageFromArray(ct[0]), str(p.with_name("peer" + s)), True
+                ),
+                args.repeats,
+            )
+            _row(f"write {suffix}", t_write, "SimpleITK", t_sitk_write, 0.0)
+            ours = read_image(path).array[0]
+            peer = sitk.GetArrayFromImage(sitk.ReadImage(str(path)))
+            diff = float(np.abs(ours.astype(float) - peer).max())
+            t_read = _median_seconds(lambda p=path: read_image(p), args.repeats)
+            t_peer = _median_seconds(lambda p=path: sitk.ReadImage(str(p)), args.repeats)
+            _row(f"read {suffix}", t_read, "SimpleITK", t_peer, diff)
+            if suffix.startswith(".nii"):
+                t_nib = _median_seconds(
+                    lambda p=path: np.asanyarray(nib.load(p, mmap=False).dataobj), args.repeats
+                )
+                _row(f"read {suffix}", t_read, "nibabel  ", t_nib, diff)
+
+        series = folder / "series"
+        series.mkdir()
+        _write_dicom_series(series, (ct[0] + 1024).astype(np.uint16), rng)
+        ours = read_image(series).array[0]
+        reader = sitk.ImageSeriesReader()
+        reader.SetFileNames(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(series)))
+        peer = sitk.GetArrayFromImage(reader.Execute())
+        diff = float(np.abs(ours.astype(float) - peer).max())
+
+        def peer_series() -> None:
+            reader = sitk.ImageSeriesReader()
+            reader.SetFileNames(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(series)))
+            reader.Execute()
+
+        t_read = _median_seconds(lambda: read_image(series), args.repeats)
+        _row(
+            f"read DICOM series ({n} files)",
+            t_read,
+            "SimpleITK",
+            _median_seconds(peer_series, args.repeats),
+            diff,
+        )
+
+
+if __name__ == "__main__":
+    main()

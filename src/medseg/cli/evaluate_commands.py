@@ -1,0 +1,101 @@
+"""``medseg evaluate``: score predicted label maps against references."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(evaluate)
+
+
+def evaluate(
+    pred: Annotated[Path, typer.Argument(help="Folder of predicted label maps.")],
+    ref: Annotated[
+        Path, typer.Argument(help="Folder of reference label maps, or a dataset with labelsTr.")
+    ],
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Write CSV, summary JSON and HTML report here.")
+    ] = None,
+    labels: Annotated[
+        str | None, typer.Option("--labels", help="Label values to score, e.g. 1,2,3.")
+    ] = None,
+    region: Annotated[
+        list[str] | None,
+        typer.Option("--region", help="Region to score as name=1,2,3 (repeatable)."),
+    ] = None,
+    nsd_tolerance: Annotated[
+        str | None,
+        typer.Option(
+            "--nsd-tolerance",
+            help="NSD tolerance in mm: 2 for all classes, or per class 1=2,2=1. Omit to skip NSD.",
+        ),
+    ] = None,
+    dataset_json: Annotated[
+        Path | None, typer.Option("--dataset-json", help="dataset.json with label names.")
+    ] = None,
+    images: Annotated[
+        Path | None, typer.Option("--images", help="Images for the report gallery.")
+    ] = None,
+    probabilities: Annotated[
+        Path | None,
+        typer.Option(
+            "--probabilities",
+            help="Folder of <case>.npz/.npy softmax outputs (C, Z, Y, X): adds calibration (ECE).",
+        ),
+    ] = None,
+    boundary: Annotated[
+        str, typer.Option("--boundary", help="surfel (DeepMind, default) or erosion (MONAI).")
+    ] = "surfel",
+    workers: Annotated[int, typer.Option("--workers", min=1, help="Processes over cases.")] = 1,
+    geometry_tol: Annotated[
+        float, typer.Option("--geometry-tol", help="Allowed geometry difference in mm.")
+    ] = 1e-3,
+    seed: Annotated[int, typer.Option("--seed", help="Bootstrap seed.")] = 0,
+    no_report: Annotated[bool, typer.Option("--no-report", help="Skip the HTML report.")] = False,
+) -> None:
+    """Score predictions against references per case and class (Dice, HD95, NSD, ...)."""
+    import warnings
+
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from medseg.errors import ConfigError
+    from medseg.evaluate import MetricOptions, evaluate_folders
+    from medseg.evaluate.labels import parse_label_list, parse_region, parse_tolerance
+
+    if boundary not in ("surfel", "erosion"):
+        raise ConfigError(f"--boundary must be surfel or erosion, got {boundary!r}")
+    err = Console(stderr=True)
+    with Progress(console=err, transient=True, disable=not err.is_terminal) as progress:
+        task = progress.add_task("evaluating", total=None)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            result = evaluate_folders(
+                pred,
+                ref,
+                out_dir=out,
+                labels=parse_label_list(labels) if labels else None,
+                regions=dict(parse_region(r) for r in region) if region else None,
+                nsd_tolerance_mm=parse_tolerance(nsd_tolerance) if nsd_tolerance else None,
+                workers=workers,
+                on_progress=lambda done, total: progress.update(task, completed=done, total=total),
+                dataset_json=dataset_json,
+                images_dir=images,
+                probabilities_dir=probabilities,
+                geometry_tol=geometry_tol,
+                options=MetricOptions(boundary=boundary),
+                seed=seed,
+                report=not no_report,
+            )
+    for warning in caught:
+        err.print(f"[yellow]warning:[/yellow] {warning.message}")
+    Console().print(result.table())
+    if out is not None:
+        err.print(
+            f"wrote {out}/metrics_per_case.csv, summary.json"
+            + ("" if no_report else ", report.html")
+        )

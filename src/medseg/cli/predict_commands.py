@@ -1,0 +1,124 @@
+"""``medseg predict`` and ``medseg postprocess``: apply a model folder; choose post-processing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(predict)
+    app.command()(postprocess)
+
+
+def _parse_folds(folds: str | None) -> list[int] | None:
+    if folds is None or folds.strip().lower() == "all":
+        return None
+    try:
+        return [int(f) for f in folds.split(",") if f.strip()]
+    except ValueError as err:
+        raise typer.BadParameter(f"--folds must be 'all' or e.g. 0,1,2, got {folds!r}") from err
+
+
+def predict(
+    model: Annotated[Path, typer.Argument(help="Trained model folder.")],
+    inputs: Annotated[
+        list[Path],
+        typer.Argument(
+            exists=True,
+            help="Image files, folders (case_0000/_0001 channels grouped) or DICOM series folders.",
+        ),
+    ],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Output folder.")],
+    probabilities: Annotated[
+        bool, typer.Option("--probabilities", help="Also write class probabilities (uint8).")
+    ] = False,
+    uncertainty: Annotated[
+        bool,
+        typer.Option("--uncertainty", help="Also write entropy and mutual-information maps."),
+    ] = False,
+    fast: Annotated[bool, typer.Option("--fast", help="No mirroring (about 4-8x faster).")] = False,
+    device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda or mps.")] = "auto",
+    folds: Annotated[
+        str | None, typer.Option("--folds", help="Folds to average, e.g. 0,1 (default: all).")
+    ] = None,
+    step: Annotated[
+        float, typer.Option("--step", min=0.05, max=1.0, help="Tile step as a patch fraction.")
+    ] = 0.5,
+    volumes: Annotated[
+        bool, typer.Option("--volumes/--no-volumes", help="Write {case}_volumes.json.")
+    ] = True,
+) -> None:
+    """Segment images with a trained model; outputs keep each input's geometry."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from medseg.infer import Predictor
+
+    out, err = Console(), Console(stderr=True)
+    predictor = Predictor(model, device=device, folds=_parse_folds(folds), fast=fast, step=step)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
+    with Progress(*columns, console=err, transient=True, disable=not err.is_terminal) as bar:
+        cases = bar.add_task("cases", total=None)
+        tiles = bar.add_task("tiles", total=None)
+
+        def on_case(case_id: str, done: int, total: int) -> None:
+            bar.update(tiles, description=case_id, completed=done, total=total)
+
+        report = predictor.predict_files(
+            inputs,
+            output,
+            probabilities=probabilities,
+            uncertainty=uncertainty,
+            volumes_json=volumes,
+            on_progress=lambda done, total: bar.update(cases, completed=done, total=total),
+            on_case_progress=on_case,
+        )
+    for case in report.outputs:
+        note = f"  ({case.note})" if case.note else ""
+        out.print(f"{case.case_id}: {case.labels_path}{note}")
+    for failure in report.failures:
+        err.print(f"[red]failed[/red] {failure.case_id}: {failure.message}", highlight=False)
+    err.print(f"{len(report.outputs)} case(s) written to {output}, {len(report.failures)} failed")
+    if not report.ok:
+        raise typer.Exit(code=1)
+
+
+def postprocess(
+    model: Annotated[Path, typer.Argument(help="Trained model folder with splits_final.json.")],
+    dataset: Annotated[Path, typer.Argument(exists=True, help="The training dataset folder.")],
+    predictions: Annotated[
+        Path | None,
+        typer.Option("--predictions", help="Saved CV predictions instead of predicting."),
+    ] = None,
+    fast: Annotated[bool, typer.Option("--fast", help="No mirroring for CV predictions.")] = False,
+    device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda or mps.")] = "auto",
+) -> None:
+    """Choose post-processing by cross-validation Dice; writes MODEL/postprocessing.json."""
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from medseg.data.discover import load_dataset
+    from medseg.infer import determine_postprocessing
+
+    err = Console(stderr=True)
+    with Progress(console=err, transient=True, disable=not err.is_terminal) as bar:
+        task = bar.add_task("validation cases", total=None)
+        choice = determine_postprocessing(
+            model,
+            load_dataset(dataset),
+            predictions_dir=predictions,
+            device=device,
+            tta=not fast,
+            on_progress=lambda done, total: bar.update(task, completed=done, total=total),
+        )
+    for step in choice.steps:
+        target = "foreground" if step.label is None else f"label {step.label}"
+        verdict = "kept" if step.accepted else "rejected"
+        Console().print(
+            f"{step.step} ({target}): Dice {step.dice_before:.4f} -> {step.dice_after:.4f}, "
+            f"{verdict}"
+        )
+    err.print(f"rules written to {choice.path}")

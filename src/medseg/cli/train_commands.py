@@ -1,0 +1,121 @@
+"""``medseg train DATASET -o MODEL``: plan, preprocess and train folds into a model folder."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    app.command("train")(train)
+
+
+def train(
+    dataset: Annotated[
+        Path, typer.Argument(help="nnU-Net dataset folder, images/+masks/ folder or CSV manifest.")
+    ],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Model folder to write.")],
+    config: Annotated[
+        str | None, typer.Option("--config", help="Configuration: 3d or 2d (default: the plan's).")
+    ] = None,
+    folds: Annotated[
+        str, typer.Option(help="Folds to train: comma-separated numbers (0,1) or 'all'.")
+    ] = "0",
+    epochs: Annotated[
+        int | None, typer.Option(min=1, help="Override the plan's training.epochs.")
+    ] = None,
+    device: Annotated[str, typer.Option(help="cpu, cuda or auto.")] = "auto",
+    plan: Annotated[
+        Path | None, typer.Option(exists=True, dir_okay=False, help="Use this (edited) plan.json.")
+    ] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Override a plan field: KEY=VALUE, e.g. training.epochs=20."),
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="Training seed (default: the plan's).")] = None,
+    workers: Annotated[
+        int | None, typer.Option(min=0, help="Augmentation worker processes (0: none).")
+    ] = None,
+    restart: Annotated[
+        bool, typer.Option("--restart", help="Ignore checkpoints and finished folds.")
+    ] = False,
+) -> None:
+    """Train a segmentation model; resumes an interrupted run in the same folder."""
+    from rich.console import Console
+
+    from medseg.errors import ConfigError
+    from medseg.plan import parse_assignment
+    from medseg.train import train_model
+
+    if device not in ("cpu", "cuda", "auto"):
+        raise ConfigError(f"--device must be cpu, cuda or auto, got {device!r}")
+    try:
+        fold_arg = "all" if folds == "all" else [int(f) for f in folds.split(",") if f.strip()]
+    except ValueError as err:
+        raise ConfigError(f"--folds must be like 0,1 or 'all', got {folds!r}") from err
+    console = Console(soft_wrap=True)
+    err_console = Console(stderr=True, soft_wrap=True)
+    overrides = dict(parse_assignment(text) for text in set_ or [])
+
+    def on_epoch(row: dict) -> None:
+        dice = " ".join(f"{k[5:]} {v:.3f}" for k, v in row.items() if k.startswith("dice_"))
+        err_console.print(
+            f"fold {row['fold']} epoch {row['epoch']}: loss {row['train_loss']:.4f}, "
+            f"val loss {row['val_loss']:.4f}, Dice {dice} ({row['epoch_s']:.1f} s)"
+        )
+
+    with _progress(err_console) as on_progress:
+        result = train_model(
+            dataset,
+            out,
+            configuration=config,
+            folds=fold_arg,
+            epochs=epochs,
+            device=device,
+            plan=plan,
+            overrides=overrides,
+            seed=seed,
+            num_workers=workers,
+            resume=not restart,
+            on_progress=on_progress,
+            on_epoch=on_epoch,
+        )
+    console.print(f"model written to {result.model_dir} (configuration {result.configuration})")
+    for fold in result.folds:
+        dice = ", ".join(f"{name} {_fmt(v)}" for name, v in fold.val_dice.items())
+        console.print(f"fold {fold.fold}: validation Dice {dice}; mean {_fmt(fold.mean_dice)}")
+    if result.cv_metrics:
+        console.print(f"cross-validation mean Dice {_fmt(result.cv_metrics['mean_dice'])}")
+
+
+def _fmt(value: float) -> str:
+    return "n/a" if value is None or math.isnan(value) else f"{value:.3f}"
+
+
+@contextmanager
+def _progress(console) -> Iterator[Callable[[int, int], None] | None]:
+    """A Rich progress bar over training iterations on a terminal; ``None`` otherwise."""
+    if not console.is_terminal:
+        yield None
+        return
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    columns = (BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn())
+    with Progress("training", *columns, console=console, transient=True) as progress:
+        task = progress.add_task("training", total=None)
+
+        def update(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        yield update

@@ -1,0 +1,298 @@
+"""The :class:`Predictor`: a trained model folder applied to images, with the input's geometry.
+
+Pipeline per image (DESIGN A6, B4): check channels -> preprocess exactly as in training
+(:func:`medseg.preprocess.preprocess_image`) -> Gaussian sliding window over every fold and
+mirror combination, averaging *probabilities* -> slab-wise resampling back to the input grid
+and argmax (:func:`medseg.preprocess.restore_to_original`) -> post-processing rules from
+``postprocessing.json``. Optional outputs: class probabilities and uncertainty maps.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+from torch import nn
+
+from medseg._typing import PathLikeStr
+from medseg.errors import ConfigError, DatasetError, ModelFormatError
+from medseg.infer.export import restore_maps
+from medseg.infer.postprocessing import PostprocessingRules, apply_postprocessing
+from medseg.infer.sliding_window import WindowSettings, sliding_window_predict
+from medseg.infer.uncertainty import member_entropy, mutual_information
+from medseg.io import Image
+from medseg.preprocess import preprocess_image, restore_to_original
+
+if TYPE_CHECKING:
+    from medseg.infer.files import PredictReport
+
+logger = logging.getLogger(__name__)
+
+ProgressFn = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """What :meth:`Predictor.predict_image` returns, all on the input image's voxel grid.
+
+    ``labels``: ``(1, *spatial)`` uint8 label map. ``probabilities``: ``(K, *spatial)`` float16
+    class (or region) probabilities, or ``None``. ``uncertainty``: ``{"entropy": Image,
+    "mutual_information": Image}`` of ``(1, *spatial)`` float32 maps in [0, 1], or empty.
+    ``members`` is the number of averaged predictions (folds x mirror combinations).
+    """
+
+    labels: Image
+    probabilities: Image | None = None
+    uncertainty: dict[str, Image] = field(default_factory=dict)
+    members: int = 1
+
+
+class Predictor:
+    """Predict label maps with a trained model folder.
+
+    Parameters
+    ----------
+    model_dir : path
+        A model folder (see :class:`medseg.train.ModelFolder`).
+    device : str
+        ``"auto"`` (CUDA, then MPS, then CPU), or a torch device string such as ``"cpu"``.
+    folds : sequence of int, optional
+        Folds to average; all trained folds by default.
+    tta : bool
+        Mirroring test-time augmentation (default on).
+    fast : bool
+        Shorthand for ``tta=False``.
+    mirror_axes : sequence of int, optional
+        Network axes to mirror (0 = first spatial axis of the patch); the plan's
+        ``TrainingConfig.mirror_axes`` by default.
+    step : float
+        Tile spacing as a fraction of the patch (0.5 = nnU-Net default).
+    batch_size : int, optional
+        Network inputs per forward pass (tiles x mirror combinations); by default as many as
+        fit about 2 million input voxels, at least 1 and at most 16 (on a CPU, batches of
+        small tiles run several times faster per tile than single tiles).
+    use_bf16 : bool
+        bfloat16 autocast (fast only on CPUs with native bf16, or GPUs); see docs/predict.md.
+    channels_last : bool
+        Channels-last memory format for 3D networks.
+    postprocess : bool
+        Apply ``postprocessing.json`` rules (default on).
+
+    Raises
+    ------
+    ModelFormatError
+        Missing or invalid model folder, or a requested fold without weights.
+    """
+
+    def __init__(
+        self,
+        model_dir: PathLikeStr,
+        *,
+        device: str = "auto",
+        folds: Sequence[int] | None = None,
+        tta: bool = True,
+        fast: bool = False,
+        mirror_axes: Sequence[int] | None = None,
+        step: float = 0.5,
+        batch_size: int | None = None,
+        use_bf16: bool = False,
+        channels_last: bool = False,
+        postprocess: bool = True,
+    ) -> None:
+        from medseg.infer.postprocessing import load_postprocessing
+        from medseg.train.model_folder import ModelFolder
+
+        if not 0 < step <= 1:
+            raise ValueError(f"step must be in (0, 1], got {step}")
+        self.model = ModelFolder.load(Path(model_dir))
+        self.device = resolve_device(device)
+        self.folds = list(self.model.folds if folds is None else folds)
+        for fold in self.folds:
+            if fold not in self.model.folds:
+                raise ModelFormatError(
+                    f"{self.model.path}: fold {fold} has no weights "
+                    f"(trained folds: {self.model.folds})"
+                )
+        config = self.model.config
+        self._lift = len(config.patch_size) == 2  # 2D network on (C, Z, Y, X) slices
+        patch = (1, *config.patch_size) if self._lift else tuple(config.patch_size)
+        axes = config.training.mirror_axes if mirror_axes is None else tuple(mirror_axes)
+        axes = tuple(a + 1 for a in axes) if self._lift else tuple(axes)
+        if batch_size is None:
+            batch_size = int(min(16, max(1, round(2**21 / math.prod(patch)))))
+        self.settings = WindowSettings(
+            patch_size=patch,
+            step=step,
+            mirror_axes=axes if (tta and not fast) else (),
+            batch_size=batch_size,
+            activation="sigmoid" if self.model.plan.regions else "softmax",
+            use_bf16=use_bf16,
+            channels_last=channels_last and not self._lift,
+        )
+        self.rules = load_postprocessing(self.model.path) if postprocess else PostprocessingRules()
+        self._networks: dict[int, nn.Module] = {}
+        logger.info(
+            "model %s: folds %s on %s, mirror axes %s, step %s, batch %d",
+            self.model.path,
+            self.folds,
+            self.device,
+            self.settings.mirror_axes,
+            step,
+            batch_size,
+        )
+
+    @property
+    def num_channels(self) -> int:
+        """Input channels the model expects."""
+        return len(self.model.plan.channel_names)
+
+    def predict_image(
+        self,
+        image: Image,
+        *,
+        probabilities: bool = False,
+        uncertainty: bool = False,
+        case_id: str = "",
+        on_progress: ProgressFn | None = None,
+    ) -> Prediction:
+        """Segment one image.
+
+        Parameters
+        ----------
+        image : Image
+            ``(C, Z, Y, X)`` or ``(C, Y, X)`` raw intensities, channels in the model's order.
+        probabilities : bool
+            Also return class probabilities on the input grid.
+        uncertainty : bool
+            Also return predictive entropy and mutual information (member disagreement).
+        case_id : str
+            Used in error messages.
+        on_progress : callable(done, total), optional
+            Tiles done over tiles x folds.
+
+        Returns
+        -------
+        Prediction
+            On exactly the input's grid: same spatial shape, spacing, origin and direction.
+
+        Raises
+        ------
+        DatasetError
+            The image's channel count differs from the model's.
+        """
+        name = case_id or image.meta.get("source", "image")
+        if image.num_channels != self.num_channels:
+            raise DatasetError(
+                f"{name}: image has {image.num_channels} channel(s) but the model expects "
+                f"{self.num_channels} ({', '.join(self.model.plan.channel_names.values())}); "
+                "pass one file per channel (case_0000, case_0001, ...)"
+            )
+        plan = self.model.plan
+        array, props = preprocess_image(
+            image, plan, self.model.configuration_name, case_id=str(name)
+        )
+        result = sliding_window_predict(
+            self._iter_networks(),
+            torch.from_numpy(np.ascontiguousarray(array)),
+            self.settings,
+            num_classes=plan.num_classes,
+            device=self.device,
+            track_entropy=uncertainty,
+            num_networks=len(self.folds),
+            on_progress=on_progress,
+        )
+        regions = tuple(plan.region_order) if plan.regions else None
+        labels = restore_to_original(result.probabilities, props, region_order=regions)
+        if not self.rules.is_empty:
+            labels = labels.with_array(apply_postprocessing(labels.array[0], self.rules)[None])
+        labels = _same_geometry(labels, image)
+        probs = None
+        if probabilities:
+            fill = None if regions else [1.0] + [0.0] * (plan.num_classes - 1)
+            probs = _same_geometry(restore_maps(result.probabilities, props, fill=fill), image)
+        maps: dict[str, Image] = {}
+        if uncertainty and result.mean_member_entropy is not None:
+            activation = self.settings.activation
+            entropy = member_entropy(result.probabilities, activation, dim=0)
+            info = mutual_information(result.probabilities, result.mean_member_entropy, activation)
+            for key, value in (("entropy", entropy), ("mutual_information", info)):
+                restored = restore_maps(value[None], props, dtype=np.float32)
+                maps[key] = _same_geometry(restored, image)
+        return Prediction(
+            labels=labels, probabilities=probs, uncertainty=maps, members=result.members
+        )
+
+    def predict_files(
+        self,
+        inputs: PathLikeStr | Sequence[PathLikeStr],
+        out_dir: PathLikeStr,
+        *,
+        probabilities: bool = False,
+        uncertainty: bool = False,
+        volumes_json: bool = True,
+        on_progress: ProgressFn | None = None,
+        on_case_progress: Callable[[str, int, int], None] | None = None,
+    ) -> PredictReport:
+        """Predict files and folders into ``out_dir``; see :mod:`medseg.infer.files`."""
+        from medseg.infer.files import predict_files
+
+        return predict_files(
+            self,
+            inputs,
+            out_dir,
+            probabilities=probabilities,
+            uncertainty=uncertainty,
+            volumes_json=volumes_json,
+            on_progress=on_progress,
+            on_case_progress=on_case_progress,
+        )
+
+    def _iter_networks(self) -> Iterator[nn.Module]:
+        """Each fold's network, built once and kept for later images."""
+        for fold in self.folds:
+            if fold not in self._networks:
+                network = self.model.build_network(fold, self.device)
+                self._networks[fold] = _Lift2D(network) if self._lift else network
+            yield self._networks[fold]
+
+
+class _Lift2D(nn.Module):
+    """Run a 2D network on ``(B, C, 1, Y, X)`` tiles: slices along axis 0 of a 3D array."""
+
+    def __init__(self, network: nn.Module) -> None:
+        super().__init__()
+        self.network = network
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.network(x[:, :, 0]).unsqueeze(2)
+
+
+def resolve_device(device: str) -> torch.device:
+    """``"auto"``: CUDA if available, else MPS, else CPU; otherwise ``torch.device(device)``."""
+    if device != "auto":
+        try:
+            return torch.device(device)
+        except RuntimeError as err:
+            raise ConfigError(f"unknown device {device!r} (use auto, cpu, cuda, mps)") from err
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def _same_geometry(result: Image, image: Image) -> Image:
+    """``result`` with exactly ``image``'s spacing, origin, direction (no float round trip)."""
+    return Image(
+        array=result.array,
+        spacing=image.spacing,
+        origin=image.origin,
+        direction=image.direction.copy(),
+        meta={**result.meta, "source": image.meta.get("source", "")},
+    )

@@ -1,0 +1,144 @@
+"""Header checks that run before any voxel is read.
+
+A header can declare dimensions the file cannot hold (a corrupt or hostile file), and ITK's NIfTI
+reader silently zero-fills truncated ``.nii``/``.nii.gz`` files. These checks refuse both with
+:class:`~medseg.errors.ImageReadError` instead of allocating memory or returning garbage:
+a voxel limit for every format, the exact data length for NIfTI, and a compression bound for
+single-file NRRD and MetaImage.
+"""
+
+from __future__ import annotations
+
+import gzip
+import math
+import zlib
+from pathlib import Path
+from typing import Any
+
+from medseg.errors import ImageReadError
+
+MAX_VOXELS = 2**31
+"""Largest voxel count (times channels) medseg reads: 8 GiB as float32."""
+
+MAX_DEFLATE_RATIO = 1032
+"""Most that zlib/gzip data can expand (1032:1), which bounds what a file of a given size holds."""
+
+
+def check_voxel_count(path: Path, shape: tuple[int, ...], channels: int = 1) -> None:
+    """Refuse headers that declare more than :data:`MAX_VOXELS` values (or a non-positive size)."""
+    count = math.prod(shape) * channels
+    if any(s <= 0 for s in shape) or channels <= 0:
+        raise ImageReadError(f"{path}: header declares an empty or negative size {shape}")
+    if count > MAX_VOXELS:
+        raise ImageReadError(
+            f"{path}: header declares {shape} x {channels} channel(s) = {count:.3g} voxels, more "
+            f"than the limit of {MAX_VOXELS:.3g}; the file is corrupt or not a medical image"
+        )
+
+
+def read_itk_header(path: Path) -> Any:
+    """Read only the header and check size (and, for NIfTI, version and data length).
+
+    NIfTI headers are parsed by nibabel first (:func:`check_nifti_header`), which also knows
+    NIfTI-2, so even a header SimpleITK cannot parse gets a precise message.
+
+    Returns
+    -------
+    SimpleITK.ImageFileReader
+        The reader after ``ReadImageInformation``: size, spacing, origin, direction, pixel
+        type and component count are available, no voxel has been read.
+
+    Raises
+    ------
+    ImageReadError
+        If the header cannot be parsed, the size is absurd, or a NIfTI file is NIfTI-2 or holds
+        fewer voxel bytes than its header declares.
+    """
+    import SimpleITK as sitk
+
+    if path.name.lower().endswith((".nii", ".nii.gz")):
+        check_nifti_header(path)
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(str(path))
+    try:
+        reader.ReadImageInformation()
+    except RuntimeError as err:
+        raise ImageReadError(
+            f"{path}: not a readable image (unknown format, corrupt header or wrong suffix)"
+        ) from err
+    size, channels = tuple(reader.GetSize()), reader.GetNumberOfComponents()
+    check_voxel_count(path, size, channels)
+    if path.name.lower().endswith((".nrrd", ".mha")):
+        check_single_file_size(path, math.prod(size) * channels)
+    return reader
+
+
+def check_single_file_size(path: Path, values: int) -> None:
+    """Refuse a header+data file too small to hold ``values`` voxel values, even compressed.
+
+    Each value takes at least one byte and deflate expands at most :data:`MAX_DEFLATE_RATIO`
+    times, so a corrupt header is caught here instead of by a failed multi-GB allocation.
+    """
+    size = path.stat().st_size
+    if values > MAX_DEFLATE_RATIO * size:
+        raise ImageReadError(
+            f"{path}: header declares {values:.3g} voxel values but the file has only {size} "
+            "bytes, too few even if compressed; the file is truncated or corrupt"
+        )
+
+
+def check_nifti_header(path: Path) -> None:
+    """Check a NIfTI header with nibabel: sane size, NIfTI-1, and all voxel bytes present.
+
+    For ``.nii`` the file size is compared with ``vox_offset + voxel bytes``. For ``.nii.gz`` the
+    gzip trailer (uncompressed size modulo 2^32) is compared first; only if it disagrees (a
+    truncated file or a multi-member gzip) is the stream decompressed to count its bytes.
+    """
+    import nibabel as nib
+
+    try:
+        nifti = nib.load(path)
+    except Exception as err:  # nibabel and gzip raise many types for non-NIfTI bytes
+        raise ImageReadError(f"{path}: not a readable NIfTI image ({err})") from err
+    header = nifti.header
+    shape = tuple(int(s) for s in header.get_data_shape())
+    check_voxel_count(path, shape)
+    if isinstance(header, nib.Nifti2Header):
+        raise ImageReadError(
+            f"{path}: NIfTI-2 is not supported (SimpleITK cannot read it); save it as NIfTI-1, "
+            "e.g. nibabel.save(nibabel.Nifti1Image(img.dataobj, img.affine), 'out.nii.gz')"
+        )
+    # ``nifti.header`` is a copy whose vox_offset nibabel resets; the proxy keeps the file's.
+    offset = int(nifti.dataobj.offset)
+    expected = offset + math.prod(shape) * header.get_data_dtype().itemsize
+    if path.name.lower().endswith(".nii"):
+        actual = path.stat().st_size
+    else:
+        actual = _gzip_length(path, expected)
+    if actual < 0:
+        raise ImageReadError(
+            f"{path}: compressed data is corrupt or cut short (truncated download?); "
+            "re-export or re-download it"
+        )
+    if actual < expected:
+        raise ImageReadError(
+            f"{path}: file is truncated: header declares {expected} bytes, file holds {actual}; "
+            "re-export or re-download it"
+        )
+
+
+def _gzip_length(path: Path, expected: int) -> int:
+    """Uncompressed length of a gzip file, or ``-1`` if the stream is corrupt or cut short."""
+    with path.open("rb") as file:
+        file.seek(max(path.stat().st_size - 4, 0))
+        trailer = int.from_bytes(file.read(4), "little")
+    if trailer == expected % 2**32:
+        return expected
+    total = 0
+    try:
+        with gzip.open(path, "rb") as stream:
+            while chunk := stream.read(1 << 24):
+                total += len(chunk)
+    except (EOFError, OSError, zlib.error):
+        return -1
+    return total

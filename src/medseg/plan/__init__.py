@@ -1,0 +1,34 @@
+"""Planning: a dataset fingerprint and the rules that turn it into an editable ``plan.json``."""
+
+from medseg.plan.budget import PlanBudget
+from medseg.plan.fingerprint import Fingerprint, extract_fingerprint, load_or_extract_fingerprint
+from medseg.plan.overrides import apply_overrides, parse_assignment
+from medseg.plan.plan import (
+    ChannelNormalization,
+    Configuration,
+    NetworkConfig,
+    Plan,
+    TrainingConfig,
+    load_plan,
+    save_plan,
+)
+from medseg.plan.planner import make_plan
+from medseg.plan.validate import validate_plan
+
+__all__ = [
+    "ChannelNormalization",
+    "Configuration",
+    "Fingerprint",
+    "NetworkConfig",
+    "Plan",
+    "PlanBudget",
+    "TrainingConfig",
+    "apply_overrides",
+    "extract_fingerprint",
+    "load_or_extract_fingerprint",
+    "load_plan",
+    "make_plan",
+    "parse_assignment",
+    "save_plan",
+    "validate_plan",
+]

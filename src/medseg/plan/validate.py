@@ -1,0 +1,90 @@
+"""Consistency checks for a :class:`Plan` beyond key and type validation.
+
+``from_jsonable`` already rejects unknown keys and wrong types; these checks catch values that
+parse but cannot work together (a patch the network cannot pool, a class weight too few).
+"""
+
+from __future__ import annotations
+
+import math
+
+from medseg.errors import ConfigError
+from medseg.plan.plan import Configuration, Plan
+
+
+def validate_plan(plan: Plan, *, source: str = "plan") -> None:
+    """Raise :class:`ConfigError` naming ``source`` and the field if ``plan`` is inconsistent."""
+    problems: list[str] = []
+    if len(plan.normalization) != len(plan.channel_names):
+        problems.append(
+            f"normalization has {len(plan.normalization)} entries for "
+            f"{len(plan.channel_names)} channels"
+        )
+    if plan.default_configuration not in plan.configurations:
+        problems.append(
+            f"default_configuration {plan.default_configuration!r} is not one of "
+            f"{sorted(plan.configurations)}"
+        )
+    if plan.num_classes < 1:
+        problems.append(f"num_classes must be >= 1, got {plan.num_classes}")
+    if plan.transpose and sorted(plan.transpose) != list(range(len(plan.transpose))):
+        problems.append(
+            f"transpose must be a permutation like [0, 1, 2], got {list(plan.transpose)}"
+        )
+    if plan.num_folds < 1:
+        problems.append(f"num_folds must be >= 1, got {plan.num_folds}")
+    for key, config in plan.configurations.items():
+        if key != config.name:
+            problems.append(f"configurations.{key}: name is {config.name!r}")
+        problems += [f"configurations.{key}.{p}" for p in _configuration_problems(config, plan)]
+    if problems:
+        raise ConfigError(f"{source}: " + "; ".join(problems))
+
+
+def _configuration_problems(config: Configuration, plan: Plan) -> list[str]:
+    dims = len(config.patch_size)
+    net, train = config.network, config.training
+    problems = []
+    if config.name == "3d" and dims != 3:
+        problems.append(f"patch_size needs 3 values, got {list(config.patch_size)}")
+    if config.name == "2d" and dims != 2:
+        problems.append(f"patch_size needs 2 values, got {list(config.patch_size)}")
+    if len(config.spacing) != dims:
+        problems.append(f"spacing needs {dims} values, got {list(config.spacing)}")
+    if any(not math.isfinite(s) or s <= 0 for s in config.spacing):
+        problems.append(f"spacing must be positive, got {list(config.spacing)}")
+    if any(p < 1 for p in config.patch_size):
+        problems.append(f"patch_size must be positive, got {list(config.patch_size)}")
+    if config.batch_size < 1:
+        problems.append(f"batch_size must be >= 1, got {config.batch_size}")
+    if config.separate_axis is not None and not 0 <= config.separate_axis < 3:
+        problems.append(f"separate_axis must be 0, 1, 2 or null, got {config.separate_axis}")
+    stages = len(net.filters)
+    if not (len(net.strides) == len(net.kernel_sizes) == stages) or stages < 1:
+        problems.append(
+            f"network: filters, strides and kernel_sizes need one entry per stage, got "
+            f"{stages}, {len(net.strides)} and {len(net.kernel_sizes)}"
+        )
+    if any(len(t) != dims for t in (*net.strides, *net.kernel_sizes)):
+        problems.append(f"network: every stride and kernel size needs {dims} values")
+    else:
+        divisor = [math.prod(s[d] for s in net.strides) for d in range(dims)]
+        if any(p % d for p, d in zip(config.patch_size, divisor, strict=True)):
+            problems.append(
+                f"patch_size {list(config.patch_size)} is not divisible by {divisor} (the "
+                "product of the network strides); change the patch or the strides"
+            )
+    if train.class_weights is not None and len(train.class_weights) != plan.num_classes:
+        problems.append(
+            f"training.class_weights needs {plan.num_classes} values (one per output), got "
+            f"{len(train.class_weights)}"
+        )
+    if not 0.0 <= train.oversample_foreground <= 1.0:
+        problems.append(
+            f"training.oversample_foreground must be in [0, 1], got {train.oversample_foreground}"
+        )
+    if train.epochs < 1 or train.iterations_per_epoch < 1:
+        problems.append("training.epochs and training.iterations_per_epoch must be >= 1")
+    if train.learning_rate <= 0:
+        problems.append(f"training.learning_rate must be > 0, got {train.learning_rate}")
+    return problems

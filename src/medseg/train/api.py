@@ -1,0 +1,241 @@
+"""``train_model``: dataset -> plan -> preprocessed cache -> trained folds in a model folder."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+
+from medseg._typing import PathLikeStr
+from medseg.data.dataset import Dataset
+from medseg.errors import ConfigError, MedsegError
+from medseg.plan.budget import PlanBudget
+from medseg.plan.plan import Plan
+from medseg.train.model_folder import (
+    ALL_FOLD,
+    ModelFolder,
+    fold_dir,
+    save_model_folder,
+)
+from medseg.train.splits import SPLITS_NAME, load_or_make_splits
+from medseg.train.trainer import EpochCallback, FoldResult, ProgressCallback, train_fold
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainResult:
+    """What :func:`train_model` produced.
+
+    Attributes
+    ----------
+    model_dir : Path
+        The model folder (load it with :meth:`ModelFolder.load`).
+    configuration : str
+    folds : list of FoldResult
+        One per trained fold, in the order trained.
+    cv_metrics : dict
+        Mean validation Dice per class over the cross-validation folds (``model.json``).
+    """
+
+    model_dir: Path
+    configuration: str
+    folds: list[FoldResult]
+    cv_metrics: dict[str, Any]
+
+
+def train_model(
+    dataset: Dataset | PathLikeStr,
+    out_dir: PathLikeStr,
+    *,
+    configuration: str | None = None,
+    folds: Iterable[int] | Literal["all"] = (0,),
+    epochs: int | None = None,
+    device: str | torch.device = "auto",
+    plan: Plan | PathLikeStr | None = None,
+    budget: PlanBudget | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    seed: int | None = None,
+    num_workers: int | None = None,
+    cache_dir: PathLikeStr | None = None,
+    resume: bool = True,
+    on_progress: ProgressCallback | None = None,
+    on_epoch: EpochCallback | None = None,
+) -> TrainResult:
+    """Plan (if needed), preprocess and train folds of a dataset into a model folder.
+
+    Parameters
+    ----------
+    dataset : Dataset or path
+        A loaded dataset or anything :func:`medseg.data.load_dataset` reads.
+    out_dir : path
+        The model folder (created). It receives ``plan.json``, ``fingerprint.json``,
+        ``splits_final.json``, ``model.json`` and one ``fold_<k>/`` per fold.
+    configuration : str, optional
+        ``"3d"`` or ``"2d"``; the plan's default when omitted.
+    folds : iterable of int or "all"
+        Cross-validation folds to train (0 .. plan.num_folds - 1), or ``"all"`` for one model
+        trained on every case (folder ``fold_all``, validated on its own training cases).
+    epochs : int, optional
+        Override ``training.epochs`` of the configuration.
+    device : str or torch.device
+        ``"auto"`` (CUDA if available), ``"cpu"`` or ``"cuda"``.
+    plan : Plan or path, optional
+        Use this plan (e.g. an edited ``plan.json``). Default: the plan already in ``out_dir``
+        when resuming, else :func:`medseg.plan.make_plan` with ``budget``.
+    budget : PlanBudget, optional
+        Compute budget for planning (default: this machine).
+    overrides : mapping, optional
+        Dotted plan overrides, as :func:`medseg.plan.apply_overrides` (``{"training.epochs": 5}``).
+    seed : int, optional
+        Training seed (default ``plan.seed``); splits always use ``plan.seed``.
+    num_workers : int, optional
+        Augmentation worker processes (default: CPU cores - 1, at most 2).
+    cache_dir : path, optional
+        Preprocessed-case cache (default ``out_dir/cache``; not needed for prediction).
+    resume : bool
+        Skip finished folds and continue interrupted ones from their last checkpoint.
+    on_progress : callable, optional
+        ``on_progress(iterations_done, iterations_total)`` over all requested folds.
+    on_epoch : callable, optional
+        Called with each epoch's log row (a dict, with the ``fold`` number added).
+
+    Returns
+    -------
+    TrainResult
+    """
+    from medseg.plan import apply_overrides, load_or_extract_fingerprint, load_plan, make_plan
+    from medseg.preprocess import preprocess_dataset
+
+    if not isinstance(dataset, Dataset):
+        from medseg.data import load_dataset
+
+        dataset = load_dataset(dataset)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    fingerprint = load_or_extract_fingerprint(dataset, out / "fingerprint.json")
+    if isinstance(plan, Plan):
+        chosen = plan
+    elif plan is not None:
+        chosen = load_plan(Path(plan))
+    elif resume and (out / "plan.json").is_file():
+        chosen = load_plan(out / "plan.json")
+    else:
+        chosen = make_plan(fingerprint, budget=budget)
+    chosen = apply_overrides(chosen, overrides)
+    config = chosen.configuration(configuration)
+    if epochs is not None:
+        if epochs < 1:
+            raise ConfigError(f"epochs must be >= 1, got {epochs}")
+        training = dataclasses.replace(config.training, epochs=epochs)
+        config = dataclasses.replace(config, training=training)
+        chosen = chosen.with_configuration(config)
+    save_model_folder(
+        out,
+        chosen,
+        configuration=config.name,
+        file_ending=dataset.file_ending,
+        fingerprint=fingerprint,
+    )
+    case_ids = sorted(c.case_id for c in dataset.labelled)
+    fold_list = _fold_list(folds, chosen.num_folds)
+    splits = (
+        load_or_make_splits(out / SPLITS_NAME, case_ids, chosen.num_folds, chosen.seed)
+        if any(f != ALL_FOLD for f in fold_list)
+        else []
+    )
+    cache = preprocess_dataset(dataset, chosen, config.name, Path(cache_dir or out / "cache"))
+    per_fold = config.training.epochs * config.training.iterations_per_epoch
+    results = []
+    for index, fold in enumerate(fold_list):
+        offset = index * per_fold
+        if resume and _finished(out, fold):
+            logger.info("fold %s is already trained; skipping", fold)
+            results.append(_finished_result(out, fold, config.training.epochs))
+            if on_progress is not None:
+                on_progress(offset + per_fold, per_fold * len(fold_list))
+            continue
+        train_ids, val_ids = (
+            (case_ids, case_ids)
+            if fold == ALL_FOLD
+            else (splits[fold]["train"], splits[fold]["val"])
+        )
+        results.append(
+            train_fold(
+                cache,
+                chosen,
+                config.name,
+                out,
+                fold,
+                train_ids=train_ids,
+                val_ids=val_ids,
+                device=device,
+                seed=chosen.seed if seed is None else seed,
+                num_workers=_workers() if num_workers is None else num_workers,
+                resume=resume,
+                on_progress=_shifted(on_progress, offset, per_fold * len(fold_list)),
+                on_epoch=None if on_epoch is None else _tagged(on_epoch, fold),
+            )
+        )
+    return TrainResult(
+        model_dir=out,
+        configuration=config.name,
+        folds=results,
+        cv_metrics=ModelFolder.load(out).cv_metrics,
+    )
+
+
+def _fold_list(folds: Iterable[int] | str, num_folds: int) -> list[int]:
+    if isinstance(folds, str):
+        if folds != "all":
+            raise ConfigError(f"folds must be fold numbers or 'all', got {folds!r}")
+        return [ALL_FOLD]
+    fold_list = [int(f) for f in folds]
+    bad = [f for f in fold_list if not 0 <= f < num_folds and f != ALL_FOLD]
+    if bad or not fold_list:
+        raise ConfigError(
+            f"fold {bad[0] if bad else 'list'} is not valid: folds are 0..{num_folds - 1} or 'all'"
+        )
+    return fold_list
+
+
+def _finished(out: Path, fold: int) -> bool:
+    try:
+        return fold in ModelFolder.load(out).folds
+    except MedsegError:
+        return False
+
+
+def _finished_result(out: Path, fold: int, epochs: int) -> FoldResult:
+    metrics = ModelFolder.load(out).val_metrics(fold)
+    dice = {k: float("nan") if v is None else float(v) for k, v in metrics.get("dice", {}).items()}
+    mean = metrics.get("mean_dice")
+    return FoldResult(
+        fold=fold,
+        path=fold_dir(out, fold),
+        epochs=epochs,
+        val_dice=dice,
+        mean_dice=float("nan") if mean is None else float(mean),
+        train_loss=float("nan"),
+    )
+
+
+def _workers() -> int:
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, min(2, (cores or 1) - 1))
+
+
+def _shifted(callback: ProgressCallback | None, offset: int, total: int):
+    if callback is None:
+        return None
+    return lambda done, _: callback(offset + done, total)
+
+
+def _tagged(callback: EpochCallback, fold: int) -> EpochCallback:
+    return lambda row: callback({"fold": fold, **row})

@@ -1,0 +1,191 @@
+"""Random training patches with foreground oversampling, read from the preprocessed cache.
+
+As in nnU-Net, the last ``batch_size - round(batch_size * (1 - oversample_foreground))`` samples
+of every batch are forced to contain foreground: a case is drawn, then one of the foreground
+classes present in it (each class equally likely whatever its voxel count, so rare classes are
+favoured), then one voxel of that class, and the patch is placed so that the voxel lies inside
+it (centred where the image allows). With ``oversample_labels`` (the plan's rare classes, e.g.
+lesions) forced samples are drawn only from cases containing one of those labels and centred on
+one of them; if no case has any, forced samples fall back to any foreground. The other samples are
+placed uniformly. Patches that reach past the image are zero-padded (label 0), so images smaller
+than the patch work. For a ``2d`` configuration one slice along axis 0 is drawn per sample.
+
+All randomness comes from the ``numpy.random.Generator`` passed in: the same generator state
+gives the same batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+
+class CaseSource(Protocol):
+    """What the sampler needs from a case cache (``medseg.preprocess.CaseCache`` fits)."""
+
+    def load(self, case_id: str, mmap: bool = True) -> tuple[np.ndarray, np.ndarray, Any]:
+        """``(image (C, Z, Y, X) float32, label (1, Z, Y, X) int, properties)``."""
+
+    def foreground_locations(self, case_id: str) -> dict[int, np.ndarray]:
+        """Label value -> ``(N, 3)`` int array of (z, y, x) voxel positions of that label."""
+
+
+def forced_count(batch_size: int, oversample_foreground: float) -> int:
+    """How many samples of a batch must contain foreground (nnU-Net's rounding rule)."""
+    return batch_size - round(batch_size * (1 - oversample_foreground))
+
+
+def crop_padded(
+    array: np.ndarray, start: Sequence[int], size: Sequence[int], fill: float = 0
+) -> np.ndarray:
+    """Crop ``array[:, start:start+size]`` over the trailing spatial axes, padding outside.
+
+    Parameters
+    ----------
+    array : ndarray, shape (C, *spatial)
+    start : sequence of int
+        First voxel per spatial axis; may be negative or past the end.
+    size : sequence of int
+        Output spatial shape.
+    fill : float
+        Value of voxels outside ``array``.
+
+    Returns
+    -------
+    ndarray, shape (C, *size), same dtype as ``array`` (a copy).
+    """
+    spatial = array.shape[1:]
+    src, dst = [slice(None)], [slice(None)]
+    for s, n, dim in zip(start, size, spatial, strict=True):
+        lo, hi = max(s, 0), min(s + n, dim)
+        src.append(slice(lo, max(hi, lo)))
+        dst.append(slice(lo - s, lo - s + max(hi - lo, 0)))
+    out = np.full((array.shape[0], *size), fill, dtype=array.dtype)
+    out[tuple(dst)] = array[tuple(src)]
+    return out
+
+
+@dataclass(frozen=True)
+class Batch:
+    """A batch of patches.
+
+    Attributes
+    ----------
+    image : ndarray of float32, shape (B, C, *patch)
+    label : ndarray of int16, shape (B, 1, *patch)
+    forced : ndarray of bool, shape (B,)
+        Which samples were forced to contain foreground.
+    """
+
+    image: npt.NDArray[np.float32]
+    label: npt.NDArray[np.int16]
+    forced: npt.NDArray[np.bool_]
+
+
+class PatchSampler:
+    """Draw batches of patches from cached cases.
+
+    Parameters
+    ----------
+    source : CaseSource
+        The preprocessed cases.
+    case_ids : sequence of str
+        Cases to draw from (a fold's training or validation cases).
+    patch_size : sequence of int
+        Patch shape, (z, y, x) for 3D or (y, x) for 2D slices along axis 0.
+    batch_size : int
+    oversample_foreground : float
+        Fraction of each batch forced to contain foreground (see :func:`forced_count`).
+    foreground_labels : sequence of int
+        Label values that count as foreground (background and ignore excluded).
+    oversample_labels : sequence of int, optional
+        Labels forced samples are centred on (default: any foreground label).
+    """
+
+    def __init__(
+        self,
+        source: CaseSource,
+        case_ids: Sequence[str],
+        patch_size: Sequence[int],
+        batch_size: int,
+        oversample_foreground: float,
+        *,
+        foreground_labels: Sequence[int],
+        oversample_labels: Sequence[int] = (),
+    ) -> None:
+        if not case_ids:
+            raise ValueError("PatchSampler needs at least one case")
+        self.source = source
+        self.case_ids = list(case_ids)
+        self.patch_size = tuple(int(p) for p in patch_size)
+        self.batch_size = batch_size
+        self.n_forced = forced_count(batch_size, oversample_foreground)
+        self.foreground_labels = tuple(foreground_labels)
+        self._arrays: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self._locations = {case_id: self._read_locations(case_id) for case_id in self.case_ids}
+        targets = set(oversample_labels) & set(self.foreground_labels)
+        rare = [c for c in self.case_ids if targets & set(self._locations[c])]
+        self._forced_labels = tuple(sorted(targets)) if rare else self.foreground_labels
+        self._forced_cases = rare or self.case_ids
+
+    def _read_locations(self, case_id: str) -> dict[int, np.ndarray]:
+        found = self.source.foreground_locations(case_id)
+        return {
+            int(k): np.asarray(v).reshape(-1, 3)
+            for k, v in found.items()
+            if int(k) in self.foreground_labels and len(v)
+        }
+
+    def sample(self, rng: np.random.Generator) -> Batch:
+        """One batch; the last ``n_forced`` samples contain foreground where a case has any."""
+        images, labels, forced = [], [], []
+        for i in range(self.batch_size):
+            force = i >= self.batch_size - self.n_forced
+            pool = self._forced_cases if force else self.case_ids
+            case_id = pool[int(rng.integers(len(pool)))]
+            if case_id not in self._arrays:
+                self._arrays[case_id] = self.source.load(case_id, mmap=True)[:2]
+            image, label = self._arrays[case_id]
+            centre = self._foreground_voxel(case_id, rng) if force else None
+            patch_image, patch_label = self._crop(image, label, centre, rng)
+            images.append(patch_image)
+            labels.append(patch_label)
+            forced.append(centre is not None)
+        return Batch(
+            image=np.stack(images).astype(np.float32, copy=False),
+            label=np.stack(labels).astype(np.int16, copy=False),
+            forced=np.array(forced),
+        )
+
+    def _foreground_voxel(self, case_id: str, rng: np.random.Generator) -> np.ndarray | None:
+        locations = self._locations[case_id]
+        classes = [c for c in sorted(locations) if c in self._forced_labels] or sorted(locations)
+        if not classes:
+            return None
+        voxels = locations[classes[int(rng.integers(len(classes)))]]
+        return voxels[int(rng.integers(len(voxels)))]
+
+    def _crop(
+        self,
+        image: np.ndarray,
+        label: np.ndarray,
+        centre: np.ndarray | None,
+        rng: np.random.Generator,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        if len(self.patch_size) == 2:
+            z = int(centre[0]) if centre is not None else int(rng.integers(image.shape[1]))
+            image, label = image[:, z], label[:, z]
+            centre = None if centre is None else centre[1:]
+        spatial = image.shape[1:]
+        start = []
+        for axis, (n, p) in enumerate(zip(spatial, self.patch_size, strict=True)):
+            lo, hi = min(0, n - p), max(0, n - p)
+            s = int(centre[axis]) - p // 2 if centre is not None else int(rng.integers(lo, hi + 1))
+            start.append(min(max(s, lo), hi))
+        return crop_padded(image, start, self.patch_size), crop_padded(
+            label, start, self.patch_size
+        )

@@ -1,0 +1,395 @@
+"""Train one cross-validation fold: SGD + poly LR, Dice + CE, checkpoints, logs, resume.
+
+nnU-Net's recipe (DESIGN A5): SGD with Nesterov momentum, learning rate
+``lr * (1 - epoch / epochs) ** 0.9`` set at the start of each epoch, gradient norm clipped at
+``grad_clip``, deep-supervision Dice + CE. Mixed precision: bf16 (or fp16 with a gradient scaler)
+autocast on CUDA; on a CPU only with ``mixed_precision="bf16"``, or ``"auto"`` on a CPU with
+AVX-512 BF16/AMX (then with ``channels_last`` memory format). Iterations with a non-finite loss
+are skipped; an epoch where every loss is non-finite stops training with an error.
+
+Validation, every epoch, uses ``val_iterations`` fixed batches of patches from the fold's
+validation cases (drawn once, same foreground oversampling, no augmentation): Dice per class is
+computed from true/false positives summed over all of them (nnU-Net's pseudo-Dice; ``log.csv``,
+``progress.png``). After the last epoch the whole validation cases are predicted with a sliding
+window (:mod:`medseg.train.validation`); that Dice goes to ``val_metrics.json`` and the result.
+
+On a CPU, a run is deterministic under a seed: weights come from ``torch.manual_seed(seed)``,
+batch ``k`` from ``(seed, k)`` (see :mod:`medseg.train.loader`), and deterministic algorithms are
+requested. A checkpoint is written after every epoch; ``resume=True`` continues from it and ends
+with the same weights as an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable, Sequence
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from medseg.errors import ConfigError, MedsegError
+from medseg.plan.plan import Configuration, Plan
+from medseg.train.augment import build_augmentation
+from medseg.train.checkpoint import load_checkpoint, remove_checkpoints, save_checkpoint
+from medseg.train.loader import BatchStream, batch_iterator
+from medseg.train.logs import plot_progress, write_log_csv
+from medseg.train.losses import DeepSupervisionLoss, build_loss, labels_to_regions, region_channels
+from medseg.train.model_folder import fold_dir, save_fold
+from medseg.train.networks import build_network, output_list
+from medseg.train.sampling import CaseSource, PatchSampler
+from medseg.train.validation import METHOD, class_names, mean_over_cases, validate_cases
+
+logger = logging.getLogger(__name__)
+
+ProgressCallback = Callable[[int, int], None]
+EpochCallback = Callable[[dict[str, Any]], None]
+
+
+@dataclass(frozen=True, kw_only=True)
+class FoldResult:
+    """Outcome of one trained fold.
+
+    Attributes
+    ----------
+    fold : int
+    path : Path
+        The fold folder (``model.safetensors``, ``log.csv``, ``progress.png``, ...).
+    epochs : int
+    val_dice : dict of str to float
+        Validation Dice per class (or region): sliding-window prediction of each validation
+        case after the last epoch, averaged over cases (NaN where never scored).
+    mean_dice : float
+        NaN-ignoring mean of ``val_dice``.
+    train_loss : float
+        Mean training loss of the last epoch.
+    """
+
+    fold: int
+    path: Path
+    epochs: int
+    val_dice: dict[str, float]
+    mean_dice: float
+    train_loss: float
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """``"auto"`` -> CUDA if available, else CPU; anything else as given (validated)."""
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {device!r} requested but torch sees no CUDA device")
+    return dev
+
+
+def autocast_dtype(setting: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype for ``TrainingConfig.mixed_precision`` on ``device`` (None = fp32)."""
+    if setting == "off":
+        return None
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if setting == "bf16" or (setting == "auto" and _cpu_has_bf16()):
+        return torch.bfloat16
+    return None
+
+
+def poly_lr(initial: float, epoch: int, epochs: int, exponent: float = 0.9) -> float:
+    """nnU-Net's polynomial learning-rate decay for 0-based ``epoch`` of ``epochs``."""
+    return initial * (1 - epoch / epochs) ** exponent
+
+
+def train_fold(
+    source: CaseSource,
+    plan: Plan,
+    config_name: str,
+    model_dir: Path,
+    fold: int,
+    *,
+    train_ids: Sequence[str],
+    val_ids: Sequence[str],
+    device: str | torch.device = "auto",
+    seed: int = 12345,
+    num_workers: int = 0,
+    resume: bool = True,
+    on_progress: ProgressCallback | None = None,
+    on_epoch: EpochCallback | None = None,
+) -> FoldResult:
+    """Train one fold and write it into the model folder ``model_dir``.
+
+    Parameters
+    ----------
+    source : CaseSource
+        Preprocessed cases for ``config_name`` (a ``medseg.preprocess.CaseCache``).
+    plan : Plan
+    config_name : str
+        Configuration to train (``"2d"`` or ``"3d"``).
+    model_dir : Path
+        Model folder created by :func:`~medseg.train.model_folder.save_model_folder`.
+    fold : int
+        Fold number (``ALL_FOLD`` for all cases); names the folder ``fold_<k>``.
+    train_ids, val_ids : sequence of str
+        Case ids to train and validate on.
+    device : str or torch.device
+        ``"auto"``, ``"cpu"``, ``"cuda"``...
+    seed : int
+        Seed of weights, sampling and augmentation.
+    num_workers : int
+        Worker processes producing augmented batches (0: main process).
+    resume : bool
+        Continue from the fold's last checkpoint if there is one.
+    on_progress : callable, optional
+        ``on_progress(iterations_done, iterations_total)`` after every training iteration.
+    on_epoch : callable, optional
+        Called with each epoch's log row (a dict) after it is written.
+
+    Returns
+    -------
+    FoldResult
+    """
+    config = plan.configuration(config_name)
+    tc = config.training
+    dev = resolve_device(device)
+    ndim = len(config.patch_size)
+    dtype = autocast_dtype(tc.mixed_precision, dev)
+    memory_format = _memory_format(ndim) if dtype is not None and dev.type == "cpu" else None
+    path = fold_dir(model_dir, fold)
+    path.mkdir(parents=True, exist_ok=True)
+
+    previous_determinism = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        torch.manual_seed(seed)
+        net = build_network(config.network, len(plan.channel_names), plan.num_classes, ndim)
+        net = net.to(dev) if memory_format is None else net.to(dev, memory_format=memory_format)
+        optimizer = torch.optim.SGD(
+            net.parameters(),
+            lr=tc.learning_rate,
+            momentum=tc.momentum,
+            weight_decay=tc.weight_decay,
+            nesterov=True,
+        )
+        loss_fn = _checked_loss(plan, config).to(dev)
+        rows: list[dict[str, Any]] = []
+        start = 0
+        state = load_checkpoint(path, net, optimizer) if resume else None
+        if not resume:
+            remove_checkpoints(path)
+        if state is not None:
+            if state.get("epochs") != tc.epochs or state.get("seed") != seed:
+                raise ConfigError(
+                    f"{path}: checkpoint was made for {state.get('epochs')} epochs, seed "
+                    f"{state.get('seed')}; pass resume=False to start over"
+                )
+            start, rows = int(state["epoch"]), list(state["rows"])
+            logger.info("fold %s: resuming after epoch %d", fold, start)
+
+        labels = plan.labels.values()
+        foreground = [v for v in labels if v != 0 and v != plan.ignore_label]
+
+        def sampler(ids: Sequence[str]) -> PatchSampler:
+            return PatchSampler(
+                source,
+                ids,
+                config.patch_size,
+                config.batch_size,
+                tc.oversample_foreground,
+                foreground_labels=foreground,
+                oversample_labels=tc.oversample_labels,
+            )
+
+        transform = build_augmentation(ndim, mirror_axes=tc.mirror_axes) if tc.augment else None
+        stream = BatchStream(
+            sampler(train_ids), transform, seed=seed, start=start * tc.iterations_per_epoch
+        )
+        val_stream = BatchStream(sampler(val_ids), None, seed=seed + 1)
+        val_batches = [val_stream.batch(k) for k in range(tc.val_iterations)]
+        batches = batch_iterator(stream, num_workers)
+        step = _Stepper(net, optimizer, loss_fn, dev, dtype, memory_format, tc.grad_clip, ndim)
+        total = tc.epochs * tc.iterations_per_epoch
+        done = start * tc.iterations_per_epoch
+        for epoch in range(start, tc.epochs):
+            tic = time.perf_counter()
+            for group in optimizer.param_groups:
+                group["lr"] = poly_lr(tc.learning_rate, epoch, tc.epochs)
+            net.train()
+            losses = []
+            for _ in range(tc.iterations_per_epoch):
+                image, label = next(batches)
+                losses.append(step(image, label))
+                done += 1
+                if on_progress is not None:
+                    on_progress(done, total)
+            finite = [v for v in losses if math.isfinite(v)]
+            if not finite:
+                raise MedsegError(
+                    f"fold {fold}, epoch {epoch + 1}: every training loss was NaN/inf; lower "
+                    "training.learning_rate or set training.mixed_precision to 'off'"
+                )
+            val_loss, dice = _validate(net, loss_fn, val_batches, plan, dev, dtype, memory_format)
+            row = {
+                "epoch": epoch + 1,
+                "train_loss": float(np.mean(finite)),
+                "val_loss": val_loss,
+                "lr": optimizer.param_groups[0]["lr"],
+                "epoch_s": round(time.perf_counter() - tic, 3),
+                **{f"dice_{name}": value for name, value in dice.items()},
+                "mean_dice": _nanmean(dice.values()),
+            }
+            rows.append(row)
+            write_log_csv(rows, path / "log.csv")
+            plot_progress(rows, path / "progress.png", title=f"{plan.dataset_name} fold {fold}")
+            save_checkpoint(
+                path,
+                net,
+                optimizer,
+                {"epoch": epoch + 1, "epochs": tc.epochs, "seed": seed, "rows": rows},
+            )
+            if on_epoch is not None:
+                on_epoch(row)
+        del batches
+        last = rows[-1]
+        per_case = validate_cases(net, source, val_ids, plan, config_name, device=dev, dtype=dtype)
+        val_dice = mean_over_cases(per_case)
+        metrics = {
+            "dice": val_dice,
+            "mean_dice": _nanmean(val_dice.values()),
+            "method": METHOD,
+            "per_case": per_case,
+            "patch_dice": {k[5:]: v for k, v in last.items() if k.startswith("dice_")},
+            "val_cases": list(val_ids),
+            "epochs": tc.epochs,
+        }
+        save_fold(model_dir, fold, net, val_metrics=metrics)
+        remove_checkpoints(path)
+    finally:
+        torch.use_deterministic_algorithms(previous_determinism)
+    return FoldResult(
+        fold=fold,
+        path=path,
+        epochs=tc.epochs,
+        val_dice=val_dice,
+        mean_dice=metrics["mean_dice"],
+        train_loss=float(last["train_loss"]),
+    )
+
+
+class _Stepper:
+    """One optimisation step: autocast forward, deep-supervision loss, clipped SGD step."""
+
+    def __init__(self, net, optimizer, loss_fn, device, dtype, memory_format, clip, ndim) -> None:
+        self.net, self.optimizer, self.loss_fn = net, optimizer, loss_fn
+        self.device, self.dtype, self.memory_format = device, dtype, memory_format
+        self.clip, self.ndim = clip, ndim
+        use_scaler = device.type == "cuda" and dtype == torch.float16
+        self.scaler = torch.amp.GradScaler("cuda") if use_scaler else None
+
+    def __call__(self, image: torch.Tensor, label: torch.Tensor) -> float:
+        image = _to(image, self.device, self.memory_format)
+        label = label.to(self.device, non_blocking=True)
+        self.optimizer.zero_grad(set_to_none=True)
+        with _autocast(self.device, self.dtype):
+            outputs = output_list(self.net(image), self.ndim)
+        loss = self.loss_fn(outputs, label)
+        if not torch.isfinite(loss):
+            logger.warning("non-finite training loss %s; step skipped", loss.item())
+            return float("nan")
+        if self.scaler is not None:
+            self.scaler.scale(loss).backward()
+            self.scaler.unscale_(self.optimizer)
+            nn.utils.clip_grad_norm_(self.net.parameters(), self.clip)
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            loss.backward()
+            nn.utils.clip_grad_norm_(self.net.parameters(), self.clip)
+            self.optimizer.step()
+        return float(loss.item())
+
+
+@torch.no_grad()
+def _validate(
+    net: nn.Module,
+    loss_fn: DeepSupervisionLoss,
+    batches: Sequence[tuple[torch.Tensor, torch.Tensor]],
+    plan: Plan,
+    device: torch.device,
+    dtype: torch.dtype | None,
+    memory_format: torch.memory_format | None,
+) -> tuple[float, dict[str, float]]:
+    net.eval()
+    names = class_names(plan)
+    tp, fp, fn = (np.zeros(len(names)) for _ in range(3))
+    losses = []
+    regions = [labels for _, labels in region_channels(plan.regions)]
+    for image, label in batches:
+        label = label.to(device).long()
+        with _autocast(device, dtype):
+            logits = output_list(net(_to(image, device, memory_format)), image.ndim - 2)[0]
+        logits = logits.float()
+        losses.append(float(loss_fn.loss(logits, label)))
+        valid = torch.ones_like(label, dtype=torch.bool)
+        if plan.ignore_label is not None:
+            valid = label != plan.ignore_label
+        if regions:
+            pred, ref = logits > 0, labels_to_regions(label, regions).bool()
+        else:
+            classes = torch.arange(logits.shape[1], device=device).view(
+                1, -1, *[1] * (label.ndim - 2)
+            )
+            pred, ref = logits.argmax(1, keepdim=True) == classes, label == classes
+        for i, (channel, _) in enumerate(names):
+            p, r = pred[:, channel] & valid[:, 0], ref[:, channel] & valid[:, 0]
+            tp[i] += float((p & r).sum())
+            fp[i] += float((p & ~r).sum())
+            fn[i] += float((~p & r).sum())
+    with np.errstate(invalid="ignore", divide="ignore"):
+        dice = 2 * tp / (2 * tp + fp + fn)
+    return float(np.mean(losses)) if losses else math.nan, {
+        name: float(d) for (_, name), d in zip(names, dice, strict=True)
+    }
+
+
+def _checked_loss(plan: Plan, config: Configuration) -> DeepSupervisionLoss:
+    weights = config.training.class_weights
+    if weights is not None and len(weights) != plan.num_classes:
+        raise ConfigError(
+            f"training.class_weights has {len(weights)} values but the network has "
+            f"{plan.num_classes} outputs; give one weight per output"
+        )
+    return build_loss(plan, config)
+
+
+def _nanmean(values) -> float:
+    finite = [v for v in values if not math.isnan(v)]
+    return float(np.mean(finite)) if finite else math.nan
+
+
+def _memory_format(ndim: int) -> torch.memory_format:
+    return torch.channels_last_3d if ndim == 3 else torch.channels_last
+
+
+def _to(x: torch.Tensor, device: torch.device, memory_format: torch.memory_format | None):
+    x = x.to(device, non_blocking=True)
+    return x if memory_format is None else x.contiguous(memory_format=memory_format)
+
+
+def _autocast(device: torch.device, dtype: torch.dtype | None):
+    if dtype is None:
+        return nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def _cpu_has_bf16() -> bool:
+    """True if the CPU advertises AVX-512 BF16 or AMX BF16 (Linux ``/proc/cpuinfo``)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags

@@ -1,0 +1,111 @@
+"""Final validation of a fold: sliding-window prediction of whole validation cases.
+
+Runs after the last epoch on the fold's validation cases as stored in the preprocessed cache
+(target spacing, cropped), with MONAI's ``sliding_window_inference`` (overlap 0.5, Gaussian
+weighting with σ = 1/8 of the patch, no mirroring). Dice per class is computed per case (NaN when
+the class is absent from both prediction and reference; ignore-label voxels excluded) and
+averaged over cases ignoring NaN, as nnU-Net's evaluation does. Scores are in the preprocessed
+space, so they can differ slightly from scores of exported predictions on the original images.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import nullcontext
+
+import numpy as np
+import torch
+from monai.inferers import sliding_window_inference
+from torch import nn
+
+from medseg.plan.plan import Plan
+from medseg.train.losses import labels_to_regions, region_channels
+from medseg.train.networks import output_list
+from medseg.train.sampling import CaseSource
+
+METHOD = "sliding window on the preprocessed validation cases (overlap 0.5, Gaussian, no TTA)"
+
+
+@torch.no_grad()
+def validate_cases(
+    net: nn.Module,
+    source: CaseSource,
+    case_ids: Sequence[str],
+    plan: Plan,
+    config_name: str,
+    *,
+    device: torch.device,
+    dtype: torch.dtype | None = None,
+) -> dict[str, dict[str, float]]:
+    """Dice per class for each case in ``case_ids``.
+
+    Returns
+    -------
+    dict
+        ``{case_id: {class_name: dice}}``; class names as in
+        :func:`class_names` (foreground labels or regions).
+    """
+    config = plan.configuration(config_name)
+    patch = tuple(config.patch_size)
+    ndim = len(patch)
+    net.eval()
+
+    def predict(x: torch.Tensor) -> torch.Tensor:
+        context = nullcontext() if dtype is None else torch.autocast(device.type, dtype=dtype)
+        if ndim == 2:  # windows of shape (1, Y, X) cut from the slice stack
+            x = x[:, :, 0]
+        with context:
+            logits = output_list(net(x), ndim)[0].float()
+        return logits[:, :, None] if ndim == 2 else logits
+
+    regions = [labels for _, labels in region_channels(plan.regions)]
+    names = class_names(plan)
+    results = {}
+    for case_id in case_ids:
+        image, label, _ = source.load(case_id, mmap=True)
+        x = torch.from_numpy(np.array(image, dtype=np.float32))[None]  # (1, C, Z, Y, X)
+        # 2D: windows one slice thick, so each is a 2D patch of one slice along axis 0
+        logits = sliding_window_inference(
+            x.to(device),
+            roi_size=patch if ndim == 3 else (1, *patch),
+            sw_batch_size=config.batch_size,
+            predictor=predict,
+            overlap=0.5 if ndim == 3 else (0.0, 0.5, 0.5),
+            mode="gaussian",
+            sigma_scale=0.125,
+        )
+        ref = torch.from_numpy(np.asarray(label, dtype=np.int64))[None].to(device)
+        valid = torch.ones_like(ref[:, 0], dtype=torch.bool)
+        if plan.ignore_label is not None:
+            valid = ref[:, 0] != plan.ignore_label
+        if regions:
+            pred, truth = logits > 0, labels_to_regions(ref, regions).bool()
+        else:
+            classes = torch.arange(logits.shape[1], device=device)
+            classes = classes.view(1, -1, *[1] * (ref.ndim - 2))
+            pred, truth = logits.argmax(1, keepdim=True) == classes, ref == classes
+        scores = {}
+        for channel, name in names:
+            p, r = pred[:, channel] & valid, truth[:, channel] & valid
+            denominator = float(p.sum() + r.sum())
+            scores[name] = 2 * float((p & r).sum()) / denominator if denominator else float("nan")
+        results[case_id] = scores
+    return results
+
+
+def mean_over_cases(per_case: dict[str, dict[str, float]]) -> dict[str, float]:
+    """NaN-ignoring mean Dice per class over cases (NaN if a class is never scored)."""
+    names = next(iter(per_case.values())).keys() if per_case else []
+    out = {}
+    for name in names:
+        values = [s[name] for s in per_case.values() if not np.isnan(s[name])]
+        out[name] = float(np.mean(values)) if values else float("nan")
+    return out
+
+
+def class_names(plan: Plan) -> list[tuple[int, str]]:
+    """(output channel, name) of every scored output: foreground labels or regions."""
+    if plan.regions:
+        return [(i, name) for i, (name, _) in enumerate(region_channels(plan.regions))]
+    by_value = {v: n for n, v in plan.labels.items()}
+    return [(c, by_value.get(c, f"label_{c}")) for c in range(1, plan.num_classes)]

@@ -1,0 +1,70 @@
+"""determine_postprocessing: each fold predicts its own validation cases."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from medseg._config import write_json
+from medseg.data.dataset import Case, Dataset, LabelSpec
+from medseg.errors import DatasetError, ModelFormatError
+from medseg.infer import Predictor, determine_postprocessing, load_postprocessing
+from medseg.infer.postprocessing import select_postprocessing
+from medseg.io import write_image
+
+
+@pytest.fixture
+def cv_setup(model_factory, make_image, tmp_path):
+    cases = []
+    for i in range(2):
+        image = make_image(seed=i)
+        label = (image.array > 60).astype(np.uint8)
+        paths = (tmp_path / f"c{i}_0000.nii.gz", tmp_path / f"c{i}.nii.gz")
+        write_image(image, paths[0])
+        write_image(image.with_array(label), paths[1])
+        cases.append(Case(case_id=f"c{i}", image_paths=(paths[0],), label_path=paths[1]))
+    dataset = Dataset(
+        root=tmp_path,
+        name="Tiny",
+        cases=tuple(cases),
+        labels=LabelSpec(labels={"background": 0, "ball": 1, "shell": 2}),
+        channel_names={0: "MR"},
+    )
+    model = model_factory(folds=(0, 1))
+    splits = [{"train": ["c1"], "val": ["c0"]}, {"train": ["c0"], "val": ["c1"]}]
+    return model, dataset, splits, cases
+
+
+@pytest.mark.slow
+def test_rules_follow_selection_on_each_folds_own_predictions(cv_setup):
+    model, dataset, splits, cases = cv_setup
+    write_json(splits, model / "splits_final.json")
+    choice = determine_postprocessing(model, dataset, device="cpu", tta=False)
+    assert load_postprocessing(model) == choice.rules
+    # independent recomputation: fold k's network on fold k's validation case, no rules
+    from medseg.plan.cases import read_case
+
+    preds, refs = [], []
+    for fold, case in enumerate(cases):
+        image, reference = read_case(case)
+        predictor = Predictor(model, device="cpu", folds=[fold], tta=False, postprocess=False)
+        preds.append(predictor.predict_image(image).labels.array[0])
+        refs.append(reference)
+    expected, _ = select_postprocessing(preds, refs, [1, 2])
+    assert choice.rules == expected
+    assert len(choice.steps) == 1 + 2 * 2
+
+
+def test_missing_splits_file(cv_setup):
+    model, dataset, _, _ = cv_setup
+    with pytest.raises(ModelFormatError, match=r"splits_final\.json"):
+        determine_postprocessing(model, dataset, device="cpu")
+
+
+def test_validation_case_missing_from_dataset(cv_setup):
+    model, dataset, _, _ = cv_setup
+    write_json(
+        [{"train": [], "val": ["zz"]}, {"train": [], "val": ["c1"]}], model / "splits_final.json"
+    )
+    with pytest.raises(DatasetError, match="'zz'"):
+        determine_postprocessing(model, dataset, device="cpu", tta=False)
