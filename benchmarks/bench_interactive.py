@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from skimage.segmentation import random_walker
+from threadpoolctl import threadpool_limits
 
 from medseg.interactive.classical import RandomWalkerEngine
 from medseg.interactive.learned import LearnedEngine
@@ -93,6 +94,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    threadpool_limits(limits=args.threads)  # BLAS too: the random walker's solver uses it
     if args.model:
         learned = LearnedEngine.load(args.model)
     else:
@@ -100,7 +102,7 @@ def main() -> None:
         learned = LearnedEngine(build_network(config), config)
     print(
         f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-        f"load average {os.getloadavg()[0]:.1f}, torch threads {args.threads}, "
+        f"load average {os.getloadavg()[0]:.1f}, torch and BLAS threads {args.threads}, "
         f"model {args.model or 'untrained (same architecture)'}"
     )
     rng = np.random.default_rng(0)

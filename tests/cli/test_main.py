@@ -34,3 +34,31 @@ def test_user_error_is_one_line_without_traceback(tmp_path):
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert len(lines) == 1
     assert str(missing) in lines[0]
+
+
+def test_typer_exit_code_reaches_the_shell(tmp_path):
+    """A command that ends with ``typer.Exit(1)`` (check finding errors) exits 1 from the script."""
+    import numpy as np
+
+    from medseg.data import write_dataset_json
+    from medseg.io import Image, write_image
+
+    (tmp_path / "imagesTr").mkdir()
+    (tmp_path / "labelsTr").mkdir()
+    write_dataset_json(
+        tmp_path,
+        channel_names={0: "T1"},
+        labels={"background": 0, "tissue": 1},
+        num_training=1,
+        file_ending=".nii.gz",
+    )
+    image = Image.from_array(np.zeros((1, 4, 5, 6), np.float32))
+    write_image(image, tmp_path / "imagesTr" / "case_000_0000.nii.gz")  # no label: an error
+    proc = subprocess.run(
+        [sys.executable, "-c", "from medseg.cli.main import app; app()", "check", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr

@@ -38,13 +38,18 @@ def test_failing_case_others_written_exit_code_1(model_factory, make_image, tmp_
     folder.mkdir()
     write_image(make_image(), folder / "good.nii.gz")
     (folder / "broken.nii.gz").write_bytes(b"\x1f\x8b not really gzip")
-    result = CliRunner().invoke(
-        app_typer,
-        ["predict", str(model_factory()), str(folder), "-o", str(tmp_path / "o"), "--fast"],
+    args = ["predict", str(model_factory()), str(folder), "-o", str(tmp_path / "o"), "--fast"]
+    run = subprocess.run(  # the console entry point, as a user runs it
+        [sys.executable, "-c", "from medseg.cli.main import app; app()", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=tmp_path,
     )
-    assert result.exit_code == 1
-    assert "broken" in result.output
-    assert "1 failed" in result.output
+    assert run.returncode == 1
+    assert "broken" in run.stderr
+    assert "1 failed" in run.stderr
+    assert "good.nii.gz" in run.stdout
     assert (tmp_path / "o" / "good.nii.gz").is_file()
     assert not (tmp_path / "o" / "broken.nii.gz").exists()
     assert not [p for p in (tmp_path / "o").iterdir() if p.name.startswith(".tmp")]

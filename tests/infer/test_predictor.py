@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from medseg.errors import DatasetError, ModelFormatError
+from medseg.errors import ConfigError, DatasetError, ModelFormatError
 from medseg.infer import Predictor, find_inputs, label_volumes
 from medseg.infer.postprocessing import PostprocessingRules, save_postprocessing
 from medseg.io import Image, read_image, write_image
@@ -189,6 +189,15 @@ def test_missing_model_folder(tmp_path):
         Predictor(tmp_path / "nope")
 
 
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [({"step": 0}, "step"), ({"batch_size": 0}, "batch_size"), ({"mirror_axes": (3,)}, "mirror")],
+)
+def test_bad_settings_are_config_errors(model_factory, kwargs, match):
+    with pytest.raises(ConfigError, match=match):
+        Predictor(model_factory(), device="cpu", **kwargs)
+
+
 def test_unknown_fold(model_factory):
     with pytest.raises(ModelFormatError, match="fold 3"):
         Predictor(model_factory(), folds=[3])
@@ -243,3 +252,15 @@ def test_region_model_paints_regions_in_order(model_factory, oblique_image):
     expected = np.where(probs[1] > 0.5, 2, np.where(probs[0] > 0.5, 1, 0))
     # probabilities are resampled the same way as the labels; allow float16 rounding at 0.5
     assert (labels == expected).mean() > 0.99
+
+
+def test_channel_gap_fails_that_case(model_factory, make_image, tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    write_image(make_image(), folder / "a_0000.nii.gz")
+    write_image(make_image(), folder / "a_0002.nii.gz")
+    report = Predictor(model_factory(channels=2), device="cpu").predict_files(
+        folder, tmp_path / "o"
+    )
+    (failure,) = report.failures
+    assert "a_0001.nii.gz" in failure.message

@@ -6,8 +6,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from medseg.data import write_dataset_json
+from medseg.interactive.learned import LearnedEngine
+from medseg.interactive.network import InteractiveModelConfig, build_network
 from medseg.io import Image, write_image
 
 
@@ -62,3 +65,19 @@ def sphere_dataset(tmp_path: Path, rng: np.random.Generator) -> Path:
         file_ending=".nii.gz",
     )
     return root
+
+
+SMALL = InteractiveModelConfig(size=32, channels=(4, 8, 16), strides=(2, 2), num_res_units=0)
+"""A tiny network configuration that keeps the learned-engine tests fast."""
+
+
+@pytest.fixture
+def small_config() -> InteractiveModelConfig:
+    return SMALL
+
+
+@pytest.fixture
+def engine() -> LearnedEngine:
+    """A learned engine with seeded, untrained weights of the tiny configuration."""
+    torch.manual_seed(0)
+    return LearnedEngine(build_network(SMALL), SMALL)

@@ -77,6 +77,8 @@ def test_deterministic_and_resumable(tmp_path: Path, source, plan) -> None:
     assert (fold / "progress.png").read_bytes()[:4] == b"\x89PNG"
     metrics = json.loads((fold / "val_metrics.json").read_text())
     assert set(metrics["dice"]) == {"ball", "core"}
+    assert list(metrics["per_case"]) == ["case3"]
+    assert result.val_dice == pytest.approx(metrics["dice"], nan_ok=True)
     assert np.isfinite(result.train_loss)
     assert ModelFolder.load(tmp_path / "a").folds == [0]
 

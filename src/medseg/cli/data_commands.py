@@ -35,7 +35,7 @@ def check(
 
     from medseg.data import check_dataset, load_dataset
 
-    console = Console()
+    console = Console(soft_wrap=True)
     loaded = load_dataset(dataset)
     with _progress(console, f"checking {loaded.name}") as on_progress:
         report = check_dataset(loaded, geometry_atol=atol, on_progress=on_progress)
@@ -83,7 +83,7 @@ def _make(
 
     from medseg.data import load_dataset
 
-    console = Console()
+    console = Console(soft_wrap=True)
     with _progress(console, "writing cases") as on_progress:
         path = make(
             out,

@@ -29,7 +29,7 @@ def demo(
 
     from medseg.demo import STEPS, run_demo
 
-    console = Console(stderr=True)
+    console = Console(stderr=True, soft_wrap=True)
     with Progress(
         "[progress.description]{task.description}",
         BarColumn(),
@@ -71,7 +71,7 @@ def demo(
     for case, per_case in sorted(result.dice.items()):
         table.add_row(case, *(f"{per_case.get(c, float('nan')):.3f}" for c in classes))
     table.add_row("mean", *(f"{result.mean_dice[c]:.3f}" for c in classes), style="bold")
-    out_console = Console()
+    out_console = Console(soft_wrap=True)
     out_console.print(table)
     timing = ", ".join(f"{name} {secs:.0f} s" for name, secs in result.seconds.items())
     out_console.print(f"time: {timing}")

@@ -69,7 +69,7 @@ def evaluate(
 
     if boundary not in ("surfel", "erosion"):
         raise ConfigError(f"--boundary must be surfel or erosion, got {boundary!r}")
-    err = Console(stderr=True)
+    err = Console(stderr=True, soft_wrap=True)
     with Progress(console=err, transient=True, disable=not err.is_terminal) as progress:
         task = progress.add_task("evaluating", total=None)
         with warnings.catch_warnings(record=True) as caught:
@@ -93,7 +93,7 @@ def evaluate(
             )
     for warning in caught:
         err.print(f"[yellow]warning:[/yellow] {warning.message}")
-    Console().print(result.table())
+    Console(soft_wrap=True).print(result.table())
     if out is not None:
         err.print(
             f"wrote {out}/metrics_per_case.csv, summary.json"

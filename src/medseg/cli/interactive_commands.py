@@ -14,10 +14,13 @@ def register(app: typer.Typer) -> None:
 
 
 def _threads(threads: int | None) -> None:
+    """Cap torch and BLAS threads: on a shared CPU oversubscribed threads spin and stall."""
     if threads:
         import torch
+        from threadpoolctl import threadpool_limits
 
         torch.set_num_threads(threads)
+        threadpool_limits(limits=threads)
 
 
 def train_interactive(
@@ -33,7 +36,7 @@ def train_interactive(
     ] = None,
     size: Annotated[int, typer.Option(help="Network input side in pixels.")] = 128,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
-    threads: Annotated[int | None, typer.Option(help="Torch CPU threads.")] = None,
+    threads: Annotated[int | None, typer.Option(help="Torch and BLAS CPU threads.")] = None,
 ) -> None:
     """Train the promptable network with simulated users and write MODEL."""
     from rich.console import Console
@@ -56,14 +59,14 @@ def train_interactive(
         model=InteractiveModelConfig(size=size),
     )
     data = load_dataset(dataset)
-    console = Console(stderr=True)
+    console = Console(stderr=True, soft_wrap=True)
     with Progress(console=console, disable=not console.is_terminal) as progress:
         task = progress.add_task("training", total=iterations)
         result = train(
             data, output, config=config, on_progress=lambda d, n: progress.update(task, completed=d)
         )
     tail = result.losses[-20:]
-    Console().print(
+    Console(soft_wrap=True).print(
         f"{result.model_dir}: {len(result.losses)} iterations in {result.seconds:.0f} s, "
         f"final loss {sum(tail) / len(tail):.3f}"
     )
@@ -84,7 +87,7 @@ def interactive_eval(
         Path | None, typer.Option("-o", "--output", help="Folder for the CSV and JSON.")
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the simulated user.")] = 0,
-    threads: Annotated[int | None, typer.Option(help="Torch CPU threads.")] = None,
+    threads: Annotated[int | None, typer.Option(help="Torch and BLAS CPU threads.")] = None,
 ) -> None:
     """Simulate users (CVPR 2025 protocol or a variant) and report Dice/NSD per interaction."""
     from rich.console import Console
@@ -99,7 +102,7 @@ def interactive_eval(
         raise ConfigError(f"--protocol {protocol!r}: use cvpr, clicks or scribbles")
     _threads(threads)
     data = load_dataset(dataset)
-    console = Console(stderr=True)
+    console = Console(stderr=True, soft_wrap=True)
     with Progress(console=console, disable=not console.is_terminal) as progress:
         task = progress.add_task("cases", total=max_cases or len(data.labelled))
         result = evaluate_interactive(
@@ -130,4 +133,4 @@ def interactive_eval(
             f"{row['noc90']:.1f}",
             f"{row['mean_seconds']:.2f}",
         )
-    Console().print(table)
+    Console(soft_wrap=True).print(table)

@@ -24,4 +24,4 @@ def info(
 
     from medseg.io.describe import describe_image
 
-    Console().print(describe_image(image, series_uid=series).table())
+    Console(soft_wrap=True).print(describe_image(image, series_uid=series).table())

@@ -61,7 +61,7 @@ for _module in COMMAND_MODULES:
 def app() -> None:
     """Console entry point: run the Typer app, turning :class:`MedsegError` into one line."""
     try:
-        app_typer(standalone_mode=False)
+        code = app_typer(standalone_mode=False)
     except MedsegError as err:
         typer.secho(f"error: {err}", fg=typer.colors.RED, err=True)
         sys.exit(1)
@@ -77,3 +77,4 @@ def app() -> None:
             err.show()
             sys.exit(err.exit_code)
         raise
+    sys.exit(code if isinstance(code, int) else 0)

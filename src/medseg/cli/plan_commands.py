@@ -79,10 +79,12 @@ def plan(
         overrides["default_configuration"] = config
     budget = PlanBudget.for_device(device, time_budget_s=time_budget)  # type: ignore[arg-type]
     result = make_plan(fingerprint, budget=budget, overrides=overrides)
-    Console().print(plan_summary(result))
+    Console(soft_wrap=True).print(plan_summary(result))
     if output is not None:
         save_plan(result, output)
-        Console(stderr=True).print(f"wrote {output} (fingerprint: {fingerprint_path})")
+        Console(stderr=True, soft_wrap=True).print(
+            f"wrote {output} (fingerprint: {fingerprint_path})"
+        )
 
 
 def preprocess(
@@ -106,7 +108,7 @@ def preprocess(
 
     data = load_dataset(dataset)
     plan_ = load_plan(plan_file)
-    console = Console(stderr=True)
+    console = Console(stderr=True, soft_wrap=True)
     with Progress(console=console, disable=not console.is_terminal) as progress:
         task = progress.add_task("preprocessing", total=None)
         cache = preprocess_dataset(
@@ -117,4 +119,4 @@ def preprocess(
             workers=workers,
             on_progress=lambda done, total: progress.update(task, completed=done, total=total),
         )
-    Console().print(f"{len(cache.case_ids)} cases in {cache.directory}")
+    Console(soft_wrap=True).print(f"{len(cache.case_ids)} cases in {cache.directory}")

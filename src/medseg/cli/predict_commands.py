@@ -55,9 +55,10 @@ def predict(
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
+    from medseg.errors import MedsegError
     from medseg.infer import Predictor
 
-    out, err = Console(), Console(stderr=True)
+    out, err = Console(soft_wrap=True), Console(stderr=True, soft_wrap=True)
     predictor = Predictor(model, device=device, folds=_parse_folds(folds), fast=fast, step=step)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
     with Progress(*columns, console=err, transient=True, disable=not err.is_terminal) as bar:
@@ -83,7 +84,11 @@ def predict(
         err.print(f"[red]failed[/red] {failure.case_id}: {failure.message}", highlight=False)
     err.print(f"{len(report.outputs)} case(s) written to {output}, {len(report.failures)} failed")
     if not report.ok:
-        raise typer.Exit(code=1)
+        # a MedsegError (not typer.Exit) so that the console entry point exits with code 1
+        raise MedsegError(
+            f"{len(report.failures)} case(s) failed: "
+            + ", ".join(f.case_id for f in report.failures)
+        )
 
 
 def postprocess(
@@ -103,7 +108,7 @@ def postprocess(
     from medseg.data.discover import load_dataset
     from medseg.infer import determine_postprocessing
 
-    err = Console(stderr=True)
+    err = Console(stderr=True, soft_wrap=True)
     with Progress(console=err, transient=True, disable=not err.is_terminal) as bar:
         task = bar.add_task("validation cases", total=None)
         choice = determine_postprocessing(
@@ -117,7 +122,7 @@ def postprocess(
     for step in choice.steps:
         target = "foreground" if step.label is None else f"label {step.label}"
         verdict = "kept" if step.accepted else "rejected"
-        Console().print(
+        Console(soft_wrap=True).print(
             f"{step.step} ({target}): Dice {step.dice_before:.4f} -> {step.dice_after:.4f}, "
             f"{verdict}"
         )

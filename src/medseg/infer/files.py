@@ -28,9 +28,9 @@ import numpy as np
 from medseg._config import write_json
 from medseg._typing import PathLikeStr
 from medseg.errors import ImageWriteError, MedsegError
-from medseg.infer.inputs import InputCase, check_channel_files, find_inputs
+from medseg.infer.inputs import InputCase, find_inputs, image_suffix
 from medseg.infer.predictor import Prediction, Predictor
-from medseg.io import Image, read_channels, read_image, write_image
+from medseg.io import Image, find_channel_files, read_channels, read_image, write_image
 
 logger = logging.getLogger(__name__)
 
@@ -142,8 +142,9 @@ def read_case_image(case: InputCase) -> Image:
     """Read a case's channel files (or DICOM folder) into one channel-first image."""
     if len(case.paths) == 1:
         return read_image(case.paths[0])
-    check_channel_files(case)
-    return read_channels(case.paths)
+    first = case.paths[0]
+    ending = first.name[-len(image_suffix(first) or first.suffix) :]
+    return read_channels(find_channel_files(first.parent, case.case_id, ending))
 
 
 def label_volumes(labels: Image, names: dict[str, int]) -> dict[str, dict[str, float]]:

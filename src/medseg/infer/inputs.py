@@ -118,23 +118,6 @@ def _scan_folder(folder: Path) -> list[InputCase]:
     return sorted(singles, key=lambda c: c.case_id)
 
 
-def check_channel_files(case: InputCase) -> None:
-    """Raise :class:`DatasetError` if a case's channel files are not ``_0000 .. _{n-1}``."""
-    indices = []
-    for path in case.paths:
-        suffix = image_suffix(path) or ""
-        match = _CHANNEL.match(path.name[: len(path.name) - len(suffix)])
-        if match is None:
-            return
-        indices.append(int(match["index"]))
-    if indices != list(range(len(indices))):
-        missing = sorted(set(range(max(indices) + 1)) - set(indices))
-        raise DatasetError(
-            f"case {case.case_id!r}: channel files must be numbered _0000 .. "
-            f"_{len(indices) - 1:04d}; missing " + ", ".join(f"_{i:04d}" for i in missing)
-        )
-
-
 def _output_suffix(suffix: str) -> tuple[str, str]:
     if suffix in WRITE_SUFFIXES:
         return suffix, ""

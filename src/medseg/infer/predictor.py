@@ -23,11 +23,17 @@ from torch import nn
 from medseg._typing import PathLikeStr
 from medseg.errors import ConfigError, DatasetError, ModelFormatError
 from medseg.infer.export import restore_maps
-from medseg.infer.postprocessing import PostprocessingRules, apply_postprocessing
+from medseg.infer.postprocessing import (
+    PostprocessingRules,
+    apply_postprocessing,
+    load_postprocessing,
+)
 from medseg.infer.sliding_window import WindowSettings, sliding_window_predict
 from medseg.infer.uncertainty import member_entropy, mutual_information
 from medseg.io import Image
 from medseg.preprocess import preprocess_image, restore_to_original
+from medseg.train.model_folder import ModelFolder
+from medseg.train.trainer import resolve_device
 
 if TYPE_CHECKING:
     from medseg.infer.files import PredictReport
@@ -61,7 +67,8 @@ class Predictor:
     model_dir : path
         A model folder (see :class:`medseg.train.ModelFolder`).
     device : str
-        ``"auto"`` (CUDA, then MPS, then CPU), or a torch device string such as ``"cpu"``.
+        ``"auto"`` (CUDA if available, else CPU, as in training), or a torch device string such
+        as ``"cpu"`` or ``"mps"``.
     folds : sequence of int, optional
         Folds to average; all trained folds by default.
     tta : bool
@@ -88,6 +95,9 @@ class Predictor:
     ------
     ModelFormatError
         Missing or invalid model folder, or a requested fold without weights.
+    ConfigError
+        ``step`` outside (0, 1], ``batch_size`` < 1, mirror axes the network does not have, or
+        an unknown device.
     """
 
     def __init__(
@@ -105,13 +115,12 @@ class Predictor:
         channels_last: bool = False,
         postprocess: bool = True,
     ) -> None:
-        from medseg.infer.postprocessing import load_postprocessing
-        from medseg.train.model_folder import ModelFolder
-
         if not 0 < step <= 1:
-            raise ValueError(f"step must be in (0, 1], got {step}")
+            raise ConfigError(f"step must be in (0, 1] (a fraction of the patch), got {step}")
+        if batch_size is not None and batch_size < 1:
+            raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
         self.model = ModelFolder.load(Path(model_dir))
-        self.device = resolve_device(device)
+        self.device = _device(device)
         self.folds = list(self.model.folds if folds is None else folds)
         for fold in self.folds:
             if fold not in self.model.folds:
@@ -123,6 +132,10 @@ class Predictor:
         self._lift = len(config.patch_size) == 2  # 2D network on (C, Z, Y, X) slices
         patch = (1, *config.patch_size) if self._lift else tuple(config.patch_size)
         axes = config.training.mirror_axes if mirror_axes is None else tuple(mirror_axes)
+        if any(not 0 <= a < len(config.patch_size) for a in axes):
+            raise ConfigError(
+                f"mirror axes {axes} do not exist for a {len(config.patch_size)}D network"
+            )
         axes = tuple(a + 1 for a in axes) if self._lift else tuple(axes)
         if batch_size is None:
             batch_size = int(min(16, max(1, round(2**21 / math.prod(patch)))))
@@ -273,18 +286,12 @@ class _Lift2D(nn.Module):
         return self.network(x[:, :, 0]).unsqueeze(2)
 
 
-def resolve_device(device: str) -> torch.device:
-    """``"auto"``: CUDA if available, else MPS, else CPU; otherwise ``torch.device(device)``."""
-    if device != "auto":
-        try:
-            return torch.device(device)
-        except RuntimeError as err:
-            raise ConfigError(f"unknown device {device!r} (use auto, cpu, cuda, mps)") from err
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
+def _device(device: str) -> torch.device:
+    """The training stage's device policy, with an unknown device name as a ``ConfigError``."""
+    try:
+        return resolve_device(device)
+    except RuntimeError as err:
+        raise ConfigError(f"unknown device {device!r} (use auto, cpu, cuda, mps)") from err
 
 
 def _same_geometry(result: Image, image: Image) -> Image:

@@ -15,6 +15,7 @@ Model folder::
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,6 +69,15 @@ class InteractiveModelConfig:
     medseg_version: str = __version__
     training: dict[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        step = math.prod(self.strides)
+        if self.size < step or self.size % step:
+            raise ConfigError(f"size {self.size} must be a positive multiple of {step} (strides)")
+        if len(self.channels) != len(self.strides) + 1:
+            raise ConfigError(
+                f"channels {self.channels} need one more level than strides {self.strides}"
+            )
+
 
 def build_network(config: InteractiveModelConfig) -> nn.Module:
     """A 2D MONAI UNet with ``image_channels + 4`` inputs and one logit output."""
@@ -112,8 +122,10 @@ def encode(
     sparse = torch.stack([box, positive, negative]).float()[None]
     sparse = F.adaptive_max_pool2d(sparse, size)
     r = config.click_radius
-    clicks = F.max_pool2d(sparse[:, 1:], 2 * r + 1, stride=1, padding=r)
-    sparse = torch.cat([sparse[:, :1], clicks], dim=1)[0]
+    if r and bool(sparse[:, 1:].any()):
+        clicks = F.max_pool2d(sparse[:, 1:], 2 * r + 1, stride=1, padding=r)
+        sparse = torch.cat([sparse[:, :1], clicks], dim=1)
+    sparse = sparse[0]
     return torch.cat([dense[:-1], sparse, dense[-1:]])
 
 

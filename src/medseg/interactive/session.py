@@ -166,9 +166,7 @@ class Session:
         """Add a box with inclusive corners (array order), or an in-plane box on a slice."""
         self._check_slice_args(axis, index)
         box = Box.on_slice(axis, index, lo, hi) if axis is not None else Box(tuple(lo), tuple(hi))
-        inside = all(
-            a < s and b >= 0 for a, b, s in zip(box.lo, box.hi, self.shape, strict=False)
-        )
+        inside = all(a < s and b >= 0 for a, b, s in zip(box.lo, box.hi, self.shape, strict=False))
         if len(box.lo) != len(self.shape) or not inside:
             raise GeometryError(f"box {box} lies outside the image of shape {self.shape}")
         self._push(box)

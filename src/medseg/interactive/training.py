@@ -27,7 +27,7 @@ from scipy import ndimage
 
 from medseg._config import to_jsonable
 from medseg.data.dataset import Dataset
-from medseg.errors import DatasetError
+from medseg.errors import ConfigError, DatasetError
 from medseg.interactive.engine import normalize_intensity
 from medseg.interactive.network import InteractiveModelConfig, build_network, encode, save_model
 from medseg.interactive.prompts import Box, render_prompts
@@ -59,6 +59,13 @@ class InteractiveTrainConfig:
     axes: tuple[int, ...] = (0, 1, 2)
     seed: int = 0
     model: InteractiveModelConfig = field(default_factory=InteractiveModelConfig)
+
+    def __post_init__(self) -> None:
+        if self.iterations < 1 or self.batch_size < 1 or self.max_rounds < 0:
+            raise ConfigError(
+                f"need iterations >= 1, batch_size >= 1, max_rounds >= 0; got {self.iterations}, "
+                f"{self.batch_size}, {self.max_rounds}"
+            )
 
 
 @dataclass(frozen=True)

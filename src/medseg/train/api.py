@@ -24,7 +24,13 @@ from medseg.train.model_folder import (
     save_model_folder,
 )
 from medseg.train.splits import SPLITS_NAME, load_or_make_splits
-from medseg.train.trainer import EpochCallback, FoldResult, ProgressCallback, train_fold
+from medseg.train.trainer import (
+    EpochCallback,
+    FoldResult,
+    ProgressCallback,
+    resolve_device,
+    train_fold,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -81,7 +87,8 @@ def train_model(
         ``"3d"`` or ``"2d"``; the plan's default when omitted.
     folds : iterable of int or "all"
         Cross-validation folds to train (0 .. plan.num_folds - 1), or ``"all"`` for one model
-        trained on every case (folder ``fold_all``, validated on its own training cases).
+        trained on every case (folder ``fold_all``; its reported Dice is the patch pseudo-Dice
+        on its own training cases, without the final sliding-window validation).
     epochs : int, optional
         Override ``training.epochs`` of the configuration.
     device : str or torch.device
@@ -128,6 +135,8 @@ def train_model(
         chosen = load_plan(out / "plan.json")
     else:
         chosen = make_plan(fingerprint, budget=budget)
+        if not chosen.budget.get("cuda") and epochs is None and not _sets_epochs(overrides):
+            chosen = _fit_epochs_to_time(chosen, configuration, device)
     chosen = apply_overrides(chosen, overrides)
     config = chosen.configuration(configuration)
     if epochs is not None:
@@ -179,6 +188,7 @@ def train_model(
                 seed=chosen.seed if seed is None else seed,
                 num_workers=_workers() if num_workers is None else num_workers,
                 resume=resume,
+                final_validation=fold != ALL_FOLD,
                 on_progress=_shifted(on_progress, offset, per_fold * len(fold_list)),
                 on_epoch=None if on_epoch is None else _tagged(on_epoch, fold),
             )
@@ -188,6 +198,21 @@ def train_model(
         configuration=config.name,
         folds=results,
         cv_metrics=ModelFolder.load(out).cv_metrics,
+    )
+
+
+def _sets_epochs(overrides: Mapping[str, Any] | None) -> bool:
+    return any(key.endswith("epochs") for key in (overrides or {}))
+
+
+def _fit_epochs_to_time(plan: Plan, configuration: str | None, device: str | torch.device) -> Plan:
+    """On a CPU budget, replace the planned epochs by what a timed step says fits the budget."""
+    from medseg.train.calibrate import calibrate_epochs, measure_iteration_seconds
+
+    name = plan.configuration(configuration).name
+    seconds = measure_iteration_seconds(plan, name, device=resolve_device(device))
+    return calibrate_epochs(
+        plan, name, time_budget_s=plan.budget["time_budget_s"], seconds_per_iteration=seconds
     )
 
 

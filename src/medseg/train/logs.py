@@ -30,6 +30,7 @@ def write_log_csv(rows: Sequence[dict[str, Any]], path: Path) -> None:
 def plot_progress(rows: Sequence[dict[str, Any]], path: Path, title: str = "") -> None:
     """Plot losses and validation Dice per class against epoch into a PNG, atomically."""
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     epochs = [row["epoch"] for row in rows]
     fig = Figure(figsize=(10, 4.2), dpi=100)
@@ -50,6 +51,8 @@ def plot_progress(rows: Sequence[dict[str, Any]], path: Path, title: str = "") -
     ax_dice.set(xlabel="epoch", ylabel="Dice", ylim=(0, 1), title="Validation Dice (patches)")
     ax_dice.legend(loc="lower right", fontsize="small")
     ax_dice.grid(alpha=0.3)
+    for ax in (ax_loss, ax_dice):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     if title:
         fig.suptitle(title)
     _replace(Path(path), lambda tmp: fig.savefig(tmp, format="png"))

@@ -15,8 +15,9 @@ window (:mod:`medseg.train.validation`); that Dice goes to ``val_metrics.json`` 
 
 On a CPU, a run is deterministic under a seed: weights come from ``torch.manual_seed(seed)``,
 batch ``k`` from ``(seed, k)`` (see :mod:`medseg.train.loader`), and deterministic algorithms are
-requested. A checkpoint is written after every epoch; ``resume=True`` continues from it and ends
-with the same weights as an uninterrupted run.
+requested (on CUDA they are left as the caller set them, for speed). A checkpoint is written
+after every epoch; ``resume=True`` continues from it and ends with the same weights as an
+uninterrupted run.
 """
 
 from __future__ import annotations
@@ -118,6 +119,7 @@ def train_fold(
     seed: int = 12345,
     num_workers: int = 0,
     resume: bool = True,
+    final_validation: bool = True,
     on_progress: ProgressCallback | None = None,
     on_epoch: EpochCallback | None = None,
 ) -> FoldResult:
@@ -144,6 +146,9 @@ def train_fold(
         Worker processes producing augmented batches (0: main process).
     resume : bool
         Continue from the fold's last checkpoint if there is one.
+    final_validation : bool
+        Predict the whole validation cases with a sliding window after the last epoch; when
+        False (e.g. for a model trained on all cases) the last epoch's patch Dice is reported.
     on_progress : callable, optional
         ``on_progress(iterations_done, iterations_total)`` after every training iteration.
     on_epoch : callable, optional
@@ -163,7 +168,7 @@ def train_fold(
     path.mkdir(parents=True, exist_ok=True)
 
     previous_determinism = torch.are_deterministic_algorithms_enabled()
-    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.use_deterministic_algorithms(dev.type == "cpu" or previous_determinism, warn_only=True)
     try:
         torch.manual_seed(seed)
         net = build_network(config.network, len(plan.channel_names), plan.num_classes, ndim)
@@ -255,17 +260,21 @@ def train_fold(
                 on_epoch(row)
         del batches
         last = rows[-1]
-        per_case = validate_cases(net, source, val_ids, plan, config_name, device=dev, dtype=dtype)
-        val_dice = mean_over_cases(per_case)
-        metrics = {
-            "dice": val_dice,
-            "mean_dice": _nanmean(val_dice.values()),
-            "method": METHOD,
-            "per_case": per_case,
-            "patch_dice": {k[5:]: v for k, v in last.items() if k.startswith("dice_")},
+        patch_dice = {k[5:]: float(v) for k, v in last.items() if k.startswith("dice_")}
+        metrics: dict[str, Any] = {
+            "dice": patch_dice,
+            "method": "pseudo-Dice on validation patches",
+            "patch_dice": patch_dice,
             "val_cases": list(val_ids),
             "epochs": tc.epochs,
         }
+        if final_validation:
+            per_case = validate_cases(
+                net, source, val_ids, plan, config_name, device=dev, dtype=dtype
+            )
+            metrics.update(dice=mean_over_cases(per_case), method=METHOD, per_case=per_case)
+        val_dice = metrics["dice"]
+        metrics["mean_dice"] = _nanmean(val_dice.values())
         save_fold(model_dir, fold, net, val_metrics=metrics)
         remove_checkpoints(path)
     finally:
