@@ -17,11 +17,11 @@ install-dev:
 	$(PIP) install -e ".[dev]"
 
 demo: install
-	medseg example brain medseg-demo/Dataset001_Brain --cases 12 --seed 0
-	medseg check medseg-demo/Dataset001_Brain
+	medseg demo --out medseg-demo
 
 test: install-dev lint
 	$(PYTHON) -m pytest -n 2 --dist loadfile
 
 lint:
 	$(PYTHON) -m ruff check src tests benchmarks
+	$(PYTHON) -m ruff format --check src tests benchmarks

@@ -52,7 +52,7 @@ def run_demo(
     test_cases: int = 4,
     seed: int = 0,
     spacing_mm: float = 2.0,
-    train_seconds: float = 330.0,
+    train_seconds: float = 420.0,
     device: str = "auto",
     on_step: StepCallback | None = None,
     on_progress: ProgressCallback | None = None,

@@ -19,7 +19,7 @@ def demo(
     seed: Annotated[int, typer.Option(help="Seed of data generation and training.")] = 0,
     train_seconds: Annotated[
         float, typer.Option(help="CPU training time budget in seconds (the plan fits it).")
-    ] = 330.0,
+    ] = 420.0,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
 ) -> None:
     """Make the example data, train a small model, predict held-out cases, evaluate, summarise."""

@@ -16,7 +16,6 @@ import numpy.typing as npt
 import torch
 
 from medseg.io import Image
-from medseg.plan.cases import crop_slices
 from medseg.preprocess import CaseProperties, resampled_slabs
 
 
@@ -55,11 +54,11 @@ def restore_maps(
     full_shape = (1, *props.spatial_shape) if len(props.spatial_shape) == 2 else props.spatial_shape
     out = np.empty((channels, *full_shape), dtype)
     out[...] = (fill_values * scale).astype(dtype).reshape(-1, *([1] * len(full_shape)))
-    crop = out[(slice(None), *crop_slices(props.bbox))]
+    crop = props.crop_view(out)  # network axis order (transpose applied), a view into out
     axis = 0 if props.separate_axis is None else props.separate_axis
     moved = np.moveaxis(crop, axis + 1, 0)  # (streaming axis, K, ...)
     for start, stop, values in resampled_slabs(
-        maps, tuple(props.shape_after_crop), separate_axis=props.separate_axis, slab=slab
+        maps, tuple(crop.shape[1:]), separate_axis=props.separate_axis, slab=slab
     ):
         if scale != 1.0:
             values = (values.clamp(0, 1) * scale).round()

@@ -249,7 +249,11 @@ def train_fold(
             }
             rows.append(row)
             write_log_csv(rows, path / "log.csv")
-            plot_progress(rows, path / "progress.png", title=f"{plan.dataset_name} fold {fold}")
+            plot_progress(
+                rows,
+                path / "progress.png",
+                title=f"{plan.dataset_name} {path.name.replace('_', ' ')}",
+            )
             save_checkpoint(
                 path,
                 net,
