@@ -16,28 +16,16 @@ from __future__ import annotations
 import argparse
 import platform
 import shutil
-import statistics
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
 
+from benchtools import median_seconds
 from medseg.data import check_dataset, load_dataset
 from medseg.data.example import make_brain_example
 from medseg.io import read_image, write_image
-
-
-def _median_seconds(fn: Callable[[], object], repeats: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def nnunet_style_check(root: Path, allowed: set[int]) -> set[str]:
@@ -75,7 +63,7 @@ def main() -> None:
         def generate() -> Path:
             return make_brain_example(tmp_path / f"gen{next(counter)}", cases=args.cases)
 
-        per_case = _median_seconds(generate, args.repeats) / args.cases
+        per_case = median_seconds(generate, args.repeats) / args.cases
         print(f"example brain 2 mm, {args.cases} cases      | medseg {per_case:6.3f} s per case")
 
         root = tmp_path / "gen0"
@@ -93,9 +81,9 @@ def main() -> None:
             peer = nnunet_style_check(folder, allowed)
             if ours != peer:
                 raise SystemExit(f"disagreement on {name}: medseg {ours} vs loop {peer}")
-            threaded = _median_seconds(lambda d=dataset: check_dataset(d), args.repeats)
-            single = _median_seconds(lambda d=dataset: check_dataset(d, workers=1), args.repeats)
-            loop = _median_seconds(
+            threaded = median_seconds(lambda d=dataset: check_dataset(d), args.repeats)
+            single = median_seconds(lambda d=dataset: check_dataset(d, workers=1), args.repeats)
+            loop = median_seconds(
                 lambda f=folder, a=allowed: nnunet_style_check(f, a), args.repeats
             )
             for label_text, seconds in (("threads", threaded), ("1 worker", single)):

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -27,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from benchtools import median_seconds
 from medseg.plan.plan import NetworkConfig
 from medseg.train.augment import augment_batch, build_augmentation
 from medseg.train.loader import BatchStream, batch_iterator
@@ -65,16 +65,6 @@ class NpyCache:
         return self.locations[case_id]
 
 
-def _median_time(fn, repeats: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        tic = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - tic)
-    return statistics.median(times)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=6, help="Training steps per measurement.")
@@ -93,12 +83,12 @@ def main() -> None:
         rng = np.random.default_rng(0)
         threads = torch.get_num_threads()
         torch.set_num_threads(1)
-        sample_s = _median_time(lambda: sampler.sample(rng), 10)
+        sample_s = median_seconds(lambda: sampler.sample(rng), 10)
         results = {}
         for elastic in (0.0, 0.2):
             transform = build_augmentation(3, mirror_axes=(0, 1, 2), elastic_prob=elastic)
             seeds = iter(range(10**6))
-            results[elastic] = _median_time(
+            results[elastic] = median_seconds(
                 lambda t=transform, s=seeds: augment_batch(sampler.sample(rng), t, next(s)), 30
             )
         batch = sampler.sample(rng)
@@ -110,7 +100,7 @@ def main() -> None:
         for transform in build_augmentation(3, mirror_axes=(0,), elastic_prob=1.0).transforms:
             transform.prob = 1.0
             per_transform.append(
-                (type(transform).__name__, _median_time(lambda t=transform: t(dict(single)), 3))
+                (type(transform).__name__, median_seconds(lambda t=transform: t(dict(single)), 3))
             )
         torch.set_num_threads(threads)
 
@@ -132,7 +122,7 @@ def main() -> None:
             torch.nn.utils.clip_grad_norm_(net.parameters(), 12)
             optimizer.step()
 
-        step_s = _median_time(step, args.steps)
+        step_s = median_seconds(step, args.steps)
 
         stream = BatchStream(sampler, build_augmentation(3, mirror_axes=(0, 1, 2)), seed=0)
         batches = batch_iterator(stream, num_workers=1)

@@ -10,34 +10,15 @@ from __future__ import annotations
 
 import argparse
 import platform
-import statistics
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 import SimpleITK as sitk
 
+from benchtools import median_seconds, print_row
 from medseg.io import Image, read_image, write_image
-
-
-def _median_seconds(fn: Callable[[], object], repeats: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
-def _row(work: str, ours: float, peer_name: str, peer: float, diff: float) -> None:
-    print(
-        f"{work:<34} | medseg {ours:7.3f} s | {peer_name} {peer:7.3f} s | "
-        f"{peer / ours:5.2f}x | max diff {diff:g}"
-    )
 
 
 def _write_dicom_series(folder: Path, volume: np.ndarray, rng: np.random.Generator) -> None:
@@ -83,25 +64,25 @@ def main() -> None:
         folder = Path(tmp)
         for suffix in (".nii.gz", ".nii", ".nrrd", ".mha"):
             path = folder / f"ct{suffix}"
-            t_write = _median_seconds(lambda p=path: write_image(image, p), args.repeats)
-            t_sitk_write = _median_seconds(
+            t_write = median_seconds(lambda p=path: write_image(image, p), args.repeats)
+            t_sitk_write = median_seconds(
                 lambda p=path, s=suffix: sitk.WriteImage(
                     sitk.GetImageFromArray(ct[0]), str(p.with_name("peer" + s)), True
                 ),
                 args.repeats,
             )
-            _row(f"write {suffix}", t_write, "SimpleITK", t_sitk_write, 0.0)
+            print_row(f"write {suffix}", t_write, "SimpleITK", t_sitk_write, "max diff 0")
             ours = read_image(path).array[0]
             peer = sitk.GetArrayFromImage(sitk.ReadImage(str(path)))
             diff = float(np.abs(ours.astype(float) - peer).max())
-            t_read = _median_seconds(lambda p=path: read_image(p), args.repeats)
-            t_peer = _median_seconds(lambda p=path: sitk.ReadImage(str(p)), args.repeats)
-            _row(f"read {suffix}", t_read, "SimpleITK", t_peer, diff)
+            t_read = median_seconds(lambda p=path: read_image(p), args.repeats)
+            t_peer = median_seconds(lambda p=path: sitk.ReadImage(str(p)), args.repeats)
+            print_row(f"read {suffix}", t_read, "SimpleITK", t_peer, f"max diff {diff:g}")
             if suffix.startswith(".nii"):
-                t_nib = _median_seconds(
+                t_nib = median_seconds(
                     lambda p=path: np.asanyarray(nib.load(p, mmap=False).dataobj), args.repeats
                 )
-                _row(f"read {suffix}", t_read, "nibabel  ", t_nib, diff)
+                print_row(f"read {suffix}", t_read, "nibabel  ", t_nib, f"max diff {diff:g}")
 
         series = folder / "series"
         series.mkdir()
@@ -117,13 +98,13 @@ def main() -> None:
             reader.SetFileNames(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(series)))
             reader.Execute()
 
-        t_read = _median_seconds(lambda: read_image(series), args.repeats)
-        _row(
+        t_read = median_seconds(lambda: read_image(series), args.repeats)
+        print_row(
             f"read DICOM series ({n} files)",
             t_read,
             "SimpleITK",
-            _median_seconds(peer_series, args.repeats),
-            diff,
+            median_seconds(peer_series, args.repeats),
+            f"max diff {diff:g}",
         )
 
 

@@ -16,33 +16,14 @@ from __future__ import annotations
 
 import argparse
 import platform
-import statistics
-import time
-from collections.abc import Callable
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from skimage.transform import resize
 
+from benchtools import median_seconds, print_row
 from medseg.preprocess import CaseProperties, resample_image, resample_label, restore_to_original
-
-
-def _median_seconds(fn: Callable[[], object], repeats: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
-def _row(work: str, ours: float, peer_name: str, peer: float, agreement: str) -> None:
-    print(
-        f"{work:<40} | medseg {ours:7.3f} s | {peer_name} {peer:7.3f} s | "
-        f"{peer / ours:5.2f}x | {agreement}"
-    )
 
 
 def _phantom(shape: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray]:
@@ -73,18 +54,18 @@ def main() -> None:
 
     ours_out = resample_image(image[None], new)[0]
     ref = resize(image, new, order=3, mode="edge", anti_aliasing=False).astype(np.float32)
-    t_ours = _median_seconds(lambda: resample_image(image[None], new), args.repeats)
-    t_sk = _median_seconds(
+    t_ours = median_seconds(lambda: resample_image(image[None], new), args.repeats)
+    t_sk = median_seconds(
         lambda: resize(image, new, order=3, mode="edge", anti_aliasing=False), args.repeats
     )
     diff = float(np.abs(ours_out - ref).max())
-    _row(f"image order 3 {shape}->{new}", t_ours, "skimage", t_sk, f"max diff {diff:.2g}")
+    print_row(f"image order 3 {shape}->{new}", t_ours, "skimage", t_sk, f"max diff {diff:.2g}")
     tensor = torch.from_numpy(image)[None, None]
-    t_torch = _median_seconds(
+    t_torch = median_seconds(
         lambda: F.interpolate(tensor, size=new, mode="trilinear", align_corners=False),
         args.repeats,
     )
-    _row("  (order 1 for scale: torch trilinear)", t_ours, "torch", t_torch, "order 1 vs 3")
+    print_row("  (order 1 for scale: torch trilinear)", t_ours, "torch", t_torch, "order 1 vs 3")
 
     def sk_label() -> np.ndarray:
         out = np.zeros(new, np.uint8)
@@ -96,9 +77,9 @@ def main() -> None:
         return out
 
     agree = float(np.mean(resample_label(label, new) == sk_label()))
-    t_ours = _median_seconds(lambda: resample_label(label, new), args.repeats)
-    t_sk = _median_seconds(sk_label, args.repeats)
-    _row("label one-hot linear, 4 classes", t_ours, "skimage", t_sk, f"agree {agree:.5f}")
+    t_ours = median_seconds(lambda: resample_label(label, new), args.repeats)
+    t_sk = median_seconds(sk_label, args.repeats)
+    print_row("label one-hot linear, 4 classes", t_ours, "skimage", t_sk, f"agree {agree:.5f}")
 
     probs = torch.softmax(torch.randn(4, *shape, generator=torch.Generator().manual_seed(0)), 0)
     props = CaseProperties(
@@ -126,11 +107,13 @@ def main() -> None:
     ours_labels = restore_to_original(probs, props).array[0]
     agree_sk = float(np.mean(ours_labels == sk_export()))
     agree_torch = float(np.mean(ours_labels == torch_export()))
-    t_ours = _median_seconds(lambda: restore_to_original(probs, props), args.repeats)
-    t_sk = _median_seconds(sk_export, args.repeats)
-    t_torch = _median_seconds(torch_export, args.repeats)
-    _row("export 4 classes -> labels", t_ours, "skimage", t_sk, f"agree {agree_sk:.5f}")
-    _row("export 4 classes -> labels", t_ours, "torch full", t_torch, f"agree {agree_torch:.5f}")
+    t_ours = median_seconds(lambda: restore_to_original(probs, props), args.repeats)
+    t_sk = median_seconds(sk_export, args.repeats)
+    t_torch = median_seconds(torch_export, args.repeats)
+    print_row("export 4 classes -> labels", t_ours, "skimage", t_sk, f"agree {agree_sk:.5f}")
+    print_row(
+        "export 4 classes -> labels", t_ours, "torch full", t_torch, f"agree {agree_torch:.5f}"
+    )
     voxels = int(np.prod(new))
     print(
         f"full-resolution float held: medseg {4 * 4 * voxels / new[0] * 8 / 2**20:.1f} MiB "
