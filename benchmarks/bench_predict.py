@@ -15,6 +15,13 @@ Plain script: ``python benchmarks/bench_predict.py [--repeats 2] [--skip-ct]``.
    subprocess: 512 x 512 x 300 int16 at 0.78 x 0.78 x 1.0 mm, a 3-class model whose plan
    resamples to (5.0, 4.0, 4.0) mm so it runs on a CPU in about a minute; no TTA. Reported:
    wall time and peak RSS (``resource.getrusage``) of the subprocess.
+4. **nnU-Net v2's predictor** (only with ``--nnunet-venv /tmp/nnunet-venv``, the separate
+   environment of ``benchmarks/nnunet_env.sh``): in a subprocess of that environment,
+   ``nnUNetPredictor.predict_sliding_window_return_logits`` on the same input with nnU-Net's
+   ``PlainConvUNet`` built with the same stages as the medseg network (features 8-16-32-64,
+   3x3x3 kernels, strides 1-2-2-2, two convolutions per stage, instance norm, leaky ReLU),
+   same patch, step 0.5, Gaussian weighting and the same in-plane mirroring (4 passes).
+   Random weights on both sides, different ones: only the times are compared.
 """
 
 from __future__ import annotations
@@ -203,6 +210,98 @@ print(json.dumps({"seconds": time.perf_counter() - start,
 """
 
 
+NNUNET_CHILD = r"""
+import json, statistics, sys, time
+from types import SimpleNamespace
+import numpy as np, torch
+from dynamic_network_architectures.architectures.unet import PlainConvUNet
+from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
+cfg = json.loads(sys.argv[1])
+image = torch.from_numpy(np.load(sys.argv[2]))
+n = len(cfg["filters"])
+torch.manual_seed(0)
+net = PlainConvUNet(
+    input_channels=1, n_stages=n, features_per_stage=cfg["filters"], conv_op=torch.nn.Conv3d,
+    kernel_sizes=cfg["kernels"], strides=cfg["strides"], n_conv_per_stage=[2] * n,
+    num_classes=cfg["classes"], n_conv_per_stage_decoder=[2] * (n - 1), conv_bias=True,
+    norm_op=torch.nn.InstanceNorm3d, norm_op_kwargs={"eps": 1e-5, "affine": True},
+    nonlin=torch.nn.LeakyReLU, nonlin_kwargs={"inplace": True}, deep_supervision=False,
+)
+predictor = nnUNetPredictor(tile_step_size=0.5, use_gaussian=True, use_mirroring=True,
+                            perform_everything_on_device=False, device=torch.device("cpu"),
+                            verbose=False, allow_tqdm=False)
+predictor.network = net
+predictor.configuration_manager = SimpleNamespace(patch_size=list(cfg["patch"]))
+predictor.label_manager = SimpleNamespace(num_segmentation_heads=cfg["classes"])
+predictor.allowed_mirroring_axes = tuple(cfg["mirror"])
+out = predictor.predict_sliding_window_return_logits(image)
+times = []
+for _ in range(cfg["repeats"]):
+    start = time.perf_counter()
+    out = predictor.predict_sliding_window_return_logits(image)
+    times.append(time.perf_counter() - start)
+print(json.dumps({"seconds": statistics.median(times), "shape": list(out.shape),
+                  "parameters": sum(p.numel() for p in net.parameters())}))
+"""
+
+
+def compare_with_nnunet(venv: Path, repeats: int) -> list[str]:
+    """Time nnU-Net's sliding window (its own process) against medseg's on the same input."""
+    from medseg.train.networks import build_network
+
+    torch.manual_seed(0)
+    plan = bench_plan((1.0, 1.0, 1.0))
+    network = plan.configuration().network
+    net = build_network(network, in_channels=1, out_channels=3, ndim=3).eval()
+    rng = np.random.default_rng(0)
+    image = rng.normal(0, 1, (1, *SHAPE)).astype(np.float32)
+    tensor = torch.from_numpy(image)
+    settings = WindowSettings(patch_size=PATCH, mirror_axes=MIRROR, batch_size=16)
+    single = WindowSettings(patch_size=PATCH, mirror_axes=MIRROR, batch_size=1)
+    results = _interleaved_medians(
+        {
+            "medseg, batch 16": lambda: (
+                sliding_window_predict([net], tensor, settings, num_classes=3).probabilities
+            ),
+            "medseg, batch 1": lambda: (
+                sliding_window_predict([net], tensor, single, num_classes=3).probabilities
+            ),
+        },
+        repeats,
+    )
+    config = {
+        "filters": list(network.filters),
+        "kernels": [list(k) for k in network.kernel_sizes],
+        "strides": [list(s) for s in network.strides],
+        "patch": list(PATCH),
+        "mirror": list(MIRROR),
+        "classes": 3,
+        "repeats": repeats,
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        np.save(Path(tmp) / "image.npy", image)
+        run = subprocess.run(
+            [str(venv / "bin" / "python"), "-c", NNUNET_CHILD, json.dumps(config),
+             str(Path(tmp) / "image.npy")],
+            capture_output=True, text=True, check=False,
+            env={**os.environ, "PYTHONWARNINGS": "ignore", "nnUNet_compile": "f"},
+        )  # fmt: skip
+    if run.returncode != 0:
+        raise RuntimeError(f"nnU-Net predictor failed:\n{run.stderr}")
+    peer = json.loads(run.stdout.strip().splitlines()[-1])
+    t_ours = results["medseg, batch 16"][0]
+    params = sum(p.numel() for p in net.parameters())
+    rows = [
+        f"| {name} ({params} parameters) | {seconds:.2f} s ({seconds / t_ours:.2f}x) |"
+        for name, (seconds, _) in results.items()
+    ]
+    rows.append(
+        f"| nnU-Net v2 nnUNetPredictor, PlainConvUNet ({peer['parameters']} parameters) | "
+        f"{peer['seconds']:.2f} s ({peer['seconds'] / t_ours:.2f}x) |"
+    )
+    return rows
+
+
 def ct_case(tmp: Path) -> str:
     from medseg.io import Image, write_image
     from medseg.train.model_folder import save_fold, save_model_folder
@@ -244,6 +343,12 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--skip-ct", action="store_true")
     parser.add_argument("--skip-monai", action="store_true")
+    parser.add_argument(
+        "--nnunet-venv",
+        type=Path,
+        default=None,
+        help="nnU-Net environment (benchmarks/nnunet_env.sh): also time nnU-Net's predictor",
+    )
     args = parser.parse_args()
     print(
         f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
@@ -257,6 +362,11 @@ def main() -> None:
     if not args.skip_ct:
         with tempfile.TemporaryDirectory() as tmp:
             print(ct_case(Path(tmp)))
+    if args.nnunet_venv is not None:
+        print("| predictor (same input, patch, step 0.5, Gaussian, 4-flip TTA) | median time |")
+        print("|---|---|")
+        for row in compare_with_nnunet(args.nnunet_venv, args.repeats):
+            print(row, flush=True)
 
 
 if __name__ == "__main__":

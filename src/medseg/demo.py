@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from medseg._typing import PathLikeStr
-from medseg.errors import DatasetError
+from medseg.errors import DatasetError, MedsegError
 
 StepCallback = Callable[[str], None]
 ProgressCallback = Callable[[int, int], None]
@@ -137,9 +137,9 @@ def run_demo(
     report = predict_files(
         predictor, dataset_dir / "imagesTs", predictions_dir, on_progress=on_progress
     )
-    if report.failures:
+    if not report.ok:
         failure = report.failures[0]
-        raise DatasetError(f"prediction failed for {failure.case_id}: {failure.message}")
+        raise MedsegError(f"prediction failed for {failure.case_id}: {failure.message}")
     seconds["predict"] = time.perf_counter() - start
 
     start = step("evaluate")
