@@ -8,13 +8,17 @@ nnunetv2 into medseg's environment: it pulls a CUDA torch).
    ``nnUNet_raw/Dataset001_BrainExample`` (it already is in nnU-Net's raw format).
 2. medseg: ``train_model(..., folds="all", device="cpu")`` with a CPU plan whose epochs are fitted
    to ``--seconds`` of training (``PlanBudget.for_device("cpu", time_budget_s=...)``).
-3. nnU-Net: ``nnUNetv2_plan_and_preprocess`` (stock ``nnUNetPlans``, 3d_fullres), then
-   ``nnUNetv2_train 1 3d_fullres all -device cpu`` with a trainer that subclasses the stock
-   ``nnUNetTrainer`` unchanged except that it stops its single epoch after ``--seconds`` of
-   training iterations (stock: 1000 epochs x 250 iterations, about 15 s per iteration on a
-   2-core CPU) and skips the final sliding-window validation of the training cases.
-4. Both predict the 4 held-out cases without mirroring TTA (``fast=True`` /
-   ``--disable_tta``); both are scored with ``medseg.evaluate.evaluate_folders`` (NSD at 2 mm).
+3. nnU-Net: ``nnUNetv2_plan_and_preprocess`` (stock ``nnUNetPlans``, 3d_fullres), then, in the
+   nnU-Net environment, a driver script trains fold ``all`` on the CPU with a subclass of the
+   stock ``nnUNetTrainer`` that is unchanged except that its single epoch stops after
+   ``--seconds`` of training iterations (stock: 1000 epochs x 250 iterations) and it skips the
+   final sliding-window validation of the training cases. The subclass is instantiated
+   directly: nnU-Net 2.8.1 finds trainers by name by importing every trainer module of its
+   package, one of which needs timm (not installed). The checkpoint then names the stock
+   ``nnUNetTrainer`` (same network) so that ``nnUNetPredictor`` can rebuild the network.
+4. Both predict the held-out cases without mirroring TTA (``fast=True`` /
+   ``use_mirroring=False``), tile step 0.5 and Gaussian weighting; both are scored with
+   ``medseg.evaluate.evaluate_folders`` (NSD at 2 mm).
 
 Printed: Dice, NSD and lesion F1 per class, training iterations, training and prediction wall
 time of both sides, plus ``uptime`` load averages before and after (the CPU may be shared).
@@ -32,9 +36,13 @@ import sys
 import time
 from pathlib import Path
 
-TRAINER = '''
-import json, os, time
+DRIVER = '''
+# Runs inside the nnU-Net environment: python driver.py train|predict ARGS
+import json, os, sys, time
 import torch
+from batchgenerators.utilities.file_and_folder_operations import join, load_json
+from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
+from nnunetv2.paths import nnUNet_preprocessed
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
 
@@ -64,11 +72,45 @@ class nnUNetTrainer_BenchSeconds(nnUNetTrainer):
             self.on_validation_epoch_end(val)
         self.on_epoch_end()
         self.on_train_end()
-        with open(os.environ["NNUNET_BENCH_REPORT"], "w") as f:
-            json.dump({"iterations": len(outputs), "iteration_seconds": seconds}, f)
+        return {"iterations": len(outputs), "iteration_seconds": seconds}
 
-    def perform_actual_validation(self, save_probabilities=False):
-        self.print_to_log_file("benchmark: final validation skipped")
+
+def main():
+    torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+    if sys.argv[1] == "train":
+        name = sys.argv[2]
+        plans = load_json(join(nnUNet_preprocessed, name, "nnUNetPlans.json"))
+        plans["continue_training"] = False
+        dataset_json = load_json(join(nnUNet_preprocessed, name, "dataset.json"))
+        trainer = nnUNetTrainer_BenchSeconds(
+            plans, "3d_fullres", "all", dataset_json, device=torch.device("cpu")
+        )
+        report = trainer.run_training()
+        # nnU-Net looks trainers up by name inside its own package (and, in 2.8.1, imports every
+        # trainer module on the way, one of which needs timm): record the stock class, whose
+        # network is the same, so that nnUNetPredictor can rebuild the network.
+        checkpoint_path = join(trainer.output_folder, "checkpoint_final.pth")
+        checkpoint = torch.load(checkpoint_path, map_location="cpu", weights_only=False)
+        checkpoint["trainer_name"] = "nnUNetTrainer"
+        torch.save(checkpoint, checkpoint_path)
+        report["model_folder"] = os.path.dirname(trainer.output_folder)
+        print("BENCH_REPORT", json.dumps(report))
+    else:
+        model_folder, source, out = sys.argv[2:5]
+        predictor = nnUNetPredictor(
+            tile_step_size=0.5, use_gaussian=True, use_mirroring=False,
+            perform_everything_on_device=False, device=torch.device("cpu"), allow_tqdm=False,
+        )
+        predictor.initialize_from_trained_model_folder(
+            model_folder, ("all",), "checkpoint_final.pth"
+        )
+        predictor.predict_from_files(source, out, save_probabilities=False, overwrite=True,
+                                     num_processes_preprocessing=1,
+                                     num_processes_segmentation_export=1)
+
+
+if __name__ == "__main__":
+    main()
 '''
 
 
@@ -88,9 +130,7 @@ def _run(cmd: list[str], env: dict[str, str], log: Path) -> float:
 
 
 def nnunet_env(work: Path, venv: Path, seconds: float, threads: int) -> dict[str, str]:
-    trainers = work / "trainers"
-    trainers.mkdir(parents=True, exist_ok=True)
-    (trainers / "nnUNetTrainer_BenchSeconds.py").write_text(TRAINER)
+    (work / "nnunet_driver.py").write_text(DRIVER)
     return {
         **os.environ,
         "PATH": f"{venv / 'bin'}{os.pathsep}{os.environ['PATH']}",
@@ -99,9 +139,7 @@ def nnunet_env(work: Path, venv: Path, seconds: float, threads: int) -> dict[str
         "nnUNet_results": str(work / "nnUNet_results"),
         "nnUNet_compile": "f",
         "nnUNet_n_proc_DA": str(max(1, (os.cpu_count() or 2) - 1)),
-        "nnUNet_extTrainer": str(trainers),
         "NNUNET_BENCH_SECONDS": str(seconds),
-        "NNUNET_BENCH_REPORT": str(work / "nnunet_train.json"),
         "PYTHONWARNINGS": "ignore",
         "OMP_NUM_THREADS": str(threads),
     }
@@ -118,19 +156,15 @@ def run_nnunet(
          "-np", cores, "--verify_dataset_integrity"],
         env, work / "nnunet_plan.log",
     )  # fmt: skip
-    train_s = _run(
-        [str(bin_ / "nnUNetv2_train"), "1", "3d_fullres", "all", "-tr",
-         "nnUNetTrainer_BenchSeconds", "-device", "cpu"],
-        env, work / "nnunet_train.log",
-    )  # fmt: skip
-    pred = work / "pred_nnunet"
+    driver = [str(venv / "bin" / "python"), str(work / "nnunet_driver.py")]
+    train_s = _run([*driver, "train", dataset.name], env, work / "nnunet_train.log")
+    lines = (work / "nnunet_train.log").read_text().splitlines()
+    report = json.loads(next(x for x in lines if x.startswith("BENCH_REPORT ")).split(" ", 1)[1])
     predict_s = _run(
-        [str(bin_ / "nnUNetv2_predict"), "-i", str(dataset / "imagesTs"), "-o", str(pred),
-         "-d", "1", "-c", "3d_fullres", "-f", "all", "-tr", "nnUNetTrainer_BenchSeconds",
-         "-device", "cpu", "--disable_tta", "-npp", "1", "-nps", "1"],
+        [*driver, "predict", report["model_folder"], str(dataset / "imagesTs"),
+         str(work / "pred_nnunet")],
         env, work / "nnunet_predict.log",
     )  # fmt: skip
-    report = json.loads((work / "nnunet_train.json").read_text())
     return {
         "plan_preprocess_s": plan_s,
         "train_s": train_s,
@@ -213,6 +247,12 @@ def main() -> None:
     parser.add_argument("--train-cases", type=int, default=12)
     parser.add_argument("--test-cases", type=int, default=4)
     parser.add_argument(
+        "--lesions",
+        nargs="*",
+        default=["lesion"],
+        help="classes whose lesion-wise F1 is printed (connected components; not for tissues)",
+    )
+    parser.add_argument(
         "--threads",
         type=int,
         default=os.cpu_count() or 1,
@@ -250,7 +290,7 @@ def main() -> None:
     for name in s_ours:
         for metric in ("dice", "nsd", "lesion_f1"):
             a, b = s_ours[name][metric], s_peer.get(name, {}).get(metric)
-            if a is None and b is None:
+            if (a is None and b is None) or (metric == "lesion_f1" and name not in args.lesions):
                 continue
             print(f"| {name} | {metric} | {_fmt(a)} | {_fmt(b)} |")
     print(f"| training iterations | | {ours['iterations']} | {peer['iterations']} |")
