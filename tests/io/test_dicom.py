@@ -18,6 +18,20 @@ def _hu_volume(rng: np.random.Generator) -> np.ndarray:
     return 2 * stored - 1024
 
 
+def _write_axial(writer, folder: Path, volume: np.ndarray, rng) -> str:
+    """An axial series at the origin: 1 mm pixels, 2 mm slices; returns its series UID."""
+    return writer(
+        folder,
+        volume,
+        pixel_spacing=(1.0, 1.0),
+        slice_spacing=2.0,
+        origin_xyz=(0.0, 0.0, 0.0),
+        row_cosine=np.array([1.0, 0.0, 0.0]),
+        column_cosine=np.array([0.0, 1.0, 0.0]),
+        rng=rng,
+    )
+
+
 @pytest.mark.parametrize("oblique", [False, True], ids=["axial", "oblique"])
 def test_ct_series_hu_order_and_geometry(
     tmp_path, rng, oblique_direction, ct_series_writer, oblique: bool
@@ -102,16 +116,7 @@ def test_several_series_need_a_choice(tmp_path, rng, ct_series_writer):
 
 
 def test_missing_slice_is_refused(tmp_path, rng, ct_series_writer):
-    ct_series_writer(
-        tmp_path,
-        _hu_volume(rng),
-        pixel_spacing=(1.0, 1.0),
-        slice_spacing=2.0,
-        origin_xyz=(0.0, 0.0, 0.0),
-        row_cosine=np.array([1.0, 0.0, 0.0]),
-        column_cosine=np.array([0.0, 1.0, 0.0]),
-        rng=rng,
-    )
+    _write_axial(ct_series_writer, tmp_path, _hu_volume(rng), rng)
     import pydicom
 
     middle = next(
@@ -148,16 +153,7 @@ def test_single_dicom_file_reads_as_one_slice(tmp_path: Path, rng, ct_series_wri
 def test_mixed_orientation_is_refused(tmp_path: Path, rng, ct_series_writer):
     import pydicom
 
-    uid = ct_series_writer(
-        tmp_path,
-        _hu_volume(rng),
-        pixel_spacing=(1.0, 1.0),
-        slice_spacing=2.0,
-        origin_xyz=(0.0, 0.0, 0.0),
-        row_cosine=np.array([1.0, 0.0, 0.0]),
-        column_cosine=np.array([0.0, 1.0, 0.0]),
-        rng=rng,
-    )
+    uid = _write_axial(ct_series_writer, tmp_path, _hu_volume(rng), rng)
     path = sorted(tmp_path.iterdir())[0]
     ds = pydicom.dcmread(path)
     ds.ImageOrientationPatient = [1, 0, 0, 0, 0, -1]  # a coronal slice in an axial series
@@ -169,16 +165,7 @@ def test_mixed_orientation_is_refused(tmp_path: Path, rng, ct_series_writer):
 def test_degenerate_orientation_is_refused(tmp_path: Path, rng, ct_series_writer):
     import pydicom
 
-    ct_series_writer(
-        tmp_path,
-        _hu_volume(rng),
-        pixel_spacing=(1.0, 1.0),
-        slice_spacing=2.0,
-        origin_xyz=(0.0, 0.0, 0.0),
-        row_cosine=np.array([1.0, 0.0, 0.0]),
-        column_cosine=np.array([0.0, 1.0, 0.0]),
-        rng=rng,
-    )
+    _write_axial(ct_series_writer, tmp_path, _hu_volume(rng), rng)
     for path in tmp_path.iterdir():
         ds = pydicom.dcmread(path)
         ds.ImageOrientationPatient = [1, 0, 0, 1, 0, 0]
