@@ -178,16 +178,7 @@ def test_dicom_without_geometry_is_ignored(tmp_path: Path, rng, ct_series_writer
     import pydicom
 
     hu = _hu_volume(rng)
-    ct_series_writer(
-        tmp_path,
-        hu,
-        pixel_spacing=(1.0, 1.0),
-        slice_spacing=2.0,
-        origin_xyz=(0.0, 0.0, 0.0),
-        row_cosine=np.array([1.0, 0.0, 0.0]),
-        column_cosine=np.array([0.0, 1.0, 0.0]),
-        rng=rng,
-    )
+    _write_axial(ct_series_writer, tmp_path, hu, rng)
     report = pydicom.dcmread(sorted(tmp_path.iterdir())[0])
     del report.ImagePositionPatient, report.PixelData
     report.SeriesInstanceUID = "1.2.3.4"

@@ -13,8 +13,7 @@ See ``docs/interactive.md``. Heavy parts (torch, the protocol) load on first use
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from medseg._lazy import lazy_getattr
 
 _EXPORTS = {
     "Box": "medseg.interactive.prompts",
@@ -45,8 +44,4 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'medseg.interactive' has no attribute {name!r}")
-    return getattr(importlib.import_module(_EXPORTS[name]), name)
+__getattr__ = lazy_getattr(__name__, _EXPORTS)

@@ -9,8 +9,7 @@ See ``docs/train.md``.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from medseg._lazy import lazy_getattr
 
 _EXPORTS = {
     "train_model": "medseg.train.api",
@@ -27,8 +26,4 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'medseg.train' has no attribute {name!r}")
-    return getattr(importlib.import_module(_EXPORTS[name]), name)
+__getattr__ = lazy_getattr(__name__, _EXPORTS)
