@@ -79,3 +79,25 @@ def test_3d_correction_acts_only_where_the_click_is(small_config: InteractiveMod
     # a background click on the object: erased on that slice and propagated through the rest
     on = engine.predict(image, [Click((3, 10, 10), positive=False)], old, spacing=(1.0,) * 3)
     assert not (on >= 0.5).any()
+
+
+class BrightIsObject(torch.nn.Module):
+    """A stand-in network: object wherever the (z-scored) image is bright."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return 10.0 * (x[:, :1] - 1.0)
+
+
+def test_first_3d_box_propagates_from_a_seed_and_stops_where_the_object_ends(
+    small_config: InteractiveModelConfig,
+) -> None:
+    engine = LearnedEngine(BrightIsObject(), small_config)
+    image = np.zeros((1, 20, 24, 24), np.float32)
+    image[0, 2:5, 8:16, 8:16] = 1.0  # the larger object: slices 2-4, off the centre slice 9
+    image[0, 14:16, 8:14, 8:14] = 1.0  # a smaller blob, cut off from it by empty slices
+    prob = engine.predict(image, [Box((0, 4, 4), (18, 19, 19))], None, spacing=(1.0,) * 3)
+    # the empty centre slice gives no seed: the slice with most object does; the sweep stops
+    # at the empty slices on either side, so only the object it started from is segmented
+    expected = np.zeros((20, 24, 24), bool)
+    expected[2:5, 8:16, 8:16] = True
+    assert np.array_equal(prob >= 0.5, expected)

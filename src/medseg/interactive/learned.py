@@ -2,15 +2,18 @@
 
 Why slice-wise: on a CPU a small 2D U-Net at 128² answers in milliseconds, while a 3D network
 on a 128³ region costs seconds and needs far more training data. In 3D the engine picks a
-processing axis (the slice a box or stroke was drawn on, else the coarsest axis) and predicts
-the seed slices in one batch: the slices holding clicks or strokes and, on a first
-prediction, every slice a box crosses (each with its own box cross-section, the network's
-commonest training case). From the seeds it propagates outward: each neighbour slice gets the
-previous slice's fresh mask as its "previous mask" channel plus its own prompts (when
-correcting, its own old mask with the previous slice's changes carried over). Propagation
-stops where the object ends (empty slice), where a 3D box ends, or, when correcting, where a
-slice no longer changes. A correction keeps only the changes connected to the clicks and
-strokes (in 3D: to the previous slice's changes), so it acts where the user pointed.
+processing axis (the slice a box or stroke was drawn on, else the coarsest axis) and first
+predicts the seed slices in one batch: the slices holding clicks or strokes and, on a first
+prediction, the slice the box was drawn on (for a 3D box, its centre slice, where a CVPR-style
+box is tight and says most about the object). From the seeds it sweeps outward, all sweeps
+advancing together, one batch per step: each next slice gets the slice before it as its
+"previous mask" channel, plus its own prompts and box cross-section (when correcting, its own
+old mask with the previous slice's changes carried over). Propagating one consistent object
+from the best-prompted slice, rather than predicting every boxed slice on its own, keeps the
+network's reading of an ambiguous box (grey or white matter?) the same through the volume.
+A sweep stops where the object ends (empty slice), where a 3D box ends, or, when correcting,
+where a slice no longer changes. A correction keeps only the changes connected to the clicks
+and strokes (in 3D: to the previous slice's changes), so it acts where the user pointed.
 """
 
 from __future__ import annotations
@@ -189,38 +192,72 @@ class _Propagation:
         )
 
     def _seeds(self) -> list[int]:
-        """Slices predicted in one batch: those with clicks or strokes, and on a first
-        prediction every slice a box crosses (each gets its own box cross-section)."""
-        clicked = self.pos.any(axis=(1, 2)) | self.neg.any(axis=(1, 2))
-        if not self.correcting:
-            clicked |= self.box.any(axis=(1, 2))
-        return np.flatnonzero(clicked & self.allowed).tolist()
+        """Slices predicted first: those with clicks or strokes and, on a first prediction,
+        the slice a box was drawn on (for a 3D box, its centre slice)."""
+        prompted = self.pos.any(axis=(1, 2)) | self.neg.any(axis=(1, 2))
+        seeds = set(np.flatnonzero(prompted & self.allowed).tolist())
+        boxed = np.flatnonzero(self.box.any(axis=(1, 2)) & self.allowed)
+        if not self.correcting and boxed.size:
+            seeds.add(int(boxed[len(boxed) // 2]))
+        return sorted(seeds)
+
+    def _predict(self, slices: Sequence[int], previous: Sequence[BoolArray | None]) -> np.ndarray:
+        """Probabilities of ``slices`` in one batch, given their previous-mask channels."""
+        batch = torch.stack(
+            [self._slice_input(k, prev) for k, prev in zip(slices, previous, strict=True)]
+        )
+        return self.engine._probabilities(batch, self.box.shape[1:])
+
+    def _predict_seeds(self, seeds: list[int]) -> list[int]:
+        """Predict the seed slices; on a first prediction that comes out empty (a box's
+        centre slice can miss an object made of several parts), seed instead from the boxed
+        slice the network finds most object on."""
+        if self.correcting:
+            probs = self._predict(seeds, [self.old[k] for k in seeds])
+            for k, prob in zip(seeds, probs, strict=True):
+                self.prob[k] = _focus(prob, self.old[k], self.pos[k] | self.neg[k])
+            return seeds
+        probs = self._predict(seeds, [None] * len(seeds))
+        self.prob[seeds] = probs
+        if (probs >= 0.5).any() or not self.box.any():
+            return seeds
+        boxed = np.flatnonzero(self.box.any(axis=(1, 2)) & self.allowed).tolist()
+        probs = self._predict(boxed, [None] * len(boxed))
+        area = (probs >= 0.5).sum(axis=(1, 2))
+        if not area.any():
+            return seeds
+        best = int(np.argmax(area))
+        self.prob[boxed[best]] = probs[best]
+        return [boxed[best]]
 
     def run(self) -> np.ndarray:
+        """Predict the seeds, then sweep outward from each, all sweeps advancing together
+        (one batch per step) until each stops."""
         seeds = self._seeds()
         if seeds:
-            inputs = [self._slice_input(k, self.old[k] if self.correcting else None) for k in seeds]
-            probs = self.engine._probabilities(torch.stack(inputs), self.box.shape[1:])
-            for k, prob in zip(seeds, probs, strict=True):
-                anchor = self.pos[k] | self.neg[k]
-                self.prob[k] = _focus(prob, self.old[k], anchor) if self.correcting else prob
+            seeds = self._predict_seeds(seeds)
         done = set(seeds)
-        for seed in seeds:
-            for step in (1, -1):
-                k = seed + step
-                while 0 <= k < len(self.prob) and k not in done and self.allowed[k]:
-                    done.add(k)
-                    new = self.engine._probabilities(
-                        self._slice_input(k, self._carried(k, k - step))[None],
-                        self.box.shape[1:],
-                    )[0]
-                    if self.correcting:
-                        source = self.prob[k - step] >= 0.5
-                        new = _focus(new, self.old[k], source != self.old[k - step])
-                    self.prob[k] = new
-                    if self._stop(k, new >= 0.5):
-                        break
-                    k += step
+        fronts = [(k, step) for k in seeds for step in (1, -1)]
+        while fronts:
+            ahead: dict[int, int] = {}
+            for k, step in fronts:
+                n = k + step
+                if 0 <= n < len(self.prob) and self.allowed[n] and n not in done:
+                    ahead.setdefault(n, step)
+            if not ahead:
+                break
+            slices = list(ahead)
+            probs = self._predict(slices, [self._carried(n, n - ahead[n]) for n in slices])
+            fronts = []
+            for n, new in zip(slices, probs, strict=True):
+                source = n - ahead[n]
+                if self.correcting:
+                    moved = (self.prob[source] >= 0.5) != self.old[source]
+                    new = _focus(new, self.old[n], moved)
+                self.prob[n] = new
+                done.add(n)
+                if not self._stop(n, new >= 0.5):
+                    fronts.append((n, ahead[n]))
         return np.moveaxis(self.prob, 0, self.axis)
 
     def _carried(self, k: int, source: int) -> BoolArray:

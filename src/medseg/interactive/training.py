@@ -134,18 +134,44 @@ def _volume_box_sample(
     """A slice under a CVPR-style 3D box, cropped by the session's region-of-interest rule.
 
     The box is drawn on the object's median slice and spans its extent, so on other slices
-    it is loose; at inference the learned engine sees exactly this on every boxed slice.
+    it is loose; at inference the learned engine sees exactly this on every boxed slice. The
+    neighbour is the next slice towards the box centre, from where inference propagates.
     """
     i, value, axis, _ = entry
     box = simulate_box(data.labels[i] == value, rng, axis=axis)
     k = int(rng.integers(box.lo[axis], box.hi[axis] + 1))
+    centre = (box.lo[axis] + box.hi[axis]) // 2
     image, label = data.plane(i, axis, k)
     gt = label == value
+    neighbour = data.plane(i, axis, k + int(np.sign(centre - k)))[1] == value
     plane = Box(tuple(np.delete(box.lo, axis)), tuple(np.delete(box.hi, axis)))
     crop = region_of_interest([plane], None, gt.shape)
     box_map = render_prompts([plane], gt.shape).box
-    img, gt_s, box_s = _resize(image, [gt, box_map], crop, size)
-    return img, gt_s, gt_s, box_s
+    img, gt_s, neighbour_s, box_s = _resize(image, [gt, neighbour, box_map], crop, size)
+    return img, gt_s, neighbour_s, box_s
+
+
+def _crop(
+    region: np.ndarray, shape: tuple[int, ...], rng: np.random.Generator
+) -> tuple[slice, ...]:
+    """A crop around ``region`` at a random scale, as sessions crop it at inference.
+
+    Half the crops are close (10-70 % of the extent plus 4-16 px per side), a third follow
+    the session's region-of-interest rule, the rest are the whole plane (a small object in a
+    large region, as when the prompts spread over the image).
+    """
+    coords = np.argwhere(region)
+    lo, hi = coords.min(0), coords.max(0) + 1
+    draw = rng.random()
+    if draw < 0.5:
+        extent = hi - lo
+        lo = lo - (rng.uniform(0.1, 0.7, 2) * extent + rng.integers(4, 17, 2)).astype(int)
+        hi = hi + (rng.uniform(0.1, 0.7, 2) * extent + rng.integers(4, 17, 2)).astype(int)
+        lo, hi = np.clip(lo, 0, shape), np.clip(hi, 0, shape)
+        return tuple(slice(int(a), int(b)) for a, b in zip(lo, hi, strict=True))
+    if draw < 0.83:
+        return region_of_interest([Box(tuple(lo), tuple(hi - 1))], None, shape)
+    return tuple(slice(0, s) for s in shape)
 
 
 def _sample(data: _Slices, rng: np.random.Generator, size: int) -> Sample:
@@ -153,7 +179,7 @@ def _sample(data: _Slices, rng: np.random.Generator, size: int) -> Sample:
     the cross-section of a 3D box when the crop comes from :func:`_volume_box_sample`."""
     entry = data.index[rng.integers(len(data.index))]
     i, value, axis, slices = entry
-    if data.ndim == 3 and rng.random() < 0.25:
+    if data.ndim == 3 and rng.random() < 0.3:
         return _volume_box_sample(data, entry, rng, size)
     depth = data.labels[i].shape[axis] if data.ndim == 3 else 1
     k = int(rng.choice(slices))
@@ -164,23 +190,23 @@ def _sample(data: _Slices, rng: np.random.Generator, size: int) -> Sample:
     image, label = data.plane(i, axis, k)
     gt = label == value
     neighbour = data.plane(i, axis, nb)[1] == value
-    union = np.argwhere(gt | neighbour)
-    lo, hi = union.min(0), union.max(0) + 1
-    extent = hi - lo
-    lo = lo - (rng.uniform(0.1, 0.7, 2) * extent + rng.integers(4, 17, 2)).astype(int)
-    hi = hi + (rng.uniform(0.1, 0.7, 2) * extent + rng.integers(4, 17, 2)).astype(int)
-    lo = np.clip(lo, 0, gt.shape)
-    hi = np.clip(hi, 0, gt.shape)
-    crop = (slice(lo[0], hi[0]), slice(lo[1], hi[1]))
+    crop = _crop(gt | neighbour, gt.shape, rng)
     img, gt_s, neighbour_s = _resize(image, [gt, neighbour], crop, size)
     return img, gt_s, neighbour_s, None
 
 
 def _jittered_box(mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The tight box around ``mask``, each side pushed out by a random jitter (pixels).
+
+    Three boxes in four are drawn carefully (0-3 px, about the CVPR rule's 0-5 px at 256
+    scaled to the crop), so that a tight box can tell a structure from its neighbour; the
+    rest are sloppy (0-19 px, ScribblePrompt's rule).
+    """
     box = np.zeros(mask.shape, dtype=bool)
     coords = np.argwhere(mask)
-    lo = np.clip(coords.min(0) - rng.integers(0, 20, 2), 0, None)
-    hi = coords.max(0) + rng.integers(0, 20, 2) + 1
+    top = 4 if rng.random() < 0.75 else 20
+    lo = np.clip(coords.min(0) - rng.integers(0, top, 2), 0, None)
+    hi = coords.max(0) + rng.integers(0, top, 2) + 1
     box[lo[0] : hi[0], lo[1] : hi[1]] = True
     return box
 
@@ -208,9 +234,12 @@ def _first_prompt(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Box, positive, negative and previous-mask maps of a simulated first interaction."""
     shape = gt.shape
-    if volume_box is not None:
+    if volume_box is not None:  # alone, or propagated from the slice nearer the box centre
         empty = np.zeros(shape, bool)
-        return volume_box, empty, empty.copy(), np.zeros(shape, np.float32)
+        prev = np.zeros(shape, np.float32)
+        if rng.random() < 0.5:
+            prev = neighbour.astype(np.float32) * 2 - 1
+        return volume_box, empty, empty.copy(), prev
     box = np.zeros(shape, bool)
     pos = np.zeros(shape, bool)
     neg = np.zeros(shape, bool)
@@ -295,11 +324,14 @@ def train_interactive(
         loss = loss_fn(logits, torch.from_numpy(gts[:, None].astype(np.float32)))
         optimizer.zero_grad()
         loss.backward()
+        progress = _progress(iteration + 1, time.perf_counter() - start, config)
+        for group in optimizer.param_groups:
+            group["lr"] = _cosine(config.learning_rate, progress)
         optimizer.step()
         losses.append(float(loss.detach()))
         if on_progress is not None:
             on_progress(iteration + 1, config.iterations)
-        if (time.perf_counter() - start) / 60 > config.max_minutes:
+        if progress >= 1.0 and iteration + 1 < config.iterations:
             logger.info("stopping after %d iterations: time budget reached", iteration + 1)
             break
     seconds = time.perf_counter() - start
@@ -312,6 +344,16 @@ def train_interactive(
     }
     save_model(net.eval(), replace(model_config, training=info), Path(out))
     return TrainInteractiveResult(model_dir=Path(out), losses=losses, seconds=seconds)
+
+
+def _progress(done: int, seconds: float, config: InteractiveTrainConfig) -> float:
+    """Fraction of training done: iterations or wall time, whichever runs out first."""
+    return max(done / config.iterations, seconds / (60 * config.max_minutes))
+
+
+def _cosine(base: float, progress: float) -> float:
+    """Cosine learning-rate decay from ``base`` to 2 % of it at ``progress`` 1."""
+    return base * (0.02 + 0.98 * 0.5 * (1 + np.cos(np.pi * min(progress, 1.0))))
 
 
 def _batch(
