@@ -8,10 +8,10 @@ import pytest
 
 from medseg.errors import ConfigError, DatasetError
 from medseg.evaluate.labels import (
+    classes_from_dataset_json,
     parse_label_list,
     parse_region,
     parse_tolerance,
-    read_dataset_json,
     resolve_classes,
     resolve_tolerance,
 )
@@ -27,14 +27,53 @@ def test_parsers():
             parser(bad)
 
 
-def test_dataset_json_with_regions_and_ignore(tmp_path):
+def _write_dataset_json(folder, labels, **extra):
+    """A minimal nnU-Net v2 dataset.json with the given ``labels`` entry."""
+    meta = {"channel_names": {"0": "T1"}, "labels": labels, "numTraining": 1}
+    meta |= {"file_ending": ".nii.gz", **extra}
+    path = folder / "dataset.json"
+    path.write_text(json.dumps(meta))
+    return path
+
+
+def test_label_dataset_json_gives_labels(tmp_path):
+    path = _write_dataset_json(tmp_path, {"background": 0, "gm": 1, "wm": 2, "ignore": 3})
+    dataset = classes_from_dataset_json(path)
+    assert dataset == ({"gm": (1,), "wm": (2,)}, {}, 3)
+    assert resolve_classes(None, None, dataset) == {"gm": (1,), "wm": (2,)}
+
+
+def test_region_dataset_json_gives_regions(tmp_path):
+    labels = {"background": 0, "whole": [1, 2, 3], "core": [2, 3], "enhancing": 3, "ignore": 4}
+    path = _write_dataset_json(tmp_path, labels, regions_class_order=[1, 2, 3])
+    dataset = classes_from_dataset_json(path)
+    regions = {"whole": (1, 2, 3), "core": (2, 3), "enhancing": (3,)}
+    assert dataset == ({"enhancing": (3,)}, regions, 4)
+    classes = resolve_classes(None, None, dataset)
+    assert classes == regions  # each region scored once, "enhancing" included
+
+
+@pytest.mark.parametrize(
+    ("labels", "extra", "match"),
+    [
+        ({"background": 0, "a": "one"}, {}, "label 'a'"),
+        ({"background": 0, "a": 1, "b": 3}, {}, "consecutive"),
+        ({"background": 0, "whole": [1, 2]}, {}, "regions_class_order"),
+        ({"a": 1}, {}, "background"),
+    ],
+)
+def test_invalid_dataset_json_names_the_file(tmp_path, labels, extra, match):
+    path = _write_dataset_json(tmp_path, labels, **extra)
+    with pytest.raises(DatasetError, match=match) as info:
+        classes_from_dataset_json(path)
+    assert str(path) in str(info.value)
+
+
+def test_dataset_json_without_nnunet_keys_is_rejected(tmp_path):
     path = tmp_path / "dataset.json"
-    labels = {"background": 0, "whole": [1, 2, 3], "core": [2, 3], "ignore": 4}
-    path.write_text(json.dumps({"labels": labels}))
-    assert read_dataset_json(path) == ({}, {"whole": (1, 2, 3), "core": (2, 3)}, 4)
-    path.write_text(json.dumps({"labels": {"a": "one"}}))
-    with pytest.raises(DatasetError, match="label 'a'"):
-        read_dataset_json(path)
+    path.write_text(json.dumps({"labels": {"background": 0, "a": 1}}))
+    with pytest.raises(DatasetError, match="missing required key"):
+        classes_from_dataset_json(path)
 
 
 def test_resolution_order_and_tolerance_keys():

@@ -28,7 +28,12 @@ from medseg.evaluate.discovery import (
     read_label_map,
     read_probabilities,
 )
-from medseg.evaluate.labels import ClassMap, read_dataset_json, resolve_classes, resolve_tolerance
+from medseg.evaluate.labels import (
+    ClassMap,
+    classes_from_dataset_json,
+    resolve_classes,
+    resolve_tolerance,
+)
 from medseg.evaluate.summary import describe, summarize
 
 log = logging.getLogger(__name__)
@@ -180,13 +185,13 @@ def evaluate_folders(
     Raises
     ------
     DatasetError
-        A missing pair, an unreadable or non-integer label map.
+        An invalid ``dataset.json``, a missing pair, an unreadable or non-integer label map.
     GeometryError
         Prediction and reference grids differ beyond ``geometry_tol``.
     """
     layout = locate_reference(Path(ref_dir))
     json_path = Path(dataset_json) if dataset_json is not None else layout.dataset_json
-    dataset = read_dataset_json(json_path) if json_path is not None else None
+    dataset = classes_from_dataset_json(json_path) if json_path is not None else None
     classes = resolve_classes(labels, regions, dataset)
     options = options or MetricOptions()
     if dataset is not None and options.ignore_label is None and dataset[2] is not None:

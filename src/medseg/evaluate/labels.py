@@ -7,46 +7,47 @@ A class is a name and a tuple of label values: one value for a label, several fo
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 
-from medseg._config import read_json
-from medseg.errors import ConfigError, DatasetError
+from medseg._typing import PathLikeStr
+from medseg.data.nnunet import parse_labels, read_dataset_json
+from medseg.errors import ConfigError
 
 ClassMap = dict[str, tuple[int, ...]]
 
 
-def read_dataset_json(path: Path) -> tuple[ClassMap, ClassMap, int | None]:
-    """Labels, regions and ignore value from an nnU-Net v2 ``dataset.json``.
+def classes_from_dataset_json(path: PathLikeStr) -> tuple[ClassMap, ClassMap, int | None]:
+    """Classes to score and the ignore value, from an nnU-Net v2 ``dataset.json``.
+
+    The data layer reads and validates the file (:func:`medseg.data.read_dataset_json`,
+    :func:`medseg.data.parse_labels`), so evaluation reads labels exactly as dataset loading does.
+
+    Parameters
+    ----------
+    path : path
+        The ``dataset.json`` file.
 
     Returns
     -------
     labels : dict of str to tuple of int
-        Every integer label except background (value 0) and ``"ignore"``.
+        Every integer entry except background (0) and ``ignore``, as a one-value tuple. In a
+        region dataset these are the regions written as a plain integer, also in ``regions``
+        (:func:`resolve_classes` keys classes by name, so each is scored once).
     regions : dict of str to tuple of int
-        Entries whose value is a list (nnU-Net region training).
+        In a region dataset, every entry except background and ``ignore``, with the label
+        values it unites (an integer entry is a one-value region); empty otherwise.
     ignore : int or None
-        Value of the ``"ignore"`` label.
+        Value of the ``ignore`` label.
+
+    Raises
+    ------
+    DatasetError
+        The file is missing, not JSON, or not a valid nnU-Net v2 ``dataset.json`` (see
+        :func:`medseg.data.parse_labels`, e.g. non-consecutive label values).
     """
-    data = read_json(Path(path))
-    entries = data.get("labels") if isinstance(data, dict) else None
-    if not isinstance(entries, dict) or not entries:
-        raise DatasetError(f"{path}: no 'labels' mapping; expected e.g. {{'background': 0, ...}}")
-    labels: ClassMap = {}
-    regions: ClassMap = {}
-    ignore = None
-    for name, value in entries.items():
-        if isinstance(value, bool) or not isinstance(value, (int, list)):
-            raise DatasetError(f"{path}: label {name!r} must be an int or a list, got {value!r}")
-        if isinstance(value, list):
-            if not value or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
-                raise DatasetError(f"{path}: region {name!r} must list ints, got {value!r}")
-            if value != [0]:
-                regions[name] = tuple(value)
-        elif name == "ignore":
-            ignore = value
-        elif value != 0:
-            labels[name] = (value,)
-    return labels, regions, ignore
+    meta = read_dataset_json(path)
+    spec = parse_labels(meta["labels"], meta.get("regions_class_order"), source=str(path))
+    labels = {name: (value,) for name, value in spec.foreground.items()}
+    return labels, dict(spec.regions), spec.ignore
 
 
 def parse_label_list(text: str) -> list[int]:
