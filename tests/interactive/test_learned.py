@@ -76,9 +76,16 @@ def test_3d_correction_acts_only_where_the_click_is(small_config: InteractiveMod
     # a background click away from the object: the network's wish to erase it is ignored
     off = engine.predict(image, [Click((3, 1, 1), positive=False)], old, spacing=(1.0,) * 3)
     assert np.array_equal(off >= 0.5, old)
-    # a background click on the object: erased on that slice and propagated through the rest
-    on = engine.predict(image, [Click((3, 10, 10), positive=False)], old, spacing=(1.0,) * 3)
-    assert not (on >= 0.5).any()
+    # a background click on the object: erased on that slice and, like a ball as wide as the
+    # erased 10 x 10 square (radius about 5.6), on the 5 slices either side; farther slices keep
+    on = engine.predict(image, [Click((12, 10, 10), positive=False)], old, spacing=(1.0,) * 3)
+    assert not (on[7:18] >= 0.5).any()
+    assert np.array_equal(on[:7] >= 0.5, old[:7])
+    assert np.array_equal(on[18:] >= 0.5, old[18:])
+    # with slices twice as thick as the pixels are wide, the edit reaches half as many slices
+    thick = engine.predict(image, [Click((12, 10, 10), positive=False)], old, spacing=(2.0, 1, 1))
+    assert not (thick[10:15] >= 0.5).any()
+    assert np.array_equal(thick[15:] >= 0.5, old[15:])
 
 
 class BrightIsObject(torch.nn.Module):
@@ -88,16 +95,24 @@ class BrightIsObject(torch.nn.Module):
         return 10.0 * (x[:, :1] - 1.0)
 
 
-def test_first_3d_box_propagates_from_a_seed_and_stops_where_the_object_ends(
-    small_config: InteractiveModelConfig,
-) -> None:
+def test_first_3d_box_predicts_each_boxed_slice(small_config: InteractiveModelConfig) -> None:
     engine = LearnedEngine(BrightIsObject(), small_config)
     image = np.zeros((1, 20, 24, 24), np.float32)
-    image[0, 2:5, 8:16, 8:16] = 1.0  # the larger object: slices 2-4, off the centre slice 9
-    image[0, 14:16, 8:14, 8:14] = 1.0  # a smaller blob, cut off from it by empty slices
+    image[0, 2:5, 8:16, 8:16] = 1.0
+    image[0, 14:16, 8:14, 8:14] = 1.0  # a second part, cut off from the first by empty slices
     prob = engine.predict(image, [Box((0, 4, 4), (18, 19, 19))], None, spacing=(1.0,) * 3)
-    # the empty centre slice gives no seed: the slice with most object does; the sweep stops
-    # at the empty slices on either side, so only the object it started from is segmented
     expected = np.zeros((20, 24, 24), bool)
     expected[2:5, 8:16, 8:16] = True
+    expected[14:16, 8:14, 8:14] = True
+    assert np.array_equal(prob >= 0.5, expected)
+
+
+def test_a_click_propagates_until_the_object_ends(small_config: InteractiveModelConfig) -> None:
+    engine = LearnedEngine(BrightIsObject(), small_config)
+    image = np.zeros((1, 20, 24, 24), np.float32)
+    image[0, 2:9, 8:16, 8:16] = 1.0
+    image[0, 12:15, 8:16, 8:16] = 1.0  # another object beyond an empty slice gap
+    prob = engine.predict(image, [Click((5, 10, 10))], None, spacing=(1.0,) * 3)
+    expected = np.zeros((20, 24, 24), bool)
+    expected[2:9, 8:16, 8:16] = True
     assert np.array_equal(prob >= 0.5, expected)

@@ -42,3 +42,48 @@ def test_volume_box_samples_put_the_object_inside_the_box(sphere_dataset: Path) 
 def test_invalid_training_settings_are_config_errors() -> None:
     with pytest.raises(ConfigError, match="iterations"):
         InteractiveTrainConfig(iterations=0)
+
+
+def test_learning_rate_decays_by_cosine_over_iterations_or_time() -> None:
+    from medseg.interactive.training import _cosine, _progress
+
+    config = InteractiveTrainConfig(iterations=100, max_minutes=1.0)
+    assert _progress(50, 0.0, config) == 0.5
+    assert _progress(10, 45.0, config) == 0.75  # the clock runs out first
+    rates = [_cosine(1.0, p) for p in np.linspace(0, 1, 11)]
+    assert rates[0] == pytest.approx(1.0)
+    assert rates[5] == pytest.approx(0.51)
+    assert rates[-1] == pytest.approx(0.02)
+    assert np.all(np.diff(rates) < 0)
+
+
+def test_simulated_boxes_and_crops_contain_the_object() -> None:
+    from medseg.interactive.training import _crop, _jittered_box
+
+    rng = np.random.default_rng(0)
+    mask = np.zeros((100, 90), bool)
+    mask[30:50, 20:70] = True
+    tight = 0
+    for _ in range(200):
+        box = _jittered_box(mask, rng)
+        rows, cols = np.flatnonzero(box.any(1)), np.flatnonzero(box.any(0))
+        assert box[mask].all()
+        assert 30 - rows[0] <= 19 and rows[-1] - 49 <= 19
+        tight += 30 - rows[0] <= 3 and cols[-1] - 69 <= 3
+        crop = _crop(mask, mask.shape, rng)
+        assert mask[crop].sum() == mask.sum()
+    assert 100 < tight < 200  # mostly careful boxes, some sloppy ones
+
+
+def test_imperfect_neighbours_stay_near_the_mask() -> None:
+    from scipy import ndimage
+
+    from medseg.interactive.training import _imperfect
+
+    rng = np.random.default_rng(0)
+    mask = np.zeros((64, 64), bool)
+    mask[20:40, 15:45] = True
+    outputs = [_imperfect(mask, rng) for _ in range(50)]
+    reach = ndimage.binary_dilation(mask, iterations=12)  # 3 sigma of the widest blur
+    assert all(out[~reach].sum() == 0 and out[28:32, 28:32].all() for out in outputs)
+    assert sum(not np.array_equal(out, mask) for out in outputs) > 25

@@ -4,16 +4,16 @@ Why slice-wise: on a CPU a small 2D U-Net at 128² answers in milliseconds, whil
 on a 128³ region costs seconds and needs far more training data. In 3D the engine picks a
 processing axis (the slice a box or stroke was drawn on, else the coarsest axis) and first
 predicts the seed slices in one batch: the slices holding clicks or strokes and, on a first
-prediction, the slice the box was drawn on (for a 3D box, its centre slice, where a CVPR-style
-box is tight and says most about the object). From the seeds it sweeps outward, all sweeps
-advancing together, one batch per step: each next slice gets the slice before it as its
-"previous mask" channel, plus its own prompts and box cross-section (when correcting, its own
-old mask with the previous slice's changes carried over). Propagating one consistent object
-from the best-prompted slice, rather than predicting every boxed slice on its own, keeps the
-network's reading of an ambiguous box (grey or white matter?) the same through the volume.
-A sweep stops where the object ends (empty slice), where a 3D box ends, or, when correcting,
-where a slice no longer changes. A correction keeps only the changes connected to the clicks
-and strokes (in 3D: to the previous slice's changes), so it acts where the user pointed.
+prediction, every slice a box crosses, each with its own box cross-section (the network's
+commonest training case; predicting them independently measured better on the brain example
+than propagating from the box's centre slice, where a weak network's errors drift). From the
+seeds it sweeps outward, all sweeps advancing together, one batch per step: each next slice
+gets the slice before it as its "previous mask" channel plus its own prompts (when correcting,
+its own old mask with the previous slice's changes carried over). A sweep stops where the
+object ends (empty slice), where a 3D box ends, or, when correcting, where a slice no longer
+changes. A correction keeps only the changes connected to the clicks and strokes on their
+slice, and on the slices it spreads to only the changes within 2 px of the previous slice's
+changes, so it acts where the user pointed.
 """
 
 from __future__ import annotations
@@ -97,7 +97,7 @@ class LearnedEngine:
                 prob = _focus(prob, prev_mask, anchor)
             return prob
         axis = self._choose_axis(prompts, spacing)
-        return _Propagation(self, roi_image, maps, prompts, prev_mask, axis).run()
+        return _Propagation(self, roi_image, maps, prompts, prev_mask, axis, spacing).run()
 
     def _encode(
         self,
@@ -148,6 +148,17 @@ def _focus(prob: np.ndarray, old: BoolArray, anchor: BoolArray) -> np.ndarray:
     return np.where(keep, prob, old.astype(np.float32))
 
 
+def _within(prob: np.ndarray, old: BoolArray, moved: BoolArray) -> np.ndarray:
+    """Keep the network's changes to ``old`` only within 1 px of ``moved``.
+
+    ``moved`` holds the changes of the slice a correction propagates from: the edit travels
+    through the volume as a tube around where the user pointed instead of letting the
+    network redraw whole slices. Shapes (H, W).
+    """
+    near = ndimage.binary_dilation(moved, structure=_NEIGHBOURS)
+    return np.where(near, prob, old.astype(np.float32))
+
+
 def _previous(mask: BoolArray | None, shape: tuple[int, ...]) -> np.ndarray:
     """The previous-mask channel: ``2 * mask - 1``, zeros before the first prediction."""
     return np.zeros(shape, np.float32) if mask is None else mask.astype(np.float32) * 2 - 1
@@ -164,9 +175,12 @@ class _Propagation:
         prompts: Sequence[Prompt],
         prev_mask: BoolArray | None,
         axis: int,
+        spacing: SpacingMM,
     ) -> None:
         self.engine = engine
         self.axis = axis
+        in_plane = [float(v) for a, v in enumerate(spacing) if a != axis]
+        self.aspect = float(np.mean(in_plane)) / float(spacing[axis])
         self.image = np.moveaxis(image, axis + 1, 1)
         self.box = np.moveaxis(maps.box, axis, 0)
         self.pos = np.moveaxis(maps.positive, axis, 0)
@@ -192,14 +206,12 @@ class _Propagation:
         )
 
     def _seeds(self) -> list[int]:
-        """Slices predicted first: those with clicks or strokes and, on a first prediction,
-        the slice a box was drawn on (for a 3D box, its centre slice)."""
-        prompted = self.pos.any(axis=(1, 2)) | self.neg.any(axis=(1, 2))
-        seeds = set(np.flatnonzero(prompted & self.allowed).tolist())
-        boxed = np.flatnonzero(self.box.any(axis=(1, 2)) & self.allowed)
-        if not self.correcting and boxed.size:
-            seeds.add(int(boxed[len(boxed) // 2]))
-        return sorted(seeds)
+        """Slices predicted first, in one batch: those with clicks or strokes and, on a first
+        prediction, every slice a box crosses (each with its own cross-section of the box)."""
+        seeded = self.pos.any(axis=(1, 2)) | self.neg.any(axis=(1, 2))
+        if not self.correcting:
+            seeded |= self.box.any(axis=(1, 2))
+        return np.flatnonzero(seeded & self.allowed).tolist()
 
     def _predict(self, slices: Sequence[int], previous: Sequence[BoolArray | None]) -> np.ndarray:
         """Probabilities of ``slices`` in one batch, given their previous-mask channels."""
@@ -208,56 +220,51 @@ class _Propagation:
         )
         return self.engine._probabilities(batch, self.box.shape[1:])
 
-    def _predict_seeds(self, seeds: list[int]) -> list[int]:
-        """Predict the seed slices; on a first prediction that comes out empty (a box's
-        centre slice can miss an object made of several parts), seed instead from the boxed
-        slice the network finds most object on."""
-        if self.correcting:
-            probs = self._predict(seeds, [self.old[k] for k in seeds])
-            for k, prob in zip(seeds, probs, strict=True):
-                self.prob[k] = _focus(prob, self.old[k], self.pos[k] | self.neg[k])
-            return seeds
-        probs = self._predict(seeds, [None] * len(seeds))
-        self.prob[seeds] = probs
-        if (probs >= 0.5).any() or not self.box.any():
-            return seeds
-        boxed = np.flatnonzero(self.box.any(axis=(1, 2)) & self.allowed).tolist()
-        probs = self._predict(boxed, [None] * len(boxed))
-        area = (probs >= 0.5).sum(axis=(1, 2))
-        if not area.any():
-            return seeds
-        best = int(np.argmax(area))
-        self.prob[boxed[best]] = probs[best]
-        return [boxed[best]]
+    def _predict_seeds(self, seeds: list[int]) -> None:
+        if not self.correcting:
+            self.prob[seeds] = self._predict(seeds, [None] * len(seeds))
+            return
+        probs = self._predict(seeds, [self.old[k] for k in seeds])
+        for k, prob in zip(seeds, probs, strict=True):
+            self.prob[k] = _focus(prob, self.old[k], self.pos[k] | self.neg[k])
+
+    def _reach(self, seed: int) -> float:
+        """How many slices a sweep from ``seed`` may go: unbounded on a first prediction; for
+        a correction, the radius of the disk as large as the seed slice's change, in slices,
+        so that a click's edit spreads about as far through the volume as across its slice."""
+        if not self.correcting:
+            return np.inf
+        area = float(((self.prob[seed] >= 0.5) != self.old[seed]).sum())
+        return np.sqrt(area / np.pi) * self.aspect
 
     def run(self) -> np.ndarray:
         """Predict the seeds, then sweep outward from each, all sweeps advancing together
         (one batch per step) until each stops."""
         seeds = self._seeds()
         if seeds:
-            seeds = self._predict_seeds(seeds)
+            self._predict_seeds(seeds)
         done = set(seeds)
-        fronts = [(k, step) for k in seeds for step in (1, -1)]
+        fronts = [(k, step, self._reach(k)) for k in seeds for step in (1, -1)]
         while fronts:
-            ahead: dict[int, int] = {}
-            for k, step in fronts:
+            ahead: dict[int, tuple[int, float]] = {}
+            for k, step, reach in fronts:
                 n = k + step
-                if 0 <= n < len(self.prob) and self.allowed[n] and n not in done:
-                    ahead.setdefault(n, step)
+                if reach >= 1 and 0 <= n < len(self.prob) and self.allowed[n] and n not in done:
+                    ahead.setdefault(n, (step, reach - 1))
             if not ahead:
                 break
             slices = list(ahead)
-            probs = self._predict(slices, [self._carried(n, n - ahead[n]) for n in slices])
+            probs = self._predict(slices, [self._carried(n, n - ahead[n][0]) for n in slices])
             fronts = []
             for n, new in zip(slices, probs, strict=True):
-                source = n - ahead[n]
+                step, reach = ahead[n]
                 if self.correcting:
-                    moved = (self.prob[source] >= 0.5) != self.old[source]
-                    new = _focus(new, self.old[n], moved)
+                    moved = (self.prob[n - step] >= 0.5) != self.old[n - step]
+                    new = _within(new, self.old[n], moved)
                 self.prob[n] = new
                 done.add(n)
                 if not self._stop(n, new >= 0.5):
-                    fronts.append((n, ahead[n]))
+                    fronts.append((n, step, reach))
         return np.moveaxis(self.prob, 0, self.axis)
 
     def _carried(self, k: int, source: int) -> BoolArray:

@@ -1,14 +1,17 @@
 """Train the promptable network on any labelled medseg dataset by simulating users.
 
 Each training sample is a 2D crop of one class on one slice (any axis for 3D data), resized
-to the network size. A quarter of the 3D samples reproduce inference under a CVPR-style 3D
+to the network size. Nearly half of the 3D samples reproduce inference under a CVPR-style 3D
 box exactly: a slice anywhere under the box, cropped by the session's region-of-interest rule,
-with the box's (loose) cross-section as the only prompt. Otherwise a simulated user gives a
-first prompt (jittered box, clicks drawn
-uniformly / at the distance maximum / near the border, line, centre-line or contour strokes,
-or, to learn propagation, the neighbouring slice's mask as the previous mask); then up to
-``max_rounds`` correction rounds add a click or stroke on the largest error and feed the
-network's own previous mask back. Loss: Dice + focal (MONAI) after the last round.
+with the box's (loose) cross-section as the only prompt. Otherwise the crop is close, follows
+the session's rule or is the whole plane (objects at the scales inference shows them), and a
+simulated user gives a first prompt: a box (mostly tight, so that it can tell a structure from
+its neighbour), clicks drawn uniformly / at the distance maximum / near the border, a line,
+centre-line or contour stroke, or, to learn propagation, a neighbouring slice's mask, blurred
+and grown or shrunk as the network's own answers are. Then up to ``max_rounds`` correction
+rounds add a click or stroke on the largest error and feed the network's own previous mask
+back. Loss: Dice + focal (MONAI) after the last round; Adam with cosine decay over the
+iteration or time budget, whichever ends first.
 """
 
 from __future__ import annotations
@@ -134,21 +137,18 @@ def _volume_box_sample(
     """A slice under a CVPR-style 3D box, cropped by the session's region-of-interest rule.
 
     The box is drawn on the object's median slice and spans its extent, so on other slices
-    it is loose; at inference the learned engine sees exactly this on every boxed slice. The
-    neighbour is the next slice towards the box centre, from where inference propagates.
+    it is loose; at inference the learned engine sees exactly this on every boxed slice.
     """
     i, value, axis, _ = entry
     box = simulate_box(data.labels[i] == value, rng, axis=axis)
     k = int(rng.integers(box.lo[axis], box.hi[axis] + 1))
-    centre = (box.lo[axis] + box.hi[axis]) // 2
     image, label = data.plane(i, axis, k)
     gt = label == value
-    neighbour = data.plane(i, axis, k + int(np.sign(centre - k)))[1] == value
     plane = Box(tuple(np.delete(box.lo, axis)), tuple(np.delete(box.hi, axis)))
     crop = region_of_interest([plane], None, gt.shape)
     box_map = render_prompts([plane], gt.shape).box
-    img, gt_s, neighbour_s, box_s = _resize(image, [gt, neighbour, box_map], crop, size)
-    return img, gt_s, neighbour_s, box_s
+    img, gt_s, box_s = _resize(image, [gt, box_map], crop, size)
+    return img, gt_s, gt_s, box_s
 
 
 def _crop(
@@ -179,11 +179,11 @@ def _sample(data: _Slices, rng: np.random.Generator, size: int) -> Sample:
     the cross-section of a 3D box when the crop comes from :func:`_volume_box_sample`."""
     entry = data.index[rng.integers(len(data.index))]
     i, value, axis, slices = entry
-    if data.ndim == 3 and rng.random() < 0.3:
+    if data.ndim == 3 and rng.random() < 0.45:
         return _volume_box_sample(data, entry, rng, size)
     depth = data.labels[i].shape[axis] if data.ndim == 3 else 1
     k = int(rng.choice(slices))
-    step = int(rng.choice([-2, -1, 1, 2]))
+    step = int(rng.choice([-3, -2, -1, 1, 2, 3]))
     if data.ndim == 3 and rng.random() < 0.1:  # just past the object's end: learn to stop
         k, step = (int(slices[0]) - 1, 1) if rng.random() < 0.5 else (int(slices[-1]) + 1, -1)
     k, nb = int(np.clip(k, 0, depth - 1)), int(np.clip(k + step, 0, depth - 1))
@@ -211,6 +211,20 @@ def _jittered_box(mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return box
 
 
+def _imperfect(mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A neighbour slice's mask as propagation delivers it: usually blurred, grown or shrunk.
+
+    At inference the previous-mask channel holds the network's own (imperfect) answer on the
+    slice before; trained only on perfect neighbours, the network learns to copy that channel
+    and errors drift through the volume. Smoothing with a random sigma (1-4 px) and cutting at
+    a random level (0.3-0.7) loses detail and moves the border either way.
+    """
+    if rng.random() < 0.3 or not mask.any():
+        return mask
+    smooth = ndimage.gaussian_filter(mask.astype(np.float32), sigma=rng.uniform(1.0, 4.0))
+    return smooth > rng.uniform(0.3, 0.7)
+
+
 def _clicks(region: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:
     """``count`` clicks in ``region``: uniform, distance maximum or near the border."""
     out = np.zeros(region.shape, dtype=bool)
@@ -234,12 +248,9 @@ def _first_prompt(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Box, positive, negative and previous-mask maps of a simulated first interaction."""
     shape = gt.shape
-    if volume_box is not None:  # alone, or propagated from the slice nearer the box centre
+    if volume_box is not None:  # as the engine predicts a 3D box: each slice on its own
         empty = np.zeros(shape, bool)
-        prev = np.zeros(shape, np.float32)
-        if rng.random() < 0.5:
-            prev = neighbour.astype(np.float32) * 2 - 1
-        return volume_box, empty, empty.copy(), prev
+        return volume_box, empty, empty.copy(), np.zeros(shape, np.float32)
     box = np.zeros(shape, bool)
     pos = np.zeros(shape, bool)
     neg = np.zeros(shape, bool)
@@ -253,7 +264,7 @@ def _first_prompt(
         )
     )
     if mode == "propagate":
-        prev = neighbour.astype(np.float32) * 2 - 1
+        prev = _imperfect(neighbour, rng).astype(np.float32) * 2 - 1
         if neighbour.any() and rng.random() < 0.5:
             box = _jittered_box(neighbour, rng)
     if mode in ("box", "box+clicks"):
