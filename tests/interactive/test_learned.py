@@ -116,3 +116,39 @@ def test_a_click_propagates_until_the_object_ends(small_config: InteractiveModel
     expected = np.zeros((20, 24, 24), bool)
     expected[2:9, 8:16, 8:16] = True
     assert np.array_equal(prob >= 0.5, expected)
+
+
+def test_clicks_are_respected_whatever_the_network_says() -> None:
+    from medseg.interactive.learned import respect_clicks
+
+    prob = np.zeros((30, 30, 30), np.float32)
+    prob[2:5, 2:5, 2:5] = 0.9  # a small spurious blob
+    prob[10:28, 10:28, 10:28] = 0.9  # a large object
+    prompts = [
+        Click((3, 3, 3), positive=False),  # on the blob: the whole blob goes
+        Click((19, 19, 19), positive=False),  # inside the large object: a hole of radius 2
+        Click((0, 29, 0), positive=True),  # on background: object around it
+    ]
+    mask = respect_clicks(prob, prompts) >= 0.5
+    assert not mask[2:5, 2:5, 2:5].any()
+    hole = ~mask[10:28, 10:28, 10:28]
+    assert hole.sum() == 33  # the voxels of a ball of radius 2
+    assert hole[9, 9, 7]
+    assert hole[9, 9, 11]
+    assert not hole[9, 9, 6]
+    assert mask[[0, 1, 0], [29, 29, 28], [0, 0, 0]].all()
+    assert not mask[1, 28, 0]
+    assert (prob >= 0.5).sum() - mask.sum() == 27 + 33 - 4  # nothing else moved
+
+
+def test_a_blob_holding_a_positive_click_is_only_dented() -> None:
+    from medseg.interactive.learned import respect_clicks
+
+    prob = np.zeros((40, 40), np.float32)
+    prob[5:9, 5:15] = 1.0
+    prompts = [Click((6, 6), positive=True), Click((7, 13), positive=False)]
+    mask = respect_clicks(prob, prompts) >= 0.5
+    assert mask[6, 6]
+    assert mask[5, 5]
+    assert not mask[7, 11:16].any()  # radius-2 disk around the background click
+    assert mask[7, 10]

@@ -68,7 +68,8 @@ def test_simulated_boxes_and_crops_contain_the_object() -> None:
         box = _jittered_box(mask, rng)
         rows, cols = np.flatnonzero(box.any(1)), np.flatnonzero(box.any(0))
         assert box[mask].all()
-        assert 30 - rows[0] <= 19 and rows[-1] - 49 <= 19
+        assert 30 - rows[0] <= 19
+        assert rows[-1] - 49 <= 19
         tight += 30 - rows[0] <= 3 and cols[-1] - 69 <= 3
         crop = _crop(mask, mask.shape, rng)
         assert mask[crop].sum() == mask.sum()

@@ -26,7 +26,7 @@ def _threads(threads: int | None) -> None:
 def train_interactive(
     dataset: Annotated[Path, typer.Argument(help="Labelled dataset folder (nnU-Net raw, ...).")],
     output: Annotated[Path, typer.Option("-o", "--output", help="Model folder to write.")],
-    iterations: Annotated[int, typer.Option(help="Training iterations (batches).")] = 500,
+    iterations: Annotated[int, typer.Option(help="Training iterations (batches).")] = 20000,
     batch_size: Annotated[int, typer.Option(help="Crops per batch.")] = 8,
     learning_rate: Annotated[float, typer.Option(help="Adam learning rate.")] = 3e-3,
     max_rounds: Annotated[int, typer.Option(help="Most simulated correction rounds.")] = 5,

@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+import cc3d
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -31,7 +32,7 @@ from medseg._typing import BoolArray, FloatArray, SpacingMM
 from medseg.errors import GeometryError
 from medseg.interactive.engine import normalize_intensity
 from medseg.interactive.network import InteractiveModelConfig, encode, load_model
-from medseg.interactive.prompts import Box, Prompt, PromptMaps, Scribble, render_prompts
+from medseg.interactive.prompts import Box, Click, Prompt, PromptMaps, Scribble, render_prompts
 
 _NEIGHBOURS = np.ones((3, 3), dtype=bool)
 
@@ -95,9 +96,10 @@ class LearnedEngine:
             anchor = maps.positive | maps.negative
             if prev_mask is not None and prev_mask.any() and anchor.any():
                 prob = _focus(prob, prev_mask, anchor)
-            return prob
-        axis = self._choose_axis(prompts, spacing)
-        return _Propagation(self, roi_image, maps, prompts, prev_mask, axis, spacing).run()
+        else:
+            axis = self._choose_axis(prompts, spacing)
+            prob = _Propagation(self, roi_image, maps, prompts, prev_mask, axis, spacing).run()
+        return respect_clicks(prob, prompts)
 
     def _encode(
         self,
@@ -132,6 +134,53 @@ class LearnedEngine:
                     return int(flat[0])
         sp = np.asarray(spacing, dtype=float)
         return int(np.argmax(sp)) if sp.max() > 1.5 * sp.min() else 0
+
+
+def respect_clicks(
+    prob: FloatArray, prompts: Sequence[Prompt], *, blob_extent: int = 12
+) -> FloatArray:
+    """Make every click hold in the answer, whatever the network said.
+
+    Users of interactive tools name ignored clicks as their main frustration (a background
+    click that removes nothing leaves a simulated user, and a real one, clicking on the same
+    spot forever). So a positive click is object within 1 voxel of it, and a negative click
+    that lands on object removes the connected piece it lands on (26- or 8-connected) when
+    that piece is a blob shorter than ``blob_extent`` voxels on every axis that holds no
+    positive click, otherwise a ball of radius 2 voxels around the click.
+
+    Parameters
+    ----------
+    prob : ndarray, shape (Z, Y, X) or (Y, X)
+        Object probabilities on the region of interest.
+    prompts : sequence of Prompt
+        All prompts, in region-of-interest coordinates; only clicks inside it count.
+    """
+    clicks = [
+        p
+        for p in prompts
+        if isinstance(p, Click)
+        and all(0 <= c < s for c, s in zip(p.point, prob.shape, strict=True))
+    ]
+    if not clicks:
+        return prob
+    prob = prob.copy()
+    positive = [c.point for c in clicks if c.positive]
+    for click in (c for c in clicks if not c.positive and prob[c.point] >= 0.5):
+        pieces = cc3d.connected_components(prob >= 0.5, connectivity=26 if prob.ndim == 3 else 8)
+        piece = pieces == pieces[click.point]
+        small = np.all(np.ptp(np.argwhere(piece), axis=0) < blob_extent)
+        if small and not any(piece[p] for p in positive):
+            prob[piece] = 0.0
+        else:
+            prob[_ball_at(click.point, 2, prob.shape)] = 0.0
+    for click in (c for c in clicks if c.positive):
+        prob[_ball_at(click.point, 1, prob.shape)] = 1.0
+    return prob
+
+
+def _ball_at(centre: tuple[int, ...], radius: int, shape: tuple[int, ...]) -> BoolArray:
+    grid = np.ogrid[tuple(slice(0, s) for s in shape)]
+    return sum((g - c) ** 2 for g, c in zip(grid, centre, strict=True)) <= radius**2
 
 
 def _focus(prob: np.ndarray, old: BoolArray, anchor: BoolArray) -> np.ndarray:

@@ -10,8 +10,10 @@ its neighbour), clicks drawn uniformly / at the distance maximum / near the bord
 centre-line or contour stroke, or, to learn propagation, a neighbouring slice's mask, blurred
 and grown or shrunk as the network's own answers are. Then up to ``max_rounds`` correction
 rounds add a click or stroke on the largest error and feed the network's own previous mask
-back. Loss: Dice + focal (MONAI) after the last round; Adam with cosine decay over the
-iteration or time budget, whichever ends first.
+back. Loss: Dice + binary cross-entropy (MONAI, as nnU-Net) after the last round: unlike
+focal loss, cross-entropy keeps pushing down confident false positives on slices without the
+object, where Dice gives almost no gradient. Adam with cosine decay over the iteration or
+time budget, whichever ends first.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from monai.losses import DiceFocalLoss
+from monai.losses import DiceCELoss
 from scipy import ndimage
 
 from medseg._config import to_jsonable
@@ -53,7 +55,7 @@ class InteractiveTrainConfig:
     foreground label; ``axes`` are the slice axes sampled from 3D images.
     """
 
-    iterations: int = 500
+    iterations: int = 20000
     batch_size: int = 8
     learning_rate: float = 3e-3
     max_rounds: int = 5
@@ -316,7 +318,7 @@ def train_interactive(
     model_config = replace(config.model, image_channels=int(data.images[0].shape[0]))
     net = build_network(model_config)
     optimizer = torch.optim.Adam(net.parameters(), lr=config.learning_rate)
-    loss_fn = DiceFocalLoss(sigmoid=True)
+    loss_fn = DiceCELoss(sigmoid=True)
     size = model_config.size
     losses: list[float] = []
     for iteration in range(config.iterations):
