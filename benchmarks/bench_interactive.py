@@ -11,7 +11,7 @@ Rows (median of repeats after a warm-up):
   ``skimage.segmentation.random_walker`` on the whole image with the same seeds; the masks
   must agree (Dice printed).
 * 3D, a sphere of diameter 81 voxels in a 160^3 volume (region of interest about 121^3),
-  learned engine: the first box (slice-wise propagation through the object), then correction
+  learned engine: the first box (every boxed slice in one batch), then correction
   clicks (goal <= 500 ms per interaction).
 * 3D, classical engine on the same region (block-averaged to at most 48^3) vs scikit-image's
   random walker on the full-resolution region with the same seeds.

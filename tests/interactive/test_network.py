@@ -22,23 +22,34 @@ from medseg.interactive.prompts import Click
 
 
 def test_encode_resizes_and_keeps_every_click(small_config: InteractiveModelConfig) -> None:
-    image = torch.randn(1, 100, 60)
-    positive = torch.zeros(100, 60, dtype=torch.bool)
-    positive[99, 0] = True  # a corner click must survive shrinking
+    image = torch.randn(2, 1, 100, 60)
+    positive = torch.zeros(2, 100, 60, dtype=torch.bool)
+    positive[0, 99, 0] = True  # a corner click must survive shrinking
+    box = torch.zeros(2, 100, 60)
+    box[0] = 1.0
     out = encode(
-        image,
-        torch.ones(100, 60),
-        positive,
-        torch.zeros(100, 60),
-        torch.zeros(100, 60),
-        small_config,
+        image, box, positive, torch.zeros(2, 100, 60), torch.zeros(2, 100, 60), small_config
     )
-    assert out.shape == (5, 32, 32)
-    assert out[1].min() == 1.0  # box channel
-    assert out[2, 31, 0] == 1.0
-    assert out[2].sum() == 3 * 3
-    assert out[3].sum() == 0
-    assert out[4].abs().sum() == 0
+    assert out.shape == (2, 5, 32, 32)
+    assert out[0, 1].min() == 1.0  # box channel
+    assert out[0, 2, 31, 0] == 1.0
+    assert out[0, 2].sum() == 3 * 3
+    assert out[0, 3].sum() == 0
+    assert out[0, 4].abs().sum() == 0
+    assert out[1, 1:4].sum() == 0  # the other crop of the batch has no prompts
+
+
+def test_batched_normalisation_equals_one_slice_at_a_time() -> None:
+    from medseg.interactive.engine import normalize_intensity
+
+    rng = np.random.default_rng(0)
+    slices = rng.gamma(2.0, 50.0, size=(4, 2, 30, 20))
+    slices[2, 1] = 7.0  # a constant channel becomes zeros
+    batched = normalize_intensity(slices, spatial_dims=2)
+    for k in range(4):
+        np.testing.assert_allclose(batched[k], normalize_intensity(slices[k]), atol=1e-5)
+    assert not batched[2, 1].any()
+    np.testing.assert_allclose(batched[0, 0].std(), 1.0, atol=1e-5)
 
 
 def test_network_maps_prompt_channels_to_one_logit_map(

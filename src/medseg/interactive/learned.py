@@ -91,8 +91,14 @@ class LearnedEngine:
         maps = render_prompts(prompts, shape)
         if len(shape) == 2:
             prev = _previous(prev_mask, shape)
-            batch = self._encode(roi_image, maps.box, maps.positive, maps.negative, prev)
-            prob = self._probabilities(batch[None], shape)[0]
+            batch = self._encode(
+                roi_image[None],
+                maps.box[None],
+                maps.positive[None],
+                maps.negative[None],
+                prev[None],
+            )
+            prob = self._probabilities(batch, shape)[0]
             anchor = maps.positive | maps.negative
             if prev_mask is not None and prev_mask.any() and anchor.any():
                 prob = _focus(prob, prev_mask, anchor)
@@ -109,8 +115,9 @@ class LearnedEngine:
         negative: np.ndarray,
         previous: np.ndarray,
     ) -> torch.Tensor:
+        """Network input for a batch: image (B, C, H, W), maps and previous mask (B, H, W)."""
         return encode(
-            torch.from_numpy(normalize_intensity(image)),
+            torch.from_numpy(normalize_intensity(image, spatial_dims=2)),
             torch.from_numpy(box),
             torch.from_numpy(positive),
             torch.from_numpy(negative),
@@ -248,12 +255,6 @@ class _Propagation:
         )
         self.prob[~self.allowed] = 0.0
 
-    def _slice_input(self, k: int, previous: BoolArray | None) -> torch.Tensor:
-        previous = _previous(previous, self.box.shape[1:])
-        return self.engine._encode(
-            self.image[:, k], self.box[k], self.pos[k], self.neg[k], previous
-        )
-
     def _seeds(self) -> list[int]:
         """Slices predicted first, in one batch: those with clicks or strokes and, on a first
         prediction, every slice a box crosses (each with its own cross-section of the box)."""
@@ -264,10 +265,15 @@ class _Propagation:
 
     def _predict(self, slices: Sequence[int], previous: Sequence[BoolArray | None]) -> np.ndarray:
         """Probabilities of ``slices`` in one batch, given their previous-mask channels."""
-        batch = torch.stack(
-            [self._slice_input(k, prev) for k, prev in zip(slices, previous, strict=True)]
+        shape = self.box.shape[1:]
+        batch = self.engine._encode(
+            np.moveaxis(self.image[:, slices], 1, 0),
+            self.box[slices],
+            self.pos[slices],
+            self.neg[slices],
+            np.stack([_previous(prev, shape) for prev in previous]),
         )
-        return self.engine._probabilities(batch, self.box.shape[1:])
+        return self.engine._probabilities(batch, shape)
 
     def _predict_seeds(self, seeds: list[int]) -> None:
         if not self.correcting:

@@ -99,34 +99,32 @@ def encode(
     previous: torch.Tensor,
     config: InteractiveModelConfig,
 ) -> torch.Tensor:
-    """Stack and resize one crop's channels to the network input.
+    """Stack and resize a batch of crops' channels to the network input.
 
     Parameters
     ----------
-    image : Tensor, shape (C, H, W)
-        Normalised image crop.
-    box, positive, negative : Tensor of bool or float, shape (H, W)
+    image : Tensor, shape (B, C, H, W)
+        Normalised image crops.
+    box, positive, negative : Tensor of bool or float, shape (B, H, W)
         Prompt maps at crop resolution.
-    previous : Tensor, shape (H, W)
-        ``2 * mask - 1`` of the current mask, or zeros before the first prediction.
+    previous : Tensor, shape (B, H, W)
+        ``2 * mask - 1`` of the current masks, or zeros before the first prediction.
 
     Returns
     -------
-    Tensor, shape (C + 4, size, size)
+    Tensor, shape (B, C + 4, size, size)
         Image and previous mask bilinearly resized; prompt maps max-pooled (nothing is lost
         when shrinking) and clicks thickened by ``click_radius``.
     """
     size = (config.size, config.size)
-    dense = torch.cat([image, previous[None].float()])[None]
-    dense = F.interpolate(dense, size=size, mode="bilinear", align_corners=False)[0]
-    sparse = torch.stack([box, positive, negative]).float()[None]
-    sparse = F.adaptive_max_pool2d(sparse, size)
+    dense = torch.cat([image.float(), previous[:, None].float()], dim=1)
+    dense = F.interpolate(dense, size=size, mode="bilinear", align_corners=False)
+    sparse = F.adaptive_max_pool2d(torch.stack([box, positive, negative], dim=1).float(), size)
     r = config.click_radius
     if r and bool(sparse[:, 1:].any()):
         clicks = F.max_pool2d(sparse[:, 1:], 2 * r + 1, stride=1, padding=r)
         sparse = torch.cat([sparse[:, :1], clicks], dim=1)
-    sparse = sparse[0]
-    return torch.cat([dense[:-1], sparse, dense[-1:]])
+    return torch.cat([dense[:, :-1], sparse, dense[:, -1:]], dim=1)
 
 
 def save_model(net: nn.Module, config: InteractiveModelConfig, folder: Path) -> None:

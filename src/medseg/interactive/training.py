@@ -374,19 +374,9 @@ def _batch(
     prompts: list[tuple[np.ndarray, ...]],
     model_config: InteractiveModelConfig,
 ) -> torch.Tensor:
-    return torch.stack(
-        [
-            encode(
-                torch.from_numpy(img),
-                torch.from_numpy(box),
-                torch.from_numpy(pos),
-                torch.from_numpy(neg),
-                torch.from_numpy(prev),
-                model_config,
-            )
-            for (img, *_), (box, pos, neg, prev) in zip(samples, prompts, strict=True)
-        ]
-    )
+    images = np.stack([sample[0] for sample in samples])
+    box, pos, neg, prev = (np.stack(maps) for maps in zip(*prompts, strict=True))
+    return encode(*(torch.from_numpy(a) for a in (images, box, pos, neg, prev)), model_config)
 
 
 def _correct(
