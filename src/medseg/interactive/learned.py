@@ -11,9 +11,10 @@ seeds it sweeps outward, all sweeps advancing together, one batch per step: each
 gets the slice before it as its "previous mask" channel plus its own prompts (when correcting,
 its own old mask with the previous slice's changes carried over). A sweep stops where the
 object ends (empty slice), where a 3D box ends, or, when correcting, where a slice no longer
-changes. A correction keeps only the changes connected to the clicks and strokes on their
-slice, and on the slices it spreads to only the changes within 2 px of the previous slice's
-changes, so it acts where the user pointed.
+changes or the edit has gone as deep as it is wide on its own slice. A correction keeps only
+the changes connected to the clicks and strokes on their slice, and on the slices it spreads
+to only the changes within 1 px of the previous slice's changes, so it acts where the user
+pointed. Last, :func:`respect_clicks` makes every click hold whatever the network said.
 """
 
 from __future__ import annotations
