@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import types
 import typing
 from pathlib import Path
 from typing import Any, TypeVar, Union, get_args, get_origin, get_type_hints
-from uuid import uuid4
 
+from medseg._atomic import write_text_atomic
 from medseg.errors import ConfigError
 
 T = TypeVar("T")
@@ -41,13 +40,7 @@ def from_jsonable(cls: type[T], data: Any, *, source: str = "config") -> T:
 
 def write_json(data: Any, path: Path) -> None:
     """Write JSON (dataclasses allowed) atomically: temporary file, then rename."""
-    path = Path(path)
-    tmp = path.with_name(f".tmp-{uuid4().hex}-{path.name}")
-    try:
-        tmp.write_text(json.dumps(to_jsonable(data), indent=2, sort_keys=True) + "\n")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_text_atomic(json.dumps(to_jsonable(data), indent=2, sort_keys=True) + "\n", Path(path))
 
 
 def read_json(path: Path) -> Any:

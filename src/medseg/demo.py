@@ -210,8 +210,8 @@ def _write_summary(
     seconds: dict[str, float],
 ) -> None:
     """One self-contained HTML page: timings, Dice table, training curve, overlays."""
+    from medseg._atomic import write_text_atomic
     from medseg.evaluate.html_report import case_figure, find_image
-    from medseg.evaluate.outputs import write_text_atomic
 
     classes = list(mean_dice)
     head = "".join(f"<th>{html.escape(c)}</th>" for c in classes)

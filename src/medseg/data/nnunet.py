@@ -22,13 +22,12 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
-from uuid import uuid4
 
+from medseg._atomic import write_text_atomic
 from medseg._typing import PathLikeStr
 from medseg.data._paths import resolve_inside, visible_files
 from medseg.data.dataset import Case, Dataset, LabelSpec
@@ -255,12 +254,7 @@ def write_dataset_json(
         meta["regions_class_order"] = order
     parse_labels(label_json, meta.get("regions_class_order"), source=str(path))
     _parse_channel_names(meta["channel_names"], source=str(path))
-    tmp = path.with_name(f".tmp-{uuid4().hex}-{path.name}")
-    try:
-        tmp.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_text_atomic(json.dumps(meta, indent=2) + "\n", path)
     return path
 
 

@@ -5,12 +5,11 @@ from __future__ import annotations
 import csv
 import io
 import math
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
-from uuid import uuid4
 
+from medseg._atomic import write_text_atomic
 from medseg._config import write_json
 from medseg.errors import MedsegError
 from medseg.evaluate.summary import NON_METRIC_COLUMNS, metric_columns
@@ -21,16 +20,6 @@ if TYPE_CHECKING:
 CSV_NAME = "metrics_per_case.csv"
 SUMMARY_NAME = "summary.json"
 REPORT_NAME = "report.html"
-
-
-def write_text_atomic(text: str, path: Path) -> None:
-    """Write ``text`` to a temporary file beside ``path``, then rename it into place."""
-    tmp = path.with_name(f".tmp-{uuid4().hex}-{path.name}")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def rows_to_csv(rows: Sequence[dict[str, float | str]]) -> str:

@@ -16,11 +16,9 @@ Model folder::
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from uuid import uuid4
 
 import torch
 import torch.nn.functional as F
@@ -30,6 +28,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from medseg import __version__
+from medseg._atomic import atomic_path
 from medseg._config import from_jsonable, read_json, write_json
 from medseg.errors import ConfigError, ModelFormatError
 
@@ -132,13 +131,9 @@ def save_model(net: nn.Module, config: InteractiveModelConfig, folder: Path) -> 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     weights = folder / WEIGHTS_NAME
-    tmp = weights.with_name(f".tmp-{uuid4().hex}-{weights.name}")
-    try:
-        state = {k: v.detach().contiguous() for k, v in net.state_dict().items()}
+    state = {k: v.detach().contiguous() for k, v in net.state_dict().items()}
+    with atomic_path(weights) as tmp:
         save_file(state, str(tmp), metadata={"format": FORMAT})
-        os.replace(tmp, weights)
-    finally:
-        tmp.unlink(missing_ok=True)
     write_json(config, folder / CONFIG_NAME)
 
 

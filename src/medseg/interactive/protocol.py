@@ -23,17 +23,16 @@ count) and mean latency. Cases that stopped early keep their last score in per-s
 from __future__ import annotations
 
 import csv
-import os
 import time
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
-from uuid import uuid4
 
 import numpy as np
 
+from medseg._atomic import atomic_path
 from medseg._config import write_json
 from medseg._typing import BoolArray
 from medseg.data.dataset import Dataset
@@ -326,12 +325,7 @@ def _class_values(dataset: Dataset, classes: Sequence[int | str] | None) -> list
 
 
 def _write_csv(rows: Sequence[dict[str, Any]], path: Path) -> None:
-    tmp = path.with_name(f".tmp-{uuid4().hex}-{path.name}")
-    try:
-        with tmp.open("w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=CSV_FIELDS)
-            writer.writeheader()
-            writer.writerows(rows)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_path(path) as tmp, tmp.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=CSV_FIELDS)
+        writer.writeheader()
+        writer.writerows(rows)

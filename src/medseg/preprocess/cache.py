@@ -26,12 +26,12 @@ from dataclasses import fields
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
-from uuid import uuid4
 
 import numpy as np
 import numpy.typing as npt
 
 from medseg import __version__
+from medseg._atomic import atomic_path
 from medseg._config import from_jsonable, read_json, to_jsonable, write_json
 from medseg.data.dataset import Case, Dataset
 from medseg.errors import DatasetError, MedsegError
@@ -263,12 +263,8 @@ def _init_worker() -> None:
 
 
 def _save_npy(array: npt.NDArray, path: Path) -> None:
-    tmp = path.with_name(f".tmp-{uuid4().hex}-{path.name}")
-    try:
+    with atomic_path(path) as tmp:
         np.save(tmp, np.ascontiguousarray(array), allow_pickle=False)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _files(case_id: str) -> tuple[str, ...]:

@@ -9,11 +9,11 @@ from __future__ import annotations
 import csv
 import io
 import math
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
-from uuid import uuid4
+
+from medseg._atomic import atomic_path
 
 
 def write_log_csv(rows: Sequence[dict[str, Any]], path: Path) -> None:
@@ -63,9 +63,5 @@ def _num(value: Any) -> float:
 
 
 def _replace(path: Path, write) -> None:
-    tmp = path.with_name(f".tmp-{uuid4().hex}-{path.name}")
-    try:
+    with atomic_path(path) as tmp:
         write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)

@@ -23,12 +23,10 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from uuid import uuid4
 
 import torch
 from safetensors import SafetensorError
@@ -36,6 +34,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from medseg import __version__
+from medseg._atomic import atomic_path
 from medseg._config import from_jsonable, to_jsonable, write_json
 from medseg.errors import ConfigError, ModelFormatError
 from medseg.plan.plan import Configuration, Plan
@@ -378,9 +377,5 @@ def _finite(obj: Any) -> Any:
 
 
 def _atomic(path: Path, write) -> None:
-    tmp = path.with_name(f".tmp-{uuid4().hex}-{path.name}")
-    try:
+    with atomic_path(path) as tmp:
         write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
