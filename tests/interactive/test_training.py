@@ -18,8 +18,17 @@ def test_tiny_training_run_gives_finite_loss_and_a_loadable_model(
     sphere_dataset: Path, tmp_path: Path, small_config: InteractiveModelConfig
 ) -> None:
     config = InteractiveTrainConfig(iterations=4, batch_size=2, max_rounds=2, model=small_config)
-    result = train_interactive(load_dataset(sphere_dataset), tmp_path / "m", config=config)
+    calls: list[tuple[int, int]] = []
+    result = train_interactive(
+        load_dataset(sphere_dataset),
+        tmp_path / "m",
+        config=config,
+        on_progress=lambda done, total: calls.append((done, total)),
+    )
     assert len(result.losses) == 4
+    assert [done for done, _ in calls] == [1, 2, 3, 4]
+    assert all(done <= total <= 4 for done, total in calls)  # the iteration budget rules here
+    assert calls[-1] == (4, 4)
     assert np.all(np.isfinite(result.losses))
     engine = LearnedEngine.load(tmp_path / "m")
     assert engine.config.training["iterations"] == 4

@@ -63,7 +63,10 @@ def train_interactive(
     with Progress(console=console, disable=not console.is_terminal) as progress:
         task = progress.add_task("training", total=iterations)
         result = train(
-            data, output, config=config, on_progress=lambda d, n: progress.update(task, completed=d)
+            data,
+            output,
+            config=config,
+            on_progress=lambda d, n: progress.update(task, completed=d, total=n),
         )
     tail = result.losses[-20:]
     Console(soft_wrap=True).print(

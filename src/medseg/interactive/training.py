@@ -304,7 +304,8 @@ def train_interactive(
     config : InteractiveTrainConfig, optional
         Iterations, batch, learning rate, rounds, time budget, classes, seed, architecture.
     on_progress : callable, optional
-        ``on_progress(done, total)`` after every iteration.
+        ``on_progress(done, total)`` after every iteration; ``total`` is the iterations
+        expected to fit the time budget at the pace so far (at most ``config.iterations``).
 
     Returns
     -------
@@ -343,7 +344,7 @@ def train_interactive(
         optimizer.step()
         losses.append(float(loss.detach()))
         if on_progress is not None:
-            on_progress(iteration + 1, config.iterations)
+            on_progress(iteration + 1, max(iteration + 1, round((iteration + 1) / progress)))
         if progress >= 1.0 and iteration + 1 < config.iterations:
             logger.info("stopping after %d iterations: time budget reached", iteration + 1)
             break
