@@ -148,34 +148,22 @@ def test_multichannel_nnunet_naming(model_factory, make_image, tmp_path):
     assert (tmp_path / "o" / "case1.nii.gz").is_file()
 
 
-def test_dicom_series_folder_gives_nifti(model_factory, make_image, tmp_path):
-    pydicom = pytest.importorskip("pydicom")
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
-
+def test_dicom_series_folder_gives_nifti(model_factory, make_image, tmp_path, ct_series_writer):
     folder = tmp_path / "series"
     folder.mkdir()
-    volume = (make_image((4, 16, 12)).array[0] * 10).astype(np.uint16)
-    series = generate_uid()
-    for k in range(volume.shape[0]):
-        meta = FileMetaDataset()
-        meta.MediaStorageSOPClassUID = CTImageStorage
-        meta.MediaStorageSOPInstanceUID = generate_uid()
-        meta.TransferSyntaxUID = ExplicitVRLittleEndian
-        ds = Dataset()
-        ds.file_meta = meta
-        ds.SOPClassUID, ds.SOPInstanceUID = CTImageStorage, meta.MediaStorageSOPInstanceUID
-        ds.SeriesInstanceUID, ds.StudyInstanceUID = series, generate_uid()
-        ds.Modality, ds.InstanceNumber = "CT", k + 1
-        ds.ImagePositionPatient = [0.0, 0.0, 2.5 * k]
-        ds.ImageOrientationPatient = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0]
-        ds.PixelSpacing = [0.7, 0.7]
-        ds.Rows, ds.Columns = volume.shape[1:]
-        ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
-        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
-        ds.PixelData = volume[k].astype("<u2").tobytes()
-        ds.save_as(folder / f"{k:03d}.dcm", enforce_file_format=True)
-    assert pydicom is not None
+    hu = np.round(make_image((4, 16, 12)).array[0] * 10)
+    ct_series_writer(
+        folder,
+        hu,
+        pixel_spacing=(0.7, 0.7),
+        slice_spacing=2.5,
+        origin_xyz=(0.0, 0.0, 0.0),
+        row_cosine=np.array([1.0, 0.0, 0.0]),
+        column_cosine=np.array([0.0, 1.0, 0.0]),
+        rng=np.random.default_rng(0),
+        slope=1.0,
+        intercept=0.0,
+    )
     report = Predictor(model_factory(), device="cpu").predict_files(folder, tmp_path / "out")
     assert report.ok, report.failures
     (written,) = report.outputs

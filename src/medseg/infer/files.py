@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,13 +29,10 @@ from medseg._config import write_json
 from medseg._typing import PathLikeStr
 from medseg.errors import ImageWriteError, MedsegError
 from medseg.infer.inputs import InputCase, find_inputs, image_suffix
-from medseg.infer.predictor import Prediction, Predictor
+from medseg.infer.predictor import CaseProgressFn, Prediction, Predictor, ProgressFn
 from medseg.io import Image, find_channel_files, read_channels, read_image, write_image
 
 logger = logging.getLogger(__name__)
-
-ProgressFn = Callable[[int, int], None]
-CaseProgressFn = Callable[[str, int, int], None]
 
 
 @dataclass(frozen=True)

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 ProgressFn = Callable[[int, int], None]
+CaseProgressFn = Callable[[str, int, int], None]
 
 
 @dataclass(frozen=True)
@@ -250,7 +251,7 @@ class Predictor:
         uncertainty: bool = False,
         volumes_json: bool = True,
         on_progress: ProgressFn | None = None,
-        on_case_progress: Callable[[str, int, int], None] | None = None,
+        on_case_progress: CaseProgressFn | None = None,
     ) -> PredictReport:
         """Predict files and folders into ``out_dir``; see :mod:`medseg.infer.files`."""
         from medseg.infer.files import predict_files
