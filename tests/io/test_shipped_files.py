@@ -103,6 +103,7 @@ class Outcome:
     problems: list[str] = field(default_factory=list)
     peak_mb: float = 0.0
     shape: tuple[int, ...] = ()
+    checked: list[str] = field(default_factory=list)  # "values", "geometry", round-trip suffixes
 
 
 class _StderrCapture:
@@ -202,12 +203,18 @@ def _dicom_reference(path: Path) -> np.ndarray:
     if path.name.lower().endswith(".gz"):
         import io
 
-        ds = pydicom.dcmread(io.BytesIO(gzip.decompress(path.read_bytes())))
+        ds = pydicom.dcmread(io.BytesIO(gzip.decompress(path.read_bytes())), force=True)
     else:
-        ds = pydicom.dcmread(path)
+        ds = pydicom.dcmread(path, force=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         arr = apply_modality_lut(ds.pixel_array, ds)
+    if "DoseGridScaling" in ds:  # RT Dose module: stored x scaling = dose in DoseUnits
+        arr = arr * float(ds.DoseGridScaling)
+    groups = ds.get("SharedFunctionalGroupsSequence")
+    transform = groups[0].get("PixelValueTransformationSequence") if groups else None
+    if transform and "RescaleSlope" not in ds:  # enhanced multi-frame: rescale in the groups
+        arr = arr * float(transform[0].RescaleSlope) + float(transform[0].RescaleIntercept)
     frames = int(ds.get("NumberOfFrames", 1) or 1)
     samples = int(ds.get("SamplesPerPixel", 1))
     if frames == 1:
@@ -218,11 +225,31 @@ def _dicom_reference(path: Path) -> np.ndarray:
 
 
 def _is_dicom(path: Path) -> bool:
+    import gzip
+
     name = path.name.lower()
-    if name.endswith(".dcm.gz"):
-        return True
-    with path.open("rb") as file:
-        return name.endswith(".dcm") or file.read(132)[128:] == b"DICM"
+    opener = gzip.open if name.endswith(".gz") else open
+    with opener(path, "rb") as file:
+        return name.endswith((".dcm", ".dcm.gz")) or file.read(132)[128:] == b"DICM"
+
+
+def _series_reference(folder: Path, series_uid: str) -> np.ndarray:
+    """The series' slices decoded by pydicom, sorted along the slice normal, (1, Z, Y, X)."""
+    import pydicom
+
+    slices = []
+    for path in sorted(p for p in folder.iterdir() if p.is_file()):
+        try:
+            ds = pydicom.dcmread(path, force=True)
+        except Exception:
+            continue  # other files in the folder are not part of the series
+        if str(ds.get("SeriesInstanceUID", "")) == series_uid and "PixelData" in ds:
+            cosines = np.asarray(ds.ImageOrientationPatient, float)
+            normal = np.cross(cosines[:3], cosines[3:])
+            along = float(np.asarray(ds.ImagePositionPatient, float) @ normal)
+            slices.append((along, _dicom_reference(path)[0, 0]))
+    slices.sort(key=lambda item: item[0])
+    return np.stack([plane for _, plane in slices])[None]
 
 
 def _itk_world(path: Path, image: Image) -> np.ndarray | None:
@@ -267,16 +294,27 @@ def _values_differ(ours: np.ndarray, ref: np.ndarray) -> str | None:
     return f"{int((~same).sum())} voxel values differ, e.g. at {where}: {a[where]} vs {b[where]}"
 
 
-def _check_against_owner(outcome: Outcome, image: Image) -> None:
+def _plain_copy(path: Path, folder: Path) -> Path:
+    """``path`` itself, or for a gzipped file its decompressed copy in ``folder`` (for GDCM)."""
+    if not path.name.lower().endswith(".gz"):
+        return path
+    import gzip
+
+    copy = folder / "decompressed.dcm"
+    copy.write_bytes(gzip.decompress(path.read_bytes()))
+    return copy
+
+
+def _check_against_owner(outcome: Outcome, image: Image, folder: Path) -> None:
     path = outcome.path
     name = path.name.lower()
     reference: np.ndarray | None = None
     world: np.ndarray | None = None
     if path.is_file() and _is_dicom(path):
         reference = _dicom_reference(path)
-        if image.meta.get("dicom_sop_class") != "Segmentation Storage":
-            world = _itk_world(path, image)
+        world = _itk_world(_plain_copy(path, folder), image)
     elif path.is_dir():
+        reference = _series_reference(path, image.meta["series_uid"])
         world = _itk_world(path, image)
     elif name.endswith((".nii", ".nii.gz", ".mgz", ".mgh", ".hdr", ".img")):
         reference, affine = _nibabel_reference(path)
@@ -293,10 +331,12 @@ def _check_against_owner(outcome: Outcome, image: Image) -> None:
         raw = np.asarray(iio.imread(path))
         reference = raw[None] if raw.ndim == 2 else np.moveaxis(raw[..., :3], -1, 0)
     if reference is not None:
+        outcome.checked.append("values")
         problem = _values_differ(image.array, reference)
         if problem:
             outcome.problems.append(f"values: {problem}")
     if world is not None:
+        outcome.checked.append("geometry")
         ours = _medseg_world(image, _corners(image.spatial_shape))
         if not np.allclose(ours, world, atol=1e-3):
             worst = float(np.abs(ours - world).max())
@@ -306,7 +346,7 @@ def _check_against_owner(outcome: Outcome, image: Image) -> None:
 def _check_round_trip(outcome: Outcome, image: Image, folder: Path) -> None:
     suffixes = [".nii.gz", ".nrrd", ".mha"]
     if image.ndim == 2:
-        suffixes += [".tif"]
+        suffixes += [".tif", ".png"]
     for suffix in suffixes:
         target = folder / f"roundtrip{suffix}"
         with warnings.catch_warnings(record=True) as caught, _StderrCapture() as err:
@@ -324,6 +364,7 @@ def _check_round_trip(outcome: Outcome, image: Image, folder: Path) -> None:
         outcome.problems += [f"{suffix}: {w}" for w in _foreign_warnings(caught)]
         if err.text.strip():
             outcome.problems.append(f"{suffix}: stderr output {err.text.strip()[:100]}")
+        outcome.checked.append(suffix)
         problem = _values_differ(back.array, image.array)
         if problem:
             outcome.problems.append(f"{suffix} round trip values: {problem}")
@@ -333,7 +374,7 @@ def _check_round_trip(outcome: Outcome, image: Image, folder: Path) -> None:
 
 
 def _round_trip_geometry(image: Image, back: Image, suffix: str) -> str:
-    if suffix == ".tif":
+    if suffix in (".tif", ".png"):
         return "" if back.spatial_shape == image.spatial_shape else "shape changed"
     if back.ndim != image.ndim or back.num_channels != image.num_channels:
         return f"array {image.array.shape} came back as {back.array.shape}"
@@ -358,7 +399,7 @@ def examine(package: str, path: Path, folder: Path) -> Outcome:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the owners' own warnings are not medseg's
-            _check_against_owner(outcome, image)
+            _check_against_owner(outcome, image, folder)
     except Exception as error:  # a reference that cannot be computed is a test bug, say so
         outcome.problems.append(f"reference failed: {type(error).__name__}: {error}"[:300])
     _check_round_trip(outcome, image, folder)
@@ -381,8 +422,12 @@ def summary(outcomes: list[Outcome]) -> str:
         rows[(o.package, suffix.lower(), what)] += 1
     lines = ["| package | suffix | what medseg does | files |", "|---|---|---|---|"]
     lines += [f"| {p} | {s} | {w} | {n} |" for (p, s, w), n in sorted(rows.items())]
-    read = sum(o.status == "read" for o in outcomes)
-    lines.append(f"\n{len(outcomes)} paths: {read} read, {len(outcomes) - read} refused")
+    read = [o for o in outcomes if o.status == "read"]
+    lines.append(f"\n{len(outcomes)} paths: {len(read)} read, {len(outcomes) - len(read)} refused")
+    checks = collections.Counter(c for o in read for c in o.checked)
+    lines.append("checks on the files read: " + ", ".join(f"{k} {n}" for k, n in checks.items()))
+    worst = max(outcomes, key=lambda o: o.peak_mb)
+    lines.append(f"largest peak memory: {worst.peak_mb:.0f} MB ({worst.path.name})")
     return "\n".join(lines)
 
 

@@ -10,7 +10,8 @@ One rule for every DICOM image medseg reads (single files and every slice of a s
    indices (like palette PNGs, so label maps stay label maps).
 3. The modality LUT or ``RescaleSlope``/``RescaleIntercept`` is applied (pydicom's
    ``apply_modality_lut``; enhanced multi-frame files carry the rescale in their functional
-   groups). Values that stay whole numbers keep an integer type, others become float32.
+   groups; RT dose grids are multiplied by ``DoseGridScaling``, giving dose in ``DoseUnits``).
+   Values that stay whole numbers keep an integer type, others become float32.
 4. **MONOCHROME1 is never inverted.** Voxels keep the modality-LUT output (what the scanner
    measured); the inversion MONOCHROME1 asks for is a display instruction, left to viewers. The
    photometric interpretation is recorded in ``Image.meta["photometric_interpretation"]``.
@@ -170,6 +171,8 @@ def _apply_rescale(stored: npt.NDArray[Any], ds: Any) -> npt.NDArray[Any]:
     if ds.get("ModalityLUTSequence"):
         return apply_modality_lut(stored, ds)
     slope, intercept = rescale_of(ds)
+    if "DoseGridScaling" in ds:  # RT Dose: stored x DoseGridScaling = dose in DoseUnits
+        slope *= float(ds.DoseGridScaling)
     if slope == 1.0 and intercept == 0.0:
         return stored
     values = stored.astype(np.float64) * slope + intercept
