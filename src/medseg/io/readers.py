@@ -43,6 +43,14 @@ DICOM_SUFFIXES = (".dcm", ".dcm.gz")
 MGH_SUFFIXES = (".mgz", ".mgh")
 READ_SUFFIXES = (*ITK_SUFFIXES, *DICOM_SUFFIXES, *MGH_SUFFIXES, *PILLOW_SUFFIXES, *TIFF_SUFFIXES)
 WRITE_SUFFIXES = (*ITK_SUFFIXES, ".png", *TIFF_SUFFIXES)
+KNOWN_UNREAD = {
+    (".par", ".rec"): "Philips PAR/REC",
+    (".mnc",): "MINC",
+    (".head", ".brik", ".brik.gz"): "AFNI BRIK/HEAD",
+    (".v",): "ECAT",
+    (".hdr", ".img"): "Analyze 7.5 / NIfTI pair (.hdr + .img)",
+}
+"""Formats nibabel reads but medseg does not: refused by name, with the conversion to use."""
 
 
 def read_image(path: PathLikeStr, *, series_uid: str | None = None) -> Image:
@@ -83,6 +91,12 @@ def read_image(path: PathLikeStr, *, series_uid: str | None = None) -> Image:
         not name.endswith(READ_SUFFIXES) and has_dicom_preamble(path)
     ):
         return read_dicom_file(path)
+    for suffixes, format_name in KNOWN_UNREAD.items():
+        if name.endswith(suffixes):
+            raise ImageReadError(
+                f"{path}: {format_name} is not read by medseg; convert it to .nii.gz first "
+                "(nibabel reads it: nibabel.save(nibabel.load(path), 'image.nii.gz'))"
+            )
     if not name.endswith(READ_SUFFIXES):
         raise ImageReadError(
             f"{path}: unsupported file type; medseg reads {', '.join(READ_SUFFIXES)}, "
