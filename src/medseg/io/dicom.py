@@ -20,8 +20,7 @@ import numpy as np
 import numpy.typing as npt
 
 from medseg.errors import ImageReadError
-from medseg.io.dicom_file import open_dicom
-from medseg.io.dicom_pixels import decode_pixels, logged_warnings
+from medseg.io.dicom_pixels import decode_pixels, logged_warnings, open_dicom
 from medseg.io.header import check_voxel_count
 from medseg.io.image import Image
 

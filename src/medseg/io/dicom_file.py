@@ -20,58 +20,15 @@ Segmentation Storage objects are read by :mod:`medseg.io.dicom_seg`; Siemens mos
 
 from __future__ import annotations
 
-import gzip
-import io
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from medseg.errors import ImageReadError
-from medseg.io.dicom_pixels import decode_pixels, logged_warnings
+from medseg.io.dicom_pixels import decode_pixels, logged_warnings, open_dicom
 from medseg.io.dicom_seg import SEGMENTATION_SOP_CLASSES, labels_from_dataset
 from medseg.io.image import Image
-
-_MAX_GZIP_BYTES = 2**32
-
-
-def has_dicom_preamble(path: Path) -> bool:
-    """True if ``path`` (or, for ``.gz``, its decompressed start) has ``DICM`` at byte 128."""
-    try:
-        if path.name.lower().endswith(".gz"):
-            with gzip.open(path, "rb") as stream:
-                head = stream.read(132)
-        else:
-            with path.open("rb") as file:
-                head = file.read(132)
-    except (OSError, EOFError):
-        return False
-    return head[128:132] == b"DICM"
-
-
-def open_dicom(path: Path, *, stop_before_pixels: bool = False) -> Any:
-    """Parse a DICOM file (``.gz`` decompressed in memory), large values deferred.
-
-    Raises
-    ------
-    ImageReadError
-        If the bytes are not DICOM.
-    """
-    import pydicom
-
-    source: Any = path
-    try:
-        if path.name.lower().endswith(".gz"):
-            with gzip.open(path, "rb") as stream:
-                source = io.BytesIO(stream.read(_MAX_GZIP_BYTES))
-        ds = pydicom.dcmread(
-            source, defer_size="256 KB", stop_before_pixels=stop_before_pixels, force=True
-        )
-    except Exception as err:  # pydicom raises many types for bytes that are not DICOM
-        raise ImageReadError(f"{path}: not a readable DICOM file ({err})") from err
-    if len(ds) == 0 and not getattr(ds, "file_meta", None):
-        raise ImageReadError(f"{path}: not a readable DICOM file (no DICOM elements found)")
-    return ds
 
 
 def read_dicom_file(path: Path) -> Image:

@@ -1,4 +1,7 @@
-"""Decoding DICOM pixel data with pydicom: header checks first, then the standard's value order.
+"""Parsing DICOM files and decoding their pixels with pydicom, header checks first.
+
+Files are parsed by :func:`open_dicom` (gzipped files decompressed in memory, large values
+deferred until used).
 
 One rule for every DICOM image medseg reads (single files and every slice of a series):
 
@@ -22,11 +25,14 @@ become one :class:`~medseg.errors.ImageReadError` line naming the file.
 
 from __future__ import annotations
 
+import gzip
+import io
 import logging
 import math
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -37,6 +43,7 @@ from medseg.io.header import check_voxel_count
 
 logger = logging.getLogger(__name__)
 
+_MAX_GZIP_BYTES = 2**32
 PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
 
 _DECODER_PACKAGES = {
@@ -46,6 +53,45 @@ _DECODER_PACKAGES = {
     "HTJ2K": "pylibjpeg pylibjpeg-openjpeg",
     "RLE": "pylibjpeg pylibjpeg-rle",
 }
+
+
+def has_dicom_preamble(path: Path) -> bool:
+    """True if ``path`` (or, for ``.gz``, its decompressed start) has ``DICM`` at byte 128."""
+    try:
+        if path.name.lower().endswith(".gz"):
+            with gzip.open(path, "rb") as stream:
+                head = stream.read(132)
+        else:
+            with path.open("rb") as file:
+                head = file.read(132)
+    except (OSError, EOFError):
+        return False
+    return head[128:132] == b"DICM"
+
+
+def open_dicom(path: Path, *, stop_before_pixels: bool = False) -> Any:
+    """Parse a DICOM file (``.gz`` decompressed in memory), large values deferred.
+
+    Raises
+    ------
+    ImageReadError
+        If the bytes are not DICOM.
+    """
+    import pydicom
+
+    source: Any = path
+    try:
+        if path.name.lower().endswith(".gz"):
+            with gzip.open(path, "rb") as stream:
+                source = io.BytesIO(stream.read(_MAX_GZIP_BYTES))
+        ds = pydicom.dcmread(
+            source, defer_size="256 KB", stop_before_pixels=stop_before_pixels, force=True
+        )
+    except Exception as err:  # pydicom raises many types for bytes that are not DICOM
+        raise ImageReadError(f"{path}: not a readable DICOM file ({err})") from err
+    if len(ds) == 0 and not getattr(ds, "file_meta", None):
+        raise ImageReadError(f"{path}: not a readable DICOM file (no DICOM elements found)")
+    return ds
 
 
 @contextmanager

@@ -58,8 +58,7 @@ def read_dicom_seg(path: PathLikeStr) -> Image:
         If the file is not a DICOM Segmentation, its segments overlap, or its frames do not form
         one evenly spaced volume.
     """
-    from medseg.io.dicom_file import open_dicom
-    from medseg.io.dicom_pixels import logged_warnings
+    from medseg.io.dicom_pixels import logged_warnings, open_dicom
 
     path = Path(path)
     if not path.is_file():

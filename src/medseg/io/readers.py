@@ -26,7 +26,8 @@ from pathlib import Path
 from medseg._typing import PathLikeStr
 from medseg.errors import ImageReadError, ImageWriteError
 from medseg.io.dicom import read_dicom_series
-from medseg.io.dicom_file import has_dicom_preamble, read_dicom_file
+from medseg.io.dicom_file import read_dicom_file
+from medseg.io.dicom_pixels import has_dicom_preamble
 from medseg.io.image import Image
 from medseg.io.itk import read_itk, write_itk
 from medseg.io.nifti import read_mgh
