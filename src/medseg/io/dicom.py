@@ -110,9 +110,14 @@ def read_dicom_series(folder: Path, *, series_uid: str | None = None) -> Image:
     check_voxel_count(folder, (len(slices), *slices[0].shape))
 
     with logged_warnings(str(folder)):
-        planes = [_read_plane(s) for s in slices]
-    dtype = np.result_type(*(plane.dtype for plane in planes))
-    array = np.stack([plane.astype(dtype, copy=False) for plane in planes])
+        plane = _read_plane(slices[0])
+        array = np.empty((len(slices), *plane.shape), plane.dtype)  # filled in place, one copy
+        array[0] = plane
+        for k, s in enumerate(slices[1:], start=1):
+            plane = _read_plane(s)
+            if (common := np.result_type(array.dtype, plane.dtype)) != array.dtype:
+                array = array.astype(common)  # a slice whose rescale needs a wider type
+            array[k] = plane
     first = slices[0]
     row_cosine, column_cosine = _unit(first.orientation[:3]), _unit(first.orientation[3:])
     direction_xyz = np.column_stack([row_cosine, column_cosine, normal])

@@ -69,7 +69,7 @@ def read_dicom_seg(path: PathLikeStr) -> Image:
 
 def labels_from_dataset(ds: Any, path: Path) -> Image:
     """The label map of a parsed Segmentation dataset (see :func:`read_dicom_seg`)."""
-    import highdicom as hd
+    hd = _highdicom(path, ImageReadError)
 
     if str(ds.get("SOPClassUID", "")) not in SEGMENTATION_SOP_CLASSES:
         raise ImageReadError(
@@ -110,6 +110,15 @@ def labels_from_dataset(ds: Any, path: Path) -> Image:
             },
         },
     )
+
+
+def _highdicom(path: Path, error: type[Exception]) -> Any:
+    """The highdicom module, or ``error`` naming the file and the package to install."""
+    try:
+        import highdicom
+    except ImportError as err:
+        raise error(f"{path}: DICOM Segmentation needs highdicom; pip install highdicom") from err
+    return highdicom
 
 
 def _as_little_endian(ds: Any, path: Path) -> Any:
@@ -178,9 +187,10 @@ def write_dicom_seg(
         If the source is not one DICOM series, the label map's grid differs from it, or the
         label values and names are not segment numbers 1..N.
     """
-    import highdicom as hd
     import pydicom
     from pydicom.sr.codedict import codes
+
+    hd = _highdicom(path, ImageWriteError)
 
     import medseg
 
