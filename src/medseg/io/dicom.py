@@ -38,8 +38,6 @@ _HEADER_TAGS = [
     *_REQUIRED_TAGS,
     "SeriesDescription",
     "Modality",
-    "RescaleSlope",
-    "RescaleIntercept",
 ]
 
 
@@ -50,7 +48,6 @@ class _Slice:
     orientation: np.ndarray  # (6,) row cosine then column cosine, (x, y, z)
     pixel_spacing: tuple[float, float]  # (between rows, between columns) mm
     shape: tuple[int, int]  # (rows, columns)
-    rescale: tuple[float, float]  # (RescaleSlope, RescaleIntercept)
     description: str
     modality: str
 
@@ -173,7 +170,6 @@ def _group_series(folder: Path) -> dict[str, list[_Slice]]:
                 orientation=np.asarray([float(v) for v in ds.ImageOrientationPatient]),
                 pixel_spacing=(float(ds.PixelSpacing[0]), float(ds.PixelSpacing[1])),
                 shape=(int(ds.Rows), int(ds.Columns)),
-                rescale=(float(ds.get("RescaleSlope", 1)), float(ds.get("RescaleIntercept", 0))),
                 description=str(ds.get("SeriesDescription", "")),
                 modality=str(ds.get("Modality", "")),
             )

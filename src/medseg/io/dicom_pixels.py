@@ -69,7 +69,7 @@ def has_dicom_preamble(path: Path) -> bool:
     return head[128:132] == b"DICM"
 
 
-def open_dicom(path: Path, *, stop_before_pixels: bool = False) -> Any:
+def open_dicom(path: Path) -> Any:
     """Parse a DICOM file (``.gz`` decompressed in memory), large values deferred.
 
     Raises
@@ -84,9 +84,7 @@ def open_dicom(path: Path, *, stop_before_pixels: bool = False) -> Any:
         if path.name.lower().endswith(".gz"):
             with gzip.open(path, "rb") as stream:
                 source = io.BytesIO(stream.read(_MAX_GZIP_BYTES))
-        ds = pydicom.dcmread(
-            source, defer_size="256 KB", stop_before_pixels=stop_before_pixels, force=True
-        )
+        ds = pydicom.dcmread(source, defer_size="256 KB", force=True)
     except Exception as err:  # pydicom raises many types for bytes that are not DICOM
         raise ImageReadError(f"{path}: not a readable DICOM file ({err})") from err
     if len(ds) == 0 and not getattr(ds, "file_meta", None):
@@ -130,7 +128,7 @@ def check_pixel_header(ds: Any, where: str) -> tuple[int, int, int, int]:
         raise ImageReadError(
             f"{where}: DICOM image header is incomplete or invalid ({err}); cannot size the image"
         ) from err
-    check_voxel_count(where, (frames, rows, columns), samples)  # type: ignore[arg-type]
+    check_voxel_count(where, (frames, rows, columns), samples)
     syntax = getattr(ds, "file_meta", {}).get("TransferSyntaxUID")
     encapsulated = syntax is not None and syntax.is_compressed
     if keyword == "PixelData" and not encapsulated:
@@ -189,12 +187,14 @@ def _sop_class_name(ds: Any) -> str:
 def decode_pixels(ds: Any, where: str) -> npt.NDArray[Any]:
     """Pixels with the modality LUT applied, shape ``(samples, frames, rows, columns)``.
 
-    ``ds`` must have passed :func:`check_pixel_header`. See the module docstring for the rules.
+    The header is checked first (:func:`check_pixel_header`); see the module docstring for the
+    rules.
 
     Raises
     ------
     ImageReadError
-        If pydicom cannot decode the pixel data (corrupt stream, unsupported layout).
+        If the header check fails or pydicom cannot decode the pixel data (corrupt stream,
+        unsupported layout).
     """
     frames, rows, columns, samples = check_pixel_header(ds, where)
     try:
@@ -216,7 +216,7 @@ def _apply_rescale(stored: npt.NDArray[Any], ds: Any) -> npt.NDArray[Any]:
 
     if ds.get("ModalityLUTSequence"):
         return apply_modality_lut(stored, ds)
-    slope, intercept = rescale_of(ds)
+    slope, intercept = _rescale_of(ds)
     if "DoseGridScaling" in ds:  # RT Dose: stored x DoseGridScaling = dose in DoseUnits
         slope *= float(ds.DoseGridScaling)
     if slope == 1.0 and intercept == 0.0:
@@ -231,7 +231,7 @@ def _apply_rescale(stored: npt.NDArray[Any], ds: Any) -> npt.NDArray[Any]:
     return values.astype(np.float32)
 
 
-def rescale_of(ds: Any) -> tuple[float, float]:
+def _rescale_of(ds: Any) -> tuple[float, float]:
     """``(RescaleSlope, RescaleIntercept)`` of a dataset, from its functional groups if there.
 
     Enhanced multi-frame files keep the rescale in the shared functional groups' *Pixel Value
