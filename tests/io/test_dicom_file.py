@@ -119,7 +119,8 @@ def test_single_slice_geometry_from_tags(tmp_path, oblique_direction):
     np.testing.assert_allclose(image.direction[:, 1], column[::-1], atol=1e-7)
 
 
-def test_multichannel_single_slice_survives_every_writer(tmp_path):
+@pytest.mark.parametrize("oblique", [False, True], ids=["axial", "oblique"])
+def test_multichannel_single_slice_survives_every_writer(tmp_path, oblique_direction, oblique):
     """(3, 1, Y, X) with z spacing 2.5 and origin (-40, 10, 20) keeps all three axes."""
     image = read_image(_shipped("SC_rgb_rle.dcm"))
     from medseg.io import Image
@@ -128,7 +129,7 @@ def test_multichannel_single_slice_survives_every_writer(tmp_path):
         array=image.array,
         spacing=(2.5, 0.7, 0.7),
         origin=(-40.0, 10.0, 20.0),
-        direction=np.eye(3),
+        direction=oblique_direction if oblique else np.eye(3),
     )
     for suffix in (".nii.gz", ".nii", ".nrrd", ".mha"):
         write_image(image, tmp_path / f"rgb{suffix}")
@@ -229,3 +230,15 @@ def test_mgz_reads_with_nibabel_geometry(tmp_path):
     ras = affine @ np.r_[corner, 1]
     zyx = np.asarray(image.origin) + image.direction @ (image.spacing * corner[::-1])
     np.testing.assert_allclose(zyx[::-1], ras[:3] * [-1, -1, 1], atol=1e-6)
+
+
+def test_one_slice_vector_nifti_from_nibabel_keeps_its_z_axis(tmp_path):
+    nib = pytest.importorskip("nibabel")
+    data = np.arange(60, dtype=np.uint8).reshape(5, 4, 1, 1, 3)  # (x, y, z, t, component)
+    nifti = nib.Nifti1Image(data, np.diag([0.7, 0.7, 2.5, 1.0]))
+    nifti.header.set_intent("vector")
+    nib.save(nifti, tmp_path / "vec.nii.gz")
+    image = read_image(tmp_path / "vec.nii.gz")
+    assert image.array.shape == (3, 1, 4, 5)
+    assert image.spacing == pytest.approx((2.5, 0.7, 0.7))
+    np.testing.assert_array_equal(image.array[:, 0], data[:, :, 0, 0, :].transpose(2, 1, 0))
