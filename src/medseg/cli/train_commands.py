@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from medseg.cli._options import (
+    AcceptWarnings,
     Device,
     Folds,
     Threads,
@@ -52,14 +53,18 @@ def train(
     restart: Annotated[
         bool, typer.Option("--restart", help="Ignore checkpoints and finished folds.")
     ] = False,
+    accept_warnings: AcceptWarnings = False,
 ) -> None:
     """Train a segmentation model; resumes an interrupted run in the same folder."""
     from rich.console import Console
 
+    from medseg.cli._dataset_check import require_checked_dataset
+    from medseg.data import load_dataset
     from medseg.plan import parse_assignment
     from medseg.train import train_model
 
     apply_threads(threads)
+    require_checked_dataset(load_dataset(dataset), accept_warnings=accept_warnings)
     console = Console(soft_wrap=True)
     err_console = Console(stderr=True, soft_wrap=True)
     overrides = dict(parse_assignment(text) for text in set_ or [])

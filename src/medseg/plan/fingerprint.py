@@ -162,7 +162,7 @@ def extract_fingerprint(
     counts: dict[int, list[int]] = {}
     sizes: dict[int, list[int]] = {}
     for done, case in enumerate(cases, start=1):
-        image, label = read_case(case)
+        image, label = read_case(case, dataset.labels.allowed_values)
         if spacings and len(image.spacing) != len(spacings[0]):
             raise DatasetError(
                 f"{case.image_paths[0]}: {image.ndim}D image in a dataset of "
