@@ -47,6 +47,7 @@ def train_interactive(
     from medseg.interactive.network import InteractiveModelConfig
     from medseg.interactive.training import InteractiveTrainConfig
     from medseg.interactive.training import train_interactive as train
+    from medseg.train.lock import lock_model_folder
 
     apply_threads(threads)
     data = load_dataset(dataset)
@@ -61,7 +62,10 @@ def train_interactive(
         model=InteractiveModelConfig(size=size),
     )
     console = Console(stderr=True, soft_wrap=True)
-    with Progress(console=console, disable=not console.is_terminal) as progress:
+    with (
+        lock_model_folder(output),
+        Progress(console=console, disable=not console.is_terminal) as progress,
+    ):
         task = progress.add_task("training", total=iterations)
         result = train(
             data,

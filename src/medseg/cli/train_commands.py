@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -76,7 +77,7 @@ def train(
             f"val loss {row['val_loss']:.4f}, Dice {dice} ({row['epoch_s']:.1f} s)"
         )
 
-    with _progress(err_console) as on_progress:
+    with _model_folder_lock(output, err_console), _progress(err_console) as on_progress:
         result = train_model(
             dataset,
             output,
@@ -102,6 +103,27 @@ def train(
 
 def _fmt(value: float) -> str:
     return "n/a" if value is None or math.isnan(value) else f"{value:.3f}"
+
+
+@contextmanager
+def _model_folder_lock(output: Path, console) -> Iterator[None]:  # type: ignore[no-untyped-def]
+    """Hold the model folder's lock (see :mod:`medseg.train.lock`); report a stale one taken over.
+
+    Under ``torchrun`` (``RANK`` set) only rank 0 takes the lock: the other ranks are the same
+    training.
+    """
+    if os.environ.get("RANK", "0") != "0":
+        yield
+        return
+    from medseg.train.lock import lock_model_folder
+
+    with lock_model_folder(output) as held:
+        if held.taken_over is not None:
+            console.print(
+                f"[yellow]note:[/yellow] {output}: took over the lock of a training that is no "
+                f"longer running ({held.taken_over.describe()})"
+            )
+        yield
 
 
 @contextmanager
