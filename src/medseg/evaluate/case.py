@@ -1,7 +1,8 @@
 """All metrics of one case: per class (a label) or region (a set of labels).
 
 :func:`evaluate_case` is pure: arrays and options in, one row per class out. The empty-mask rule
-(METRICS.md §10) is recorded in each row's ``status``: ``"both_empty"`` rows hold ``nan`` for
+(docs/evaluate.md, Empty masks) is recorded in each row's ``status``: ``"both_empty"`` rows hold
+``nan`` for
 the overlap and distance metrics (excluded from means and counted), ``"ref_empty"`` and
 ``"pred_empty"`` rows hold Dice/NSD 0 and distances ``inf`` (the image diagonal in aggregates).
 """
@@ -41,7 +42,7 @@ Classes = Mapping[str, "int | Sequence[int]"]
 
 @dataclass(frozen=True, kw_only=True)
 class MetricOptions:
-    """Every choice the metrics make; the defaults follow METRICS.md §10.
+    """Every choice the metrics make; the defaults follow docs/evaluate.md (Empty masks).
 
     Attributes
     ----------
@@ -189,7 +190,7 @@ def evaluate_case(
     classes : mapping of str to int or sequence of int
         Class name -> label value, or -> label values of a region (their union).
     options : MetricOptions, optional
-        Metric choices; defaults follow METRICS.md §10.
+        Metric choices; defaults follow docs/evaluate.md (Empty masks).
     probabilities : ndarray of float, shape (C, Z, Y, X) or (C, Y, X), optional
         Softmax output (channel ``c`` = label ``c``); adds the expected calibration error.
 

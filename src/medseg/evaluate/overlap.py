@@ -2,7 +2,8 @@
 
 Every ratio whose denominator is 0 is ``nan`` (e.g. sensitivity with an empty reference),
 except Dice and IoU, which are 0 when exactly one mask is empty and ``nan`` when both are
-(METRICS.md §5 and §10: an empty output is never rewarded, and 0/0 is excluded and counted).
+(docs/evaluate.md, Empty masks: an empty output is never rewarded, and 0/0 is excluded and
+counted).
 """
 
 from __future__ import annotations

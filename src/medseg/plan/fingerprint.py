@@ -1,4 +1,4 @@
-"""Dataset fingerprint: the statistics the planning rules read (nnU-Net's fingerprint, DESIGN A2).
+"""Dataset fingerprint: the statistics the planning rules read (as nnU-Net's; docs/plan.md).
 
 Per case: spacing, shape, shape after cropping to the nonzero region and the fraction of voxels the
 crop keeps. Per channel: foreground intensity statistics from a deterministic sample. Per label:
