@@ -14,6 +14,14 @@ def register(app: typer.Typer) -> None:
     app.command()(evaluate)
 
 
+def _check_convention(value: str) -> str:
+    from medseg.evaluate.conventions import EMPTY_CONVENTIONS
+
+    if value not in EMPTY_CONVENTIONS:
+        raise typer.BadParameter(f"{value!r}: use {', '.join(EMPTY_CONVENTIONS)}")
+    return value
+
+
 def evaluate(
     pred: Annotated[Path, typer.Argument(help="Folder of predicted label maps.")],
     ref: Annotated[
@@ -50,6 +58,15 @@ def evaluate(
     boundary: Annotated[
         str, typer.Option("--boundary", help="surfel (DeepMind, default) or erosion (MONAI).")
     ] = "surfel",
+    empty_convention: Annotated[
+        str,
+        typer.Option(
+            "--empty-convention",
+            callback=_check_convention,
+            help="Values where a mask is empty: medseg (default), nnunet, monai (MONAI's "
+            "ignore_empty=True) or monai-keep-empty (ignore_empty=False).",
+        ),
+    ] = "medseg",
     workers: Workers = 1,
     geometry_tol: Annotated[
         float, typer.Option("--geometry-tol", help="Allowed geometry difference in mm.")
@@ -87,7 +104,10 @@ def evaluate(
                 images_dir=images,
                 probabilities_dir=probabilities,
                 geometry_tol=geometry_tol,
-                options=MetricOptions(boundary=boundary),
+                options=MetricOptions(
+                    boundary=boundary,
+                    empty_convention=empty_convention,  # type: ignore[arg-type]
+                ),
                 seed=seed,
                 report=not no_report,
             )
