@@ -95,7 +95,7 @@ def evaluate(
                 pred,
                 ref,
                 out_dir=output,
-                labels=_label_values(labels),
+                labels=parse_labels(labels) if labels else None,
                 regions=dict(parse_region(r) for r in region) if region else None,
                 nsd_tolerance_mm=parse_tolerance(nsd_tolerance) if nsd_tolerance else None,
                 workers=workers or 1,
@@ -119,19 +119,3 @@ def evaluate(
             f"wrote {output}/metrics_per_case.csv, summary.json"
             + ("" if no_report else ", report.html")
         )
-
-
-def _label_values(text: str | None) -> list[int] | None:
-    """``--labels`` as label values; names are scored through ``dataset.json`` instead."""
-    from medseg.errors import ConfigError
-
-    if text is None:
-        return None
-    labels = parse_labels(text)
-    names = [label for label in labels if isinstance(label, str)]
-    if names:
-        raise ConfigError(
-            f"--labels {text!r}: evaluate takes label values (e.g. 1,2); classes are named "
-            "from dataset.json (--dataset-json), regions with --region name=1,2"
-        )
-    return [int(label) for label in labels]
