@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from medseg.cli._options import (
+    AcceptWarnings,
     Labels,
     Seed,
     Threads,
@@ -38,11 +39,13 @@ def train_interactive(
     size: Annotated[int, typer.Option(help="Network input side in pixels.")] = 128,
     seed: Seed = 0,
     threads: Threads = None,
+    accept_warnings: AcceptWarnings = False,
 ) -> None:
     """Train the promptable network with simulated users and write MODEL."""
     from rich.console import Console
     from rich.progress import Progress
 
+    from medseg.cli._dataset_check import require_checked_dataset
     from medseg.data import load_dataset
     from medseg.interactive.network import InteractiveModelConfig
     from medseg.interactive.training import InteractiveTrainConfig
@@ -51,6 +54,7 @@ def train_interactive(
 
     apply_threads(threads)
     data = load_dataset(dataset)
+    require_checked_dataset(data, accept_warnings=accept_warnings)
     config = InteractiveTrainConfig(
         iterations=iterations,
         batch_size=batch_size,
