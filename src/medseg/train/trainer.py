@@ -1,6 +1,6 @@
 """Train one cross-validation fold: SGD + poly LR, Dice + CE, checkpoints, logs, resume.
 
-nnU-Net's recipe (DESIGN A5): SGD with Nesterov momentum, learning rate
+nnU-Net's recipe (docs/train.md): SGD with Nesterov momentum, learning rate
 ``lr * (1 - epoch / epochs) ** 0.9`` set at the start of each epoch, gradient norm clipped at
 ``grad_clip``, deep-supervision Dice + CE. Mixed precision: bf16 (or fp16 with a gradient scaler)
 autocast on CUDA; on a CPU only with ``mixed_precision="bf16"``, or ``"auto"`` on a CPU with
