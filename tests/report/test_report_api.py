@@ -134,3 +134,13 @@ def test_cli_writes_the_report_and_fails_in_one_line(tmp_path):
     assert len(lesions_csv) == 3
     result = runner.invoke(app_typer, [*args, "-o", str(tmp_path / "o2"), "--formats", "xml"])
     assert result.exit_code != 0
+
+
+def test_volume_far_from_the_training_mean_is_flagged():
+    image, seg = _case()
+    fingerprint = {"class_voxels": {"1": 500 * 4, "2": 10}, "spacings": [[2.0, 1.0, 1.0]] * 4}
+    info = LabelInfo(names=INFO.names, fingerprint=fingerprint)
+    report = build_report(image, seg, labels=info)
+    flags = [(f.code, f.target) for f in report.findings.flags]
+    assert flags == [("volume_out_of_range", "white_matter")]  # lesion classes are not checked
+    assert "unusual for the training data" in report.summary

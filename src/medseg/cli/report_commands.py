@@ -78,6 +78,45 @@ def report(
     err.print(f"wrote {', '.join(str(p) for p in paths.values())}", highlight=False)
 
 
+def report_predictions(outputs: list[Any], inputs: list[Path], model: Any, out_dir: Path) -> None:
+    """Reports for the cases ``medseg predict`` wrote (``--report``), and the cohort CSV.
+
+    ``outputs`` are the predictor's :class:`~medseg.infer.files.CaseOutput` records; ``model``
+    its model folder (label and channel names, fingerprint).
+    """
+    from rich.console import Console
+
+    from medseg.infer.inputs import find_inputs
+    from medseg.report import LabelInfo, ReportCase, report_cohort
+    from medseg.report.inputs import names_from_labels
+
+    paths = {case.case_id: case.paths for case in find_inputs(inputs)}
+    cases = [
+        ReportCase(
+            case_id=o.case_id,
+            image_paths=paths[o.case_id],
+            segmentation=o.labels_path,
+            uncertainty=o.extra.get("entropy"),
+        )
+        for o in outputs
+    ]
+    plan = getattr(model, "plan", None)
+    if plan is not None and plan.regions:  # region-based: each region painted with its value
+        names = dict(zip(plan.region_order, plan.regions, strict=True))
+    else:
+        names = names_from_labels(model.labels, source=str(model.path))
+    info = LabelInfo(
+        names=names,
+        channel_names=model.channel_names,
+        fingerprint=model.fingerprint,
+    )
+    result = report_cohort(cases, out_dir, labels=info)
+    err = Console(stderr=True, soft_wrap=True)
+    for case_id, message in result.failures.items():
+        err.print(f"[red]report failed[/red] {case_id}: {message}", highlight=False)
+    err.print(f"{len(result.reports)} report(s) in {out_dir}; cohort table {result.cohort_csv}")
+
+
 def _load_summariser(spec: str) -> Callable[[dict[str, Any]], str]:
     """Import ``module:function`` (a local summariser the user wrote)."""
     import importlib

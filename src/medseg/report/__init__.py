@@ -7,6 +7,7 @@ are in ``docs/report.md``.
 """
 
 from medseg.report.api import ClinicalReport, build_report, report_files, write_report
+from medseg.report.cohort import CohortResult, ReportCase, report_cohort
 from medseg.report.findings import Findings, PriorScan, ReportOptions, compute_findings
 from medseg.report.inputs import LabelInfo, read_label_info
 from medseg.report.lesions import Lesion, LesionTable
@@ -20,6 +21,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "Change",
     "ClinicalReport",
+    "CohortResult",
     "Findings",
     "Flag",
     "LabelInfo",
@@ -27,11 +29,13 @@ __all__ = [
     "LesionMatch",
     "LesionTable",
     "PriorScan",
+    "ReportCase",
     "ReportOptions",
     "build_report",
     "cohort_row",
     "compute_findings",
     "read_label_info",
+    "report_cohort",
     "report_files",
     "write_csv",
     "write_report",
