@@ -46,6 +46,7 @@ def test_report_json_follows_the_schema_with_a_prior_and_uncertainty():
     assert data["lesions"][0]["side"] == "left"
     assert data["lesion_burden"][0]["count"] == 2
     assert {f["code"] for f in data["flags"]} == {"low_confidence"}
+    assert "The model is uncertain about white matter, lesion 1 and lesion 2;" in data["summary"]
     bad = {**data, "lesions": [{**data["lesions"][0], "side": "up"}]}
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(bad, REPORT_SCHEMA)

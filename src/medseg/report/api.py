@@ -27,7 +27,7 @@ from medseg.report.inputs import (
     modality_of,
     read_label_info,
 )
-from medseg.report.render import write_html, write_pdf
+from medseg.report.render import render_figures, write_html, write_pdf
 from medseg.report.schema import report_to_dict
 from medseg.report.summary import Summariser, plain_summary
 from medseg.report.tables import lesion_rows, structure_rows, write_csv
@@ -138,10 +138,11 @@ def write_report(
     if "csv" in formats:
         paths["structures_csv"] = write_csv(structure_rows(report.findings), out / "structures.csv")
         paths["lesions_csv"] = write_csv(lesion_rows(report.findings), out / "lesions.csv")
+    pictures = render_figures(report, image, segmentation) if {"html", "pdf"} & set(formats) else []
     if "html" in formats:
-        paths["html"] = write_html(report, image, segmentation, out / "report.html")
+        paths["html"] = write_html(report, pictures, out / "report.html")
     if "pdf" in formats:
-        paths["pdf"] = write_pdf(report, image, segmentation, out / "report.pdf")
+        paths["pdf"] = write_pdf(report, pictures, out / "report.pdf")
     return paths
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from scipy import ndimage
 
 from medseg.io import Image
 from medseg.report.findings import Findings
@@ -22,6 +23,8 @@ from medseg.report.lesions import Lesion
 from medseg.report.measure import Structure
 
 LESIONS_PER_SHEET = 12
+MAX_PIXELS = 320
+"""Slices are shown with at most this many pixels a side (the figure shows no more)."""
 _CT_WINDOW = (-160.0, 240.0)  # soft-tissue window, HU
 _LONG, _SHORT = "#ff3b30", "#00c7ff"
 
@@ -100,16 +103,17 @@ def structure_figure(view: DisplayVolume, structure: Structure, colour: Any) -> 
     for ax, (title, picture, labs, aspect, upside) in zip(axes, planes, strict=True):
         if upside:  # superior at the top
             picture, labs = picture[::-1], labs[::-1]
+        step = max(1, -(-max(picture.shape) // MAX_PIXELS))
+        picture, mask = picture[::step, ::step], labs[::step, ::step] == label
         ax.imshow(picture, cmap="gray", vmin=view.window[0], vmax=view.window[1], aspect=aspect)
-        ax.imshow(_overlay(labs == label, colour, 0.35), aspect=aspect, interpolation="nearest")
-        if (labs == label).any():
-            ax.contour(labs == label, levels=[0.5], colors=[colour], linewidths=0.8)
+        edge = mask & ~ndimage.binary_erosion(mask)
+        ax.imshow(_overlay(mask, colour, 0.3, edge), aspect=aspect, interpolation="nearest")
         ax.set_title(title, fontsize=9)
         ax.set_axis_off()
     axes[0].text(0.01, 0.5, "R", color="yellow", transform=axes[0].transAxes, fontsize=9)
     axes[0].text(0.97, 0.5, "L", color="yellow", transform=axes[0].transAxes, fontsize=9)
     fig.suptitle(structure.name.replace("_", " "), fontsize=11)
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.01, right=0.99, bottom=0.02, top=0.86, wspace=0.04)
     return fig
 
 
@@ -146,7 +150,7 @@ def lesion_sheet(view: DisplayVolume, lesions: list[Lesion], label_colours: dict
             f"{lesion.long_axis_mm:.0f} × {lesion.short_axis_mm:.0f} mm, {lesion.side}",
             fontsize=8,
         )
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=1 - 0.45 / (2.8 * rows), hspace=0.3)
     return fig
 
 
@@ -173,7 +177,7 @@ def volume_plot(findings: Findings) -> Any:
         ax.legend(fontsize=8)
         ax.set_title("Lesion volumes, prior and current scan", fontsize=10)
     ax.set_ylabel("volume (ml)")
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.07, right=0.99, bottom=0.18, top=0.9)
     return fig
 
 
@@ -190,9 +194,13 @@ def _corners(bbox: tuple[tuple[int, int], ...]) -> list[tuple[float, float, floa
     return [(a, b, c) for a in (a0, a1 - 1) for b in (b0, b1 - 1) for c in (c0, c1 - 1)]
 
 
-def _overlay(mask: npt.NDArray[np.bool_], colour: Any, alpha: float) -> npt.NDArray[np.float32]:
+def _overlay(
+    mask: npt.NDArray[np.bool_], colour: Any, alpha: float, edge: npt.NDArray[np.bool_]
+) -> npt.NDArray[np.float32]:
+    """RGBA picture: ``mask`` tinted with ``alpha``, its ``edge`` opaque."""
     rgba = np.zeros((*mask.shape, 4), np.float32)
     rgba[mask] = (*colour[:3], alpha)
+    rgba[edge] = (*colour[:3], 1.0)
     return rgba
 
 

@@ -7,8 +7,8 @@
   volume varies by nature, are not checked;
 - ``lesion_at_border``: a lesion touches the edge of the image, so it may be cut off and its
   size underestimated;
-- ``low_confidence``: the mean of the uncertainty map inside a structure or lesion exceeds
-  ``uncertainty_threshold``.
+- ``low_confidence``: the mean of the uncertainty map inside a non-lesion structure or inside
+  a lesion exceeds ``uncertainty_threshold``.
 """
 
 from __future__ import annotations
@@ -74,7 +74,8 @@ def quality_flags(
                         f"training-set mean of {expected:.1f} ml.",
                     )
                 )
-        if s.mean_uncertainty is not None and s.mean_uncertainty > uncertainty_threshold:
+        uncertain = s.mean_uncertainty is not None and s.mean_uncertainty > uncertainty_threshold
+        if uncertain and not s.is_lesion_class:  # lesion classes are flagged per lesion
             flags.append(_low_confidence(s.name, s.mean_uncertainty))
     for lesion in lesions:
         target = f"lesion {lesion.lesion_id}"

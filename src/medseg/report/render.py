@@ -16,6 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+import numpy.typing as npt
+import PIL.Image
+
 from medseg._atomic import atomic_path, write_text_atomic
 from medseg.io import Image
 from medseg.report.figures import (
@@ -30,6 +34,7 @@ from medseg.report.figures import (
 if TYPE_CHECKING:
     from medseg.report.api import ClinicalReport
 
+FIGURE_DPI = 90
 DISCLAIMER = (
     "Automated measurements from a segmentation; not a diagnosis. Lengths are edge to edge in "
     "mm, volumes in ml; coordinates are patient LPS (x to the left, y posterior, z superior)."
@@ -145,20 +150,30 @@ def report_tables(report: ClinicalReport) -> list[Table]:
     return tables
 
 
-def iter_figures(
-    report: ClinicalReport, image: Image, segmentation: Image
-) -> Iterator[tuple[str, Any]]:
-    """(caption, figure) for each structure, each sheet of lesions and the volume plot."""
+@dataclass(frozen=True)
+class Picture:
+    """A rendered figure, drawn once for both documents: caption, RGB pixels and PNG bytes."""
+
+    caption: str
+    pixels: npt.NDArray[np.uint8]
+    png: bytes
+
+
+def render_figures(report: ClinicalReport, image: Image, segmentation: Image) -> list[Picture]:
+    """One picture per non-empty structure, per sheet of lesions, and the volume plot."""
+    import matplotlib.pyplot as plt
+
     f = report.findings
-    labels = segmentation.array[0]
-    view = display_volume(image, labels, (f.modality or "").upper() == "CT")
+    view = display_volume(image, segmentation.array[0], (f.modality or "").upper() == "CT")
     colours = label_colours([s.label for s in f.structures])
-    for s in f.structures:
-        if s.voxels and not s.is_lesion_class:
-            yield (
-                f"{s.name}: axial, coronal and sagittal slices through its centre",
-                structure_figure(view, s, colours[s.label]),
-            )
+    figures = [
+        (
+            f"{s.name}: axial, coronal and sagittal slices through its centre",
+            structure_figure(view, s, colours[s.label]),
+        )
+        for s in f.structures
+        if s.voxels and not s.is_lesion_class
+    ]
     lesions = list(f.lesions)
     for start in range(0, len(lesions), LESIONS_PER_SHEET):
         chunk = lesions[start : start + LESIONS_PER_SHEET]
@@ -166,15 +181,23 @@ def iter_figures(
             f"Lesions {chunk[0].lesion_id}-{chunk[-1].lesion_id}: axial slice of largest area; "
             "long axis red, short axis cyan"
         )
-        yield caption, lesion_sheet(view, chunk, colours)
+        figures.append((caption, lesion_sheet(view, chunk, colours)))
     if lesions or (f.change is not None and f.change.matches):
-        yield "Lesion volumes", volume_plot(f)
+        figures.append(("Lesion volumes", volume_plot(f)))
+    pictures = []
+    for caption, fig in figures:
+        fig.set_dpi(FIGURE_DPI)
+        fig.canvas.draw()
+        pixels = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
+        plt.close(fig)
+        buffer = io.BytesIO()
+        PIL.Image.fromarray(pixels).save(buffer, format="PNG", compress_level=3)
+        pictures.append(Picture(caption, pixels, buffer.getvalue()))
+    return pictures
 
 
-def write_html(report: ClinicalReport, image: Image, segmentation: Image, path: Path) -> Path:
+def write_html(report: ClinicalReport, pictures: list[Picture], path: Path) -> Path:
     """Write the self-contained ``report.html``."""
-    import matplotlib.pyplot as plt
-
     f = report.findings
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'>",
@@ -191,22 +214,20 @@ def write_html(report: ClinicalReport, image: Image, segmentation: Image, path: 
     for table in report_tables(report):
         parts.append(f"<h2>{html.escape(table.title)}</h2>{_html_table(table)}")
     parts.append("<h2>Images</h2>")
-    for caption, fig in iter_figures(report, image, segmentation):
-        buffer = io.BytesIO()
-        fig.savefig(buffer, format="png", dpi=80)
-        plt.close(fig)
-        data = base64.b64encode(buffer.getvalue()).decode("ascii")
+    for picture in pictures:
+        data = base64.b64encode(picture.png).decode("ascii")
+        caption = html.escape(picture.caption)
         parts.append(
-            f"<figure><img alt='{html.escape(caption)}' src='data:image/png;base64,{data}'>"
-            f"<figcaption class='meta'>{html.escape(caption)}</figcaption></figure>"
+            f"<figure><img alt='{caption}' src='data:image/png;base64,{data}'>"
+            f"<figcaption class='meta'>{caption}</figcaption></figure>"
         )
     parts.append(f"<p class='meta'>{html.escape(DISCLAIMER)}</p></body></html>")
     write_text_atomic("\n".join(parts), path)
     return path
 
 
-def write_pdf(report: ClinicalReport, image: Image, segmentation: Image, path: Path) -> Path:
-    """Write ``report.pdf``: text pages (summary, tables), then one page per figure."""
+def write_pdf(report: ClinicalReport, pictures: list[Picture], path: Path) -> Path:
+    """Write ``report.pdf``: text pages (summary, tables), then one page per picture."""
     import matplotlib.pyplot as plt
     from matplotlib.backends.backend_pdf import PdfPages
 
@@ -214,8 +235,14 @@ def write_pdf(report: ClinicalReport, image: Image, segmentation: Image, path: P
         for page in _text_pages(report):
             pdf.savefig(page)
             plt.close(page)
-        for caption, fig in iter_figures(report, image, segmentation):
-            fig.text(0.01, 0.005, caption, fontsize=7, color="#555")
+        for picture in pictures:
+            height, width = picture.pixels.shape[:2]
+            inches = height / FIGURE_DPI + 0.3  # the picture plus a caption band
+            fig = plt.figure(figsize=(width / FIGURE_DPI, inches))
+            ax = fig.add_axes((0.0, 0.3 / inches, 1.0, 1.0 - 0.3 / inches))
+            ax.imshow(picture.pixels, interpolation="nearest")
+            ax.set_axis_off()
+            fig.text(0.01, 0.01, picture.caption, fontsize=7, color="#555")
             pdf.savefig(fig)
             plt.close(fig)
     return path

@@ -85,7 +85,9 @@ def _flag_sentences(findings: Findings) -> list[str]:
         )
     unsure = [_words(f.target) for f in findings.flags if f.code == "low_confidence"]
     if unsure:
-        out.append(f"The model is uncertain about the {_join(unsure)}; treat these as uncertain.")
+        out.append(
+            f"The model is uncertain about {_join(unsure)}; treat these findings with caution."
+        )
     return out
 
 
