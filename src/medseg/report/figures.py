@@ -1,20 +1,26 @@
-"""Report figures (matplotlib, Agg): three planes per structure, lesion axes, lesion volumes.
+"""Report pictures: three planes per structure, each lesion with its axes, lesion volumes.
 
 Images are first turned to a canonical display orientation from the direction matrix (array
 axes running towards patient superior, posterior and left), so that axial slices show the
 patient's right on the left of the picture (radiological convention), and coronal and sagittal
 slices have the head at the top, however the file stores the array. Pixels are drawn with their
-physical aspect ratio. Each function returns a matplotlib ``Figure``; the caller saves it to PNG
-(HTML) or to a PDF page, so both documents show the same figures.
+physical aspect ratio. Slices are composed with numpy and Pillow (a matplotlib figure per slice
+costs about 50 times more); the volume plot is a matplotlib ``Figure``. The caller turns each
+into pixels once, for the HTML and the PDF alike.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import PIL.Image
+import PIL.ImageDraw
+import PIL.ImageFont
 from scipy import ndimage
 
 from medseg.io import Image
@@ -23,10 +29,35 @@ from medseg.report.lesions import Lesion
 from medseg.report.measure import Structure
 
 LESIONS_PER_SHEET = 12
-MAX_PIXELS = 320
-"""Slices are shown with at most this many pixels a side (the figure shows no more)."""
+PANEL_PX = 300
+"""Each plane of a structure picture fits a square of this many pixels."""
+TILE_PX = 200
+"""Each lesion's crop fits a square of this many pixels."""
+RGB = tuple[int, int, int]
 _CT_WINDOW = (-160.0, 240.0)  # soft-tissue window, HU
-_LONG, _SHORT = "#ff3b30", "#00c7ff"
+_LONG, _SHORT = (255, 59, 48), (0, 199, 255)
+_PALETTE: tuple[RGB, ...] = (
+    (31, 119, 180),
+    (255, 127, 14),
+    (44, 160, 44),
+    (214, 39, 40),
+    (148, 103, 189),
+    (140, 86, 75),
+    (227, 119, 194),
+    (127, 127, 127),
+    (188, 189, 34),
+    (23, 190, 207),
+    (174, 199, 232),
+    (255, 187, 120),
+    (152, 223, 138),
+    (255, 152, 150),
+    (197, 176, 213),
+    (196, 156, 148),
+    (247, 182, 210),
+    (199, 199, 199),
+    (219, 219, 141),
+    (158, 218, 229),
+)
 
 
 @dataclass(frozen=True)
@@ -82,50 +113,40 @@ def display_volume(image: Image, labels: npt.NDArray[np.integer], ct: bool) -> D
     )
 
 
-def structure_figure(view: DisplayVolume, structure: Structure, colour: Any) -> Any:
-    """Axial, coronal and sagittal slices through the centre of a non-empty structure."""
-    plt = _pyplot()
-    label = structure.label
+def structure_picture(view: DisplayVolume, structure: Structure, colour: RGB) -> PIL.Image.Image:
+    """Axial, coronal and sagittal slices through the centre of a non-empty structure.
+
+    The structure is tinted and outlined in ``colour``; each slice is scaled to its physical
+    aspect ratio within a :data:`PANEL_PX` square.
+    """
     corners = np.array([view.to_display(c) for c in _corners(structure.bbox_index or ())])
     z, y, x = (int(np.rint(c)) for c in corners.mean(axis=0))
-    fig, axes = plt.subplots(1, 3, figsize=(10.5, 3.8))
-    planes = [
-        ("axial", view.image[z], view.labels[z], view.spacing[1] / view.spacing[2], False),
-        ("coronal", view.image[:, y], view.labels[:, y], view.spacing[0] / view.spacing[2], True),
-        (
-            "sagittal",
-            view.image[:, :, x],
-            view.labels[:, :, x],
-            view.spacing[0] / view.spacing[1],
-            True,
-        ),
+    sz, sy, sx = view.spacing
+    planes = [  # (title, picture, labels, row mm, column mm); superior at the top for cor/sag
+        ("axial", view.image[z], view.labels[z], sy, sx),
+        ("coronal", view.image[::-1, y], view.labels[::-1, y], sz, sx),
+        ("sagittal", view.image[::-1, :, x], view.labels[::-1, :, x], sz, sy),
     ]
-    for ax, (title, picture, labs, aspect, upside) in zip(axes, planes, strict=True):
-        if upside:  # superior at the top
-            picture, labs = picture[::-1], labs[::-1]
-        step = max(1, -(-max(picture.shape) // MAX_PIXELS))
-        picture, mask = picture[::step, ::step], labs[::step, ::step] == label
-        ax.imshow(picture, cmap="gray", vmin=view.window[0], vmax=view.window[1], aspect=aspect)
-        edge = mask & ~ndimage.binary_erosion(mask)
-        ax.imshow(_overlay(mask, colour, 0.3, edge), aspect=aspect, interpolation="nearest")
-        ax.set_title(title, fontsize=9)
-        ax.set_axis_off()
-    axes[0].text(0.01, 0.5, "R", color="yellow", transform=axes[0].transAxes, fontsize=9)
-    axes[0].text(0.97, 0.5, "L", color="yellow", transform=axes[0].transAxes, fontsize=9)
-    fig.suptitle(structure.name.replace("_", " "), fontsize=11)
-    fig.subplots_adjust(left=0.01, right=0.99, bottom=0.02, top=0.86, wspace=0.04)
-    return fig
+    panels = []
+    for title, picture, labs, row_mm, col_mm in planes:
+        size = _fit(picture.shape, row_mm, col_mm, PANEL_PX)
+        panel = _tinted(picture, labs == structure.label, view.window, size, colour, 0.3)
+        draw = PIL.ImageDraw.Draw(panel)
+        draw.text((4, 2), title, fill=(255, 255, 0), font=_font(13))
+        if title == "axial":
+            draw.text((4, size[1] // 2), "R", fill=(255, 255, 0), font=_font(13))
+            draw.text((size[0] - 12, size[1] // 2), "L", fill=(255, 255, 0), font=_font(13))
+        panels.append(panel)
+    return _row(panels, structure.name.replace("_", " "))
 
 
-def lesion_sheet(view: DisplayVolume, lesions: list[Lesion], label_colours: dict[int, Any]) -> Any:
+def lesion_sheet(
+    view: DisplayVolume, lesions: list[Lesion], colours: dict[int, RGB]
+) -> PIL.Image.Image:
     """Each lesion's axial slice (cropped) with its long (red) and short (cyan) axes drawn."""
-    plt = _pyplot()
     cols = 4
-    rows = max(1, -(-len(lesions) // cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(10.5, 2.8 * rows), squeeze=False)
-    for ax in axes.ravel():
-        ax.set_axis_off()
-    for ax, lesion in zip(axes.ravel(), lesions, strict=False):
+    tiles = []
+    for lesion in lesions:
         ends_long = [view.to_display(p) for p in lesion.long_axis_index]
         ends_short = [view.to_display(p) for p in lesion.short_axis_index]
         z = int(np.rint(ends_long[0][0]))
@@ -134,24 +155,23 @@ def lesion_sheet(view: DisplayVolume, lesions: list[Lesion], label_colours: dict
         cy, cx = box[:, 1].mean(), box[:, 2].mean()
         y0, y1 = int(max(cy - half, 0)), int(min(cy + half + 1, view.labels.shape[1]))
         x0, x1 = int(max(cx - half, 0)), int(min(cx + half + 1, view.labels.shape[2]))
-        aspect = view.spacing[1] / view.spacing[2]
-        picture, labs = view.image[z, y0:y1, x0:x1], view.labels[z, y0:y1, x0:x1]
-        ax.imshow(picture, cmap="gray", vmin=view.window[0], vmax=view.window[1], aspect=aspect)
-        mask = labs == lesion.label
-        if mask.any():
-            colour = label_colours.get(lesion.label, "yellow")
-            ax.contour(mask, levels=[0.5], colors=[colour], linewidths=0.8)
-        for ends, colour in ((ends_long, _LONG), (ends_short, _SHORT)):
-            ax.plot([e[2] - x0 for e in ends], [e[1] - y0 for e in ends], color=colour, lw=1.6)
-        ax.set_xlim(-0.5, x1 - x0 - 0.5)
-        ax.set_ylim(y1 - y0 - 0.5, -0.5)
-        ax.set_title(
-            f"#{lesion.lesion_id} {lesion.volume_ml:.2f} ml\n"
-            f"{lesion.long_axis_mm:.0f} × {lesion.short_axis_mm:.0f} mm, {lesion.side}",
-            fontsize=8,
+        crop = view.image[z, y0:y1, x0:x1]
+        size = _fit(crop.shape, view.spacing[1], view.spacing[2], TILE_PX)
+        colour = colours.get(lesion.label, (255, 255, 0))
+        mask = view.labels[z, y0:y1, x0:x1] == lesion.label
+        tile = _tinted(crop, mask, view.window, size, colour, 0.0, nearest=True)
+        draw = PIL.ImageDraw.Draw(tile)
+        scale = (size[0] / crop.shape[1], size[1] / crop.shape[0])
+        for ends, line_colour in ((ends_long, _LONG), (ends_short, _SHORT)):
+            points = [((e[2] - x0 + 0.5) * scale[0], (e[1] - y0 + 0.5) * scale[1]) for e in ends]
+            draw.line(points, fill=line_colour, width=2)
+        caption = (
+            f"#{lesion.lesion_id}  {lesion.volume_ml:.2f} ml\n"
+            f"{lesion.long_axis_mm:.0f} × {lesion.short_axis_mm:.0f} mm, {lesion.side}"
         )
-    fig.subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=1 - 0.45 / (2.8 * rows), hspace=0.3)
-    return fig
+        tiles.append(_captioned(tile, caption, TILE_PX))
+    rows = [_concat(tiles[i : i + cols], horizontal=True) for i in range(0, len(tiles), cols)]
+    return _concat(rows, horizontal=False)
 
 
 def volume_plot(findings: Findings) -> Any:
@@ -181,11 +201,9 @@ def volume_plot(findings: Findings) -> Any:
     return fig
 
 
-def label_colours(values: list[int]) -> dict[int, Any]:
-    """A distinct colour per label value (tab10, then tab20)."""
-    plt = _pyplot()
-    cmap = plt.get_cmap("tab10" if len(values) <= 10 else "tab20")
-    return {v: cmap(i % cmap.N) for i, v in enumerate(sorted(values))}
+def label_colours(values: list[int]) -> dict[int, RGB]:
+    """A distinct colour per label value (matplotlib's tab20 palette order)."""
+    return {v: _PALETTE[i % len(_PALETTE)] for i, v in enumerate(sorted(values))}
 
 
 def _corners(bbox: tuple[tuple[int, int], ...]) -> list[tuple[float, float, float]]:
@@ -194,14 +212,88 @@ def _corners(bbox: tuple[tuple[int, int], ...]) -> list[tuple[float, float, floa
     return [(a, b, c) for a in (a0, a1 - 1) for b in (b0, b1 - 1) for c in (c0, c1 - 1)]
 
 
-def _overlay(
-    mask: npt.NDArray[np.bool_], colour: Any, alpha: float, edge: npt.NDArray[np.bool_]
-) -> npt.NDArray[np.float32]:
-    """RGBA picture: ``mask`` tinted with ``alpha``, its ``edge`` opaque."""
-    rgba = np.zeros((*mask.shape, 4), np.float32)
-    rgba[mask] = (*colour[:3], alpha)
-    rgba[edge] = (*colour[:3], 1.0)
-    return rgba
+def _fit(shape: tuple[int, ...], row_mm: float, col_mm: float, box: int) -> tuple[int, int]:
+    """(width, height) in pixels that shows ``shape`` at its physical aspect within ``box``."""
+    height_mm, width_mm = shape[0] * row_mm, shape[1] * col_mm
+    scale = box / max(height_mm, width_mm)
+    return max(1, round(width_mm * scale)), max(1, round(height_mm * scale))
+
+
+def _tinted(
+    picture: npt.NDArray[Any],
+    mask: npt.NDArray[np.bool_],
+    window: tuple[float, float],
+    size: tuple[int, int],
+    colour: RGB,
+    alpha: float,
+    *,
+    nearest: bool = False,
+) -> PIL.Image.Image:
+    """Grey picture resized to ``size``, ``mask`` tinted by ``alpha`` and outlined."""
+    low, high = window
+    grey = np.clip((picture.astype(np.float32) - low) * (255.0 / (high - low)), 0, 255)
+    resample = PIL.Image.Resampling.NEAREST if nearest else PIL.Image.Resampling.BILINEAR
+    grey_img = PIL.Image.fromarray(grey.astype(np.uint8)).resize(size, resample)
+    rgb = np.repeat(np.asarray(grey_img)[..., None], 3, axis=2).astype(np.float32)
+    shown = PIL.Image.fromarray(mask.astype(np.uint8) * 255).resize(
+        size, PIL.Image.Resampling.NEAREST
+    )
+    inside = np.asarray(shown) > 0
+    edge = inside & ~ndimage.binary_erosion(inside)
+    tint = np.asarray(colour, np.float32)
+    rgb[inside] = rgb[inside] * (1 - alpha) + tint * alpha
+    rgb[edge] = tint
+    return PIL.Image.fromarray(rgb.astype(np.uint8))
+
+
+def _captioned(tile: PIL.Image.Image, caption: str, box: int) -> PIL.Image.Image:
+    """``tile`` centred in a white ``box``-wide cell under a two-line caption."""
+    cell = PIL.Image.new("RGB", (box + 12, box + 44), "white")
+    draw = PIL.ImageDraw.Draw(cell)
+    draw.multiline_text((8, 4), caption, fill=(30, 30, 30), font=_font(13), spacing=2)
+    cell.paste(tile, (6 + (box - tile.width) // 2, 40 + (box - tile.height) // 2))
+    return cell
+
+
+def _row(panels: list[PIL.Image.Image], title: str) -> PIL.Image.Image:
+    """Panels side by side under a title."""
+    body = _concat(panels, horizontal=True, gap=6)
+    out = PIL.Image.new("RGB", (body.width, body.height + 28), "white")
+    PIL.ImageDraw.Draw(out).text((6, 4), title, fill=(20, 20, 20), font=_font(17))
+    out.paste(body, (0, 28))
+    return out
+
+
+def _concat(images: list[PIL.Image.Image], *, horizontal: bool, gap: int = 0) -> PIL.Image.Image:
+    """Images next to (or below) each other on white, top/left aligned."""
+    if horizontal:
+        size = (
+            sum(i.width for i in images) + gap * (len(images) - 1),
+            max(i.height for i in images),
+        )
+    else:
+        size = (
+            max(i.width for i in images),
+            sum(i.height for i in images) + gap * (len(images) - 1),
+        )
+    out = PIL.Image.new("RGB", size, "white")
+    offset = 0
+    for image in images:
+        out.paste(image, (offset, 0) if horizontal else (0, offset))
+        offset += (image.width if horizontal else image.height) + gap
+    return out
+
+
+@lru_cache(maxsize=4)
+def _font(size: int) -> PIL.ImageFont.FreeTypeFont | PIL.ImageFont.ImageFont:
+    """DejaVu Sans, shipped with matplotlib (Pillow's default font has no ``×``)."""
+    import matplotlib
+
+    path = Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"
+    try:
+        return PIL.ImageFont.truetype(str(path), size)
+    except OSError:
+        return PIL.ImageFont.load_default(size=size)
 
 
 def _pyplot() -> Any:

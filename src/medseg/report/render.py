@@ -27,7 +27,7 @@ from medseg.report.figures import (
     display_volume,
     label_colours,
     lesion_sheet,
-    structure_figure,
+    structure_picture,
     volume_plot,
 )
 
@@ -161,15 +161,13 @@ class Picture:
 
 def render_figures(report: ClinicalReport, image: Image, segmentation: Image) -> list[Picture]:
     """One picture per non-empty structure, per sheet of lesions, and the volume plot."""
-    import matplotlib.pyplot as plt
-
     f = report.findings
     view = display_volume(image, segmentation.array[0], (f.modality or "").upper() == "CT")
     colours = label_colours([s.label for s in f.structures])
-    figures = [
-        (
+    pictures = [
+        _picture(
             f"{s.name}: axial, coronal and sagittal slices through its centre",
-            structure_figure(view, s, colours[s.label]),
+            structure_picture(view, s, colours[s.label]),
         )
         for s in f.structures
         if s.voxels and not s.is_lesion_class
@@ -181,19 +179,26 @@ def render_figures(report: ClinicalReport, image: Image, segmentation: Image) ->
             f"Lesions {chunk[0].lesion_id}-{chunk[-1].lesion_id}: axial slice of largest area; "
             "long axis red, short axis cyan"
         )
-        figures.append((caption, lesion_sheet(view, chunk, colours)))
+        pictures.append(_picture(caption, lesion_sheet(view, chunk, colours)))
     if lesions or (f.change is not None and f.change.matches):
-        figures.append(("Lesion volumes", volume_plot(f)))
-    pictures = []
-    for caption, fig in figures:
-        fig.set_dpi(FIGURE_DPI)
-        fig.canvas.draw()
-        pixels = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
-        plt.close(fig)
-        buffer = io.BytesIO()
-        PIL.Image.fromarray(pixels).save(buffer, format="PNG", compress_level=3)
-        pictures.append(Picture(caption, pixels, buffer.getvalue()))
+        pictures.append(_picture("Lesion volumes", _figure_to_image(volume_plot(f))))
     return pictures
+
+
+def _picture(caption: str, image: PIL.Image.Image) -> Picture:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", compress_level=3)
+    return Picture(caption, np.asarray(image), buffer.getvalue())
+
+
+def _figure_to_image(fig: Any) -> PIL.Image.Image:
+    import matplotlib.pyplot as plt
+
+    fig.set_dpi(FIGURE_DPI)
+    fig.canvas.draw()
+    pixels = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
+    plt.close(fig)
+    return PIL.Image.fromarray(pixels)
 
 
 def write_html(report: ClinicalReport, pictures: list[Picture], path: Path) -> Path:
