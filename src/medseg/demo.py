@@ -160,7 +160,7 @@ def run_demo(
         dataset.test_cases[0].image_paths[0],
         predictions_dir / f"{dataset.test_cases[0].case_id}{dataset.file_ending}",
         out_dir / "report",
-        labels=model_dir,
+        label_names=model_dir,
     )
     dice = _dice_per_case(evaluation.rows)
     mean_dice = _mean_per_class(dice)

@@ -118,7 +118,7 @@ def test_cli_writes_the_report_and_fails_in_one_line(tmp_path):
         app_typer,
         [
             *args,
-            "--labels",
+            "--dataset-json",
             str(tmp_path / "dataset.json"),
             "-o",
             str(tmp_path / "out"),

@@ -8,20 +8,23 @@ from typing import Annotated, Any
 
 import typer
 
+from medseg.cli._options import output_option, parse_labels
+
 
 def register(app: typer.Typer) -> None:
     app.command()(report)
 
 
 def report(
-    image: Annotated[Path, typer.Argument(exists=True, help="The image (file or DICOM folder).")],
-    segmentation: Annotated[
-        Path, typer.Argument(exists=True, help="Its label map, on the same voxel grid.")
-    ],
-    output: Annotated[Path, typer.Option("-o", "--output", help="Output folder.")],
-    labels: Annotated[
+    image: Annotated[Path, typer.Argument(help="The image (file or DICOM folder).")],
+    segmentation: Annotated[Path, typer.Argument(help="Its label map, on the same voxel grid.")],
+    output: Annotated[Path, output_option("Folder for report.json, .html, .pdf and CSVs.")],
+    dataset_json: Annotated[
+        Path | None, typer.Option("--dataset-json", help="dataset.json with label names.")
+    ] = None,
+    model: Annotated[
         Path | None,
-        typer.Option("--labels", exists=True, help="dataset.json or model folder: label names."),
+        typer.Option("--model", help="Model folder: label names and training volumes."),
     ] = None,
     lesion_labels: Annotated[
         str | None,
@@ -36,7 +39,7 @@ def report(
     ] = None,
     uncertainty: Annotated[
         Path | None,
-        typer.Option("--uncertainty", exists=True, help="Uncertainty map in [0, 1] (entropy)."),
+        typer.Option("--uncertainty", help="Uncertainty map in [0, 1] (entropy)."),
     ] = None,
     formats: Annotated[
         str, typer.Option("--formats", help="Outputs among json,csv,html,pdf.")
@@ -56,6 +59,8 @@ def report(
     from medseg.report import report_files
     from medseg.report.api import ALL_FORMATS
 
+    if dataset_json is not None and model is not None:
+        raise ConfigError("give --dataset-json or --model, not both (both name the labels)")
     chosen = [f.strip() for f in formats.split(",") if f.strip()]
     unknown = [f for f in chosen if f not in ALL_FORMATS]
     if unknown:
@@ -66,8 +71,8 @@ def report(
         image,
         segmentation,
         output,
-        labels=labels,
-        lesion_labels=[s.strip() for s in lesion_labels.split(",")] if lesion_labels else None,
+        label_names=dataset_json or model,
+        lesion_labels=parse_labels(lesion_labels) if lesion_labels else None,
         prior=prior,
         uncertainty=uncertainty,
         summariser=_load_summariser(summariser) if summariser else None,

@@ -6,7 +6,8 @@ in a :class:`LesionTable` that can be filtered without measuring again. Units an
 are in ``docs/report.md``.
 """
 
-from medseg.report.api import ClinicalReport, build_report, report_files, write_report
+from medseg.report.api import build_report, report_files, write_report
+from medseg.report.clinical import ClinicalReport
 from medseg.report.cohort import CohortResult, ReportCase, report_cohort
 from medseg.report.findings import Findings, PriorScan, ReportOptions, compute_findings
 from medseg.report.inputs import LabelInfo, read_label_info

@@ -11,15 +11,15 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from medseg._atomic import write_text_atomic
 from medseg._typing import PathLikeStr
 from medseg.errors import ImageWriteError
 from medseg.io import Image, read_image
-from medseg.report.findings import Findings, PriorScan, ReportOptions, compute_findings
+from medseg.report.clinical import ClinicalReport
+from medseg.report.findings import PriorScan, ReportOptions, compute_findings
 from medseg.report.inputs import (
     LabelInfo,
     case_id_from,
@@ -28,7 +28,6 @@ from medseg.report.inputs import (
     read_label_info,
 )
 from medseg.report.render import render_figures, write_html, write_pdf
-from medseg.report.schema import report_to_dict
 from medseg.report.summary import Summariser, plain_summary
 from medseg.report.tables import lesion_rows, structure_rows, write_csv
 
@@ -36,19 +35,6 @@ logger = logging.getLogger(__name__)
 
 Format = Literal["json", "csv", "html", "pdf"]
 ALL_FORMATS: tuple[Format, ...] = ("json", "csv", "html", "pdf")
-
-
-@dataclass(frozen=True)
-class ClinicalReport:
-    """Findings of one case with their plain-language summary (and a custom one, if asked)."""
-
-    findings: Findings
-    summary: str
-    custom_summary: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        """The ``report.json`` dictionary."""
-        return report_to_dict(self.findings, self.summary, self.custom_summary)
 
 
 def build_report(
@@ -151,7 +137,7 @@ def report_files(
     segmentation: PathLikeStr,
     out_dir: PathLikeStr,
     *,
-    labels: PathLikeStr | None = None,
+    label_names: PathLikeStr | None = None,
     lesion_labels: Sequence[str | int] | None = None,
     prior: tuple[PathLikeStr, PathLikeStr] | None = None,
     uncertainty: PathLikeStr | None = None,
@@ -161,7 +147,7 @@ def report_files(
 ) -> tuple[ClinicalReport, dict[str, Path]]:
     """Read an image, its segmentation and optional extras, then build and write the report.
 
-    Parameters are the paths behind :func:`build_report`'s objects; ``labels`` is a
+    Parameters are the paths behind :func:`build_report`'s objects; ``label_names`` is a
     ``dataset.json`` or a model folder. Returns the report and the written paths.
     """
     image_path, seg_path = Path(image), Path(segmentation)
@@ -178,7 +164,7 @@ def report_files(
     report = build_report(
         img,
         seg,
-        labels=read_label_info(Path(labels)) if labels is not None else None,
+        labels=read_label_info(Path(label_names)) if label_names is not None else None,
         lesion_labels=lesion_labels,
         prior=prior_scan,
         uncertainty=unc,

@@ -238,7 +238,7 @@ def label_array(
         raise DatasetError(
             f"{source}: label value(s) {', '.join(map(str, unknown))} are not in the label names "
             f"({', '.join(f'{v}={n}' for v, n in sorted(names.items()))}); pass the dataset.json "
-            "the model was trained with (--labels)"
+            "the model was trained with (--dataset-json or --model)"
         )
     return labels, boxes
 

@@ -1,8 +1,8 @@
 """Label names, channel names, modality and training fingerprint for a report, from files.
 
-``--labels`` may name an nnU-Net ``dataset.json`` or a medseg model folder (its
-``dataset.json`` or ``plan.json`` gives the labels and channels, its ``fingerprint.json`` the
-training volumes for the range flag).
+:func:`read_label_info` reads an nnU-Net ``dataset.json`` (``--dataset-json``) or a medseg model
+folder (``--model``: its ``dataset.json`` or ``plan.json`` gives the labels and channels, its
+``fingerprint.json`` the training volumes for the range flag).
 """
 
 from __future__ import annotations

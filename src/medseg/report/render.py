@@ -14,7 +14,7 @@ import textwrap
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -22,6 +22,7 @@ import PIL.Image
 
 from medseg._atomic import atomic_path, write_text_atomic
 from medseg.io import Image
+from medseg.report.clinical import ClinicalReport
 from medseg.report.figures import (
     LESIONS_PER_SHEET,
     display_volume,
@@ -30,9 +31,6 @@ from medseg.report.figures import (
     structure_picture,
     volume_plot,
 )
-
-if TYPE_CHECKING:
-    from medseg.report.api import ClinicalReport
 
 FIGURE_DPI = 90
 DISCLAIMER = (
