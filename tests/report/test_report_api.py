@@ -145,3 +145,10 @@ def test_volume_far_from_the_training_mean_is_flagged():
     flags = [(f.code, f.target) for f in report.findings.flags]
     assert flags == [("volume_out_of_range", "white_matter")]  # lesion classes are not checked
     assert "unusual for the training data" in report.summary
+
+
+def test_summary_without_lesion_classes_lists_structure_volumes():
+    image, seg = _case(lesions=False)
+    info = LabelInfo(names={1: "liver", 2: "spleen"})
+    report = build_report(image, seg, labels=info)
+    assert report.summary.startswith("Segmented: liver (20.5 ml). No spleen was segmented;")

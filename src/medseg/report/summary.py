@@ -20,6 +20,8 @@ Summariser = Callable[[dict[str, Any]], str]
 """A local function from the report's JSON dictionary to a text, e.g. a local language model."""
 
 _NUMBERS = ("no", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
+MAX_LISTED = 6
+"""Without lesion classes the summary names at most this many structures with their volumes."""
 _SIDES = {"left": "on the left", "right": "on the right", "midline": "at the midline"}
 
 
@@ -28,15 +30,18 @@ def plain_summary(findings: Findings) -> str:
     if not findings.found_anything:
         return "Nothing was found: the segmentation is empty."
     sentences = []
+    if not findings.burden:
+        present = [s for s in findings.structures if s.voxels]
+        listed = [f"{_words(s.name)} ({_ml(s.volume_ml)})" for s in present[:MAX_LISTED]]
+        more = len(present) - len(listed)
+        tail = f" and {_count(more)} more" if more > 0 else ""
+        sentences.append(f"Segmented: {_join(listed)}{tail}.")
     for burden in findings.burden:
         lesions = findings.lesions.select(label=burden.label)
         sentences.append(_lesion_sentence(_words(burden.name), list(lesions)))
     if findings.change is not None:
         sentences.append(_change_sentence(findings.change))
     sentences.extend(_flag_sentences(findings))
-    if not sentences:
-        present = [_words(s.name) for s in findings.structures if s.voxels]
-        sentences.append(f"Segmented: {_join(present)}; no lesion class is defined.")
     return " ".join(sentences)
 
 
