@@ -238,15 +238,13 @@ def write_pdf(report: ClinicalReport, pictures: list[Picture], path: Path) -> Pa
         for page in _text_pages(report):
             pdf.savefig(page)
             plt.close(page)
-        for picture in pictures:
+        for picture in pictures:  # pixels placed 1:1 (figimage): no resampling, no axes
             height, width = picture.pixels.shape[:2]
-            inches = height / FIGURE_DPI + 0.3  # the picture plus a caption band
-            fig = plt.figure(figsize=(width / FIGURE_DPI, inches))
-            ax = fig.add_axes((0.0, 0.3 / inches, 1.0, 1.0 - 0.3 / inches))
-            ax.imshow(picture.pixels, interpolation="nearest")
-            ax.set_axis_off()
-            fig.text(0.01, 0.01, picture.caption, fontsize=7, color="#555")
-            pdf.savefig(fig)
+            band = round(0.3 * FIGURE_DPI)  # caption band under the picture, pixels
+            fig = plt.figure(figsize=(width / FIGURE_DPI, (height + band) / FIGURE_DPI))
+            fig.figimage(picture.pixels, xo=0, yo=band)
+            fig.text(0.01, 0.3 * band / (height + band), picture.caption, fontsize=7, color="#555")
+            pdf.savefig(fig, dpi=FIGURE_DPI)
             plt.close(fig)
     return path
 
