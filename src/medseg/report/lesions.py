@@ -1,8 +1,9 @@
 """Lesions: connected components of the lesion classes, measured once into a :class:`LesionTable`.
 
 Connectivity is 26 (voxels sharing a face, an edge or a corner belong to one lesion), as in the
-dataset fingerprint. Every length is measured between voxel centres in physical space (see
-:mod:`medseg.report.axes`), so anisotropic spacing and oblique directions give true millimetres.
+dataset fingerprint. Every length is found between voxel centres in physical space (see
+:mod:`medseg.report.axes`), so anisotropic spacing and oblique directions give true millimetres,
+then extended from edge to edge by the voxel's width along the line (:func:`edge_to_edge`).
 The table is a plain typed structure: later stages (text queries) filter it by size, side or
 containing structure with :meth:`LesionTable.select` instead of measuring again.
 """
@@ -41,12 +42,13 @@ SIDE_FRACTION = 0.8
 class Lesion:
     """One lesion (connected component of a lesion class) and its measurements.
 
-    Lengths in mm, volume in ml, coordinates in patient LPS (x, y, z) mm. The RECIST axes are
-    measured on the axial slice (array index ``axial_slice`` along array axis ``axial_axis``)
-    where the lesion's area is largest; their end points are given both in LPS and as fractional
-    voxel indices (array order) for drawing. ``structures`` lists the non-lesion structures the
-    lesion lies in or touches, most contact first (``structure`` is the first, or ``None`` when
-    it touches only background). ``bbox_index`` is ``((start, stop), ...)`` per array axis.
+    Lengths in mm (edge to edge), volume in ml, coordinates in patient LPS (x, y, z) mm. The
+    RECIST axes are measured on the axial slice (array index ``axial_slice`` along array axis
+    ``axial_axis``) where the lesion's area is largest; their end points are given both in LPS
+    and as fractional voxel indices (array order) for drawing. ``structures`` lists the
+    non-lesion structures the lesion lies in or touches, most contact first (``structure`` is the
+    first, or ``None`` when it touches only background). ``bbox_index`` is ``((start, stop), ...)``
+    per array axis.
     """
 
     lesion_id: int
