@@ -152,3 +152,28 @@ def test_summary_without_lesion_classes_lists_structure_volumes():
     info = LabelInfo(names={1: "liver", 2: "spleen"})
     report = build_report(image, seg, labels=info)
     assert report.summary.startswith("Segmented: liver (20.5 ml). No spleen was segmented;")
+
+
+def test_cli_geometry_error_is_one_line_naming_both_files(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    image, seg = _case()
+    write_image(image, tmp_path / "img.nii.gz")
+    moved = make_image(seg.array[0][:, :, :30].copy(), **GEOMETRY)
+    write_image(moved, tmp_path / "seg.nii.gz")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    files = [str(tmp_path / "img.nii.gz"), str(tmp_path / "seg.nii.gz"), "-o", str(tmp_path / "o")]
+    result = subprocess.run(
+        [sys.executable, "-c", "from medseg.cli.main import app; app()", "report", *files],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1
+    assert "seg.nii.gz and" in lines[0]
+    assert "img.nii.gz are on different voxel grids (shape" in lines[0]
