@@ -177,3 +177,14 @@ def test_cli_geometry_error_is_one_line_naming_both_files(tmp_path):
     assert len(lines) == 1
     assert "seg.nii.gz and" in lines[0]
     assert "img.nii.gz are on different voxel grids (shape" in lines[0]
+
+
+def test_without_label_names_values_are_named_and_lesions_can_be_chosen():
+    image, seg = _case()
+    plain = build_report(image, seg)
+    assert [s.name for s in plain.findings.structures] == ["label_1", "label_2"]
+    assert len(plain.findings.lesions) == 0
+    chosen = build_report(image, seg, lesion_labels=[2])
+    assert len(chosen.findings.lesions) == 2
+    with pytest.raises(DatasetError, match="lesion label 'tumour' is not a label"):
+        build_report(image, seg, lesion_labels=["tumour"])

@@ -17,6 +17,7 @@ import numpy as np
 from medseg.data.nnunet import parse_labels
 from medseg.errors import DatasetError
 from medseg.io import Image
+from medseg.report.measure import label_boxes
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -71,8 +72,12 @@ def read_label_info(path: Path) -> LabelInfo:
 
 def default_names(segmentation: Image) -> dict[int, str]:
     """``label_<v>`` for every non-zero value present, when no label names are given."""
-    values = np.unique(segmentation.array)
-    return {int(v): f"label_{int(v)}" for v in values if v > 0 and float(v).is_integer()}
+    arr = segmentation.array
+    if np.issubdtype(arr.dtype, np.integer) and (arr.size == 0 or arr.min() >= 0):
+        values = list(label_boxes(arr[0] if arr.ndim == 4 else arr))  # one pass, no sort
+    else:
+        values = [v for v in np.unique(arr) if v > 0 and float(v).is_integer()]
+    return {int(v): f"label_{int(v)}" for v in values}
 
 
 def modality_of(image: Image, channel_names: dict[int, str]) -> str | None:
