@@ -77,13 +77,15 @@ def build_report(
     ClinicalReport
     """
     info = labels or LabelInfo(names=default_names(segmentation))
+    modality = modality_of(image, info.channel_names)
+    channels = info.channel_names or ({0: modality} if modality and image.num_channels == 1 else {})
     findings = compute_findings(
         image,
         segmentation,
         names=info.names,
         lesion_labels=tuple(lesion_labels) if lesion_labels is not None else None,
-        channel_names=info.channel_names,
-        modality=modality_of(image, info.channel_names),
+        channel_names=channels,
+        modality=modality,
         prior=prior,
         uncertainty=uncertainty,
         fingerprint=info.fingerprint,

@@ -14,7 +14,7 @@ import numpy as np
 import numpy.typing as npt
 
 from medseg.errors import DatasetError, GeometryError
-from medseg.io import Image
+from medseg.io import Image, geometry_differences
 from medseg.io.describe import orientation_code
 from medseg.report.lesions import LesionTable, find_components, measure_lesions
 from medseg.report.longitudinal import Change, compare_with_prior
@@ -247,8 +247,6 @@ def require_same_grid(
     a: Image, b: Image, sources: dict[str, str], role_a: str, role_b: str
 ) -> None:
     """Raise :class:`GeometryError` naming both files when two images are on different grids."""
-    from medseg.io import geometry_differences
-
     problems = geometry_differences(a, b)
     if problems:
         raise GeometryError(
