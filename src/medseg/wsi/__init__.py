@@ -23,6 +23,13 @@ _EXPORTS = {
     "classify_rgb": "medseg.wsi.tissue",
     "tissue_mask": "medseg.wsi.tissue",
     "write_mask": "medseg.wsi.tissue",
+    "TileGrid": "medseg.wsi.grid",
+    "SlidePredictionReport": "medseg.wsi.tiled",
+    "TileModel": "medseg.wsi.tiled",
+    "TiledSettings": "medseg.wsi.tiled",
+    "predict_slide": "medseg.wsi.tiled",
+    "predictor_tile_model": "medseg.wsi.models",
+    "write_label_pyramid": "medseg.wsi.pyramid",
 }
 
 __all__ = sorted(_EXPORTS)

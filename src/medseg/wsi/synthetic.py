@@ -172,6 +172,11 @@ class SyntheticSlide:
         near = np.zeros((ys.size, xs.size), dtype=bool)
         py, px = ys[:, None], xs[None, :]
         for (ay, ax), (by, bx) in itertools.pairwise(points):
+            if (
+                min(ay, by) - half > ys[-1] or max(ay, by) + half < ys[0]
+                or min(ax, bx) - half > xs[-1] or max(ax, bx) + half < xs[0]
+            ):  # fmt: skip
+                continue
             dy, dx = by - ay, bx - ax
             t = np.clip(((py - ay) * dy + (px - ax) * dx) / (dy * dy + dx * dx), 0.0, 1.0)
             near |= np.hypot(py - ay - t * dy, px - ax - t * dx) < half
@@ -195,20 +200,23 @@ class SyntheticSlide:
             Interleaved RGB, as TIFF stores it.
         """
         tissue, tumour, cover, pen = self._layers(downsample, start, size)
-        ys = (start[0] + np.arange(size[0]) + 0.5) * downsample
-        xs = (start[1] + np.arange(size[1]) + 0.5) * downsample
-        texture = (
-            0.08
-            * np.sin(xs[None, :] / 37.0 + 2.0 * np.sin(ys[:, None] / 53.0))
-            * np.cos(ys[:, None] / 29.0)
+        ys = ((start[0] + np.arange(size[0]) + 0.5) * downsample).astype(np.float32)
+        xs = ((start[1] + np.arange(size[1]) + 0.5) * downsample).astype(np.float32)
+        texture = (0.08 * np.cos(ys / 29.0))[:, None] * np.sin(
+            xs[None, :] / 37.0 + (2.0 * np.sin(ys / 53.0))[:, None]
         )
-        shade = (1.0 + texture - 0.12 * tumour)[..., None]
-        nucleus = np.where(tumour[..., None], _TUMOUR_NUCLEUS, _NUCLEUS)
-        rgb = np.where(tissue[..., None], _STROMA * shade, np.array(BACKGROUND_RGB, dtype=float))
-        rgb = rgb * (1 - cover[..., None]) + nucleus * cover[..., None]
+        shade = np.where(tissue, 1.0 + texture - 0.12 * tumour, 0.0).astype(np.float32)
+        glass = np.float32(1.0) - tissue
+        keep = np.float32(1.0) - cover
+        rgb = np.empty((*size, 3), dtype=np.float32)
+        for channel in range(3):
+            nucleus = np.where(tumour, _TUMOUR_NUCLEUS[channel], _NUCLEUS[channel])
+            base = _STROMA[channel] * shade + BACKGROUND_RGB[channel] * glass
+            rgb[..., channel] = base * keep + nucleus * cover
         for index, (_, colour) in enumerate(self._pens):
             mask = pen == index
-            rgb[mask] = 0.25 * rgb[mask] + 0.75 * colour
+            if mask.any():
+                rgb[mask] = 0.25 * rgb[mask] + 0.75 * colour
         return np.clip(rgb, 0, 255).astype(np.uint8)
 
     def truth(
