@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import math
 import warnings
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -49,6 +50,23 @@ class LevelInfo:
     mpp: tuple[float, float]
 
 
+def _tiled_pages(slide: Any, axes: str) -> list[Any] | None:
+    """The first page of every level when all are tiled, interleaved 8-bit (else None: zarr)."""
+    if axes not in ("YXS", "YX"):
+        return None
+    try:
+        series = slide.ts_tifffile.series[int(slide.properties["tiffslide.series-index"])]
+        pages = [level.pages[0] for level in series.levels]
+    except (KeyError, IndexError, AttributeError):
+        return None
+    for page in pages:
+        if not getattr(page, "is_tiled", False) or page.bitspersample != 8:
+            return None
+        if page.planarconfig != 1 or page.imagedepth != 1:  # 1 = contiguous (interleaved)
+            return None
+    return pages
+
+
 def _check_complete(path: Path, tiff: Any) -> None:
     """Raise if any tile or strip of any page points past the end of the file (truncated)."""
     size = path.stat().st_size
@@ -78,6 +96,9 @@ class Slide:
         Microns per pixel at level 0, overriding the file (isotropic).
     assume_mpp : float
         Used, with a warning that names the value, when the file declares no resolution.
+    cache_mb : float
+        Decoded tiles kept in memory (least recently used dropped first). Neighbouring windows
+        share tiles, so a cache of a few rows of tiles decodes each tile about once.
 
     Raises
     ------
@@ -93,7 +114,12 @@ class Slide:
     """
 
     def __init__(
-        self, path: Path | str, *, mpp: float | None = None, assume_mpp: float = DEFAULT_ASSUMED_MPP
+        self,
+        path: Path | str,
+        *,
+        mpp: float | None = None,
+        assume_mpp: float = DEFAULT_ASSUMED_MPP,
+        cache_mb: float = 256.0,
     ) -> None:
         self.path = Path(path)
         if mpp is not None and not mpp > 0:
@@ -145,6 +171,9 @@ class Slide:
                 )
             )
         self.levels: tuple[LevelInfo, ...] = tuple(levels)
+        self._pages = _tiled_pages(self._slide, self._axes)
+        self._cache: OrderedDict[tuple[int, int], npt.NDArray[np.uint8]] = OrderedDict()
+        self._cache_bytes, self._cache_limit = 0, int(cache_mb * 2**20)
         logger.info(
             "slide %s: %d levels, level 0 %s px, %s µm/px", self.path, len(levels), dims[0], base
         )
@@ -204,6 +233,8 @@ class Slide:
                 f"({height} x {width} px)"
             )
         try:
+            if self._pages is not None:
+                return self._read_tiles(level, y, x, h, w)
             array = self._slide.zarr_group[str(level)]
             if self._axes == "YXS":
                 region = np.asarray(array[y : y + h, x : x + w]).transpose(2, 0, 1)
@@ -217,6 +248,47 @@ class Slide:
                 f"({type(err).__name__}: {err}); the file may be corrupt"
             ) from err
         return np.ascontiguousarray(region, dtype=np.uint8)
+
+    def _read_tiles(self, level: int, y: int, x: int, h: int, w: int) -> npt.NDArray[np.uint8]:
+        page = self._pages[level]  # type: ignore[index]
+        th, tw = page.tilelength, page.tilewidth
+        across = -(-page.imagewidth // tw)
+        out = np.empty((page.samplesperpixel, h, w), dtype=np.uint8)
+        for ty in range(y // th, (y + h - 1) // th + 1):
+            for tx in range(x // tw, (x + w - 1) // tw + 1):
+                tile = self._tile(level, ty * across + tx, page)
+                y0, y1 = max(y, ty * th), min(y + h, (ty + 1) * th)
+                x0, x1 = max(x, tx * tw), min(x + w, (tx + 1) * tw)
+                out[:, y0 - y : y1 - y, x0 - x : x1 - x] = tile[
+                    :, y0 - ty * th : y1 - ty * th, x0 - tx * tw : x1 - tx * tw
+                ]
+        return out
+
+    def _tile(self, level: int, index: int, page: Any) -> npt.NDArray[np.uint8]:
+        """One decoded tile ``(S, tilelength, tilewidth)``, through the LRU cache."""
+        key = (level, index)
+        if key in self._cache:
+            self._cache.move_to_end(key)
+            return self._cache[key]
+        count = int(page.databytecounts[index])
+        shape = (page.samplesperpixel, page.tilelength, page.tilewidth)
+        if count == 0:  # sparse TIFF: a tile never written
+            tile = np.zeros(shape, dtype=np.uint8)
+        else:
+            handle = page.parent.filehandle
+            with handle.lock:
+                handle.seek(int(page.dataoffsets[index]))
+                data = handle.read(count)
+            decoded = page.decode(data, index, jpegtables=page.jpegtables)[0]
+            tile = np.ascontiguousarray(
+                np.asarray(decoded).reshape(shape[1], shape[2], shape[0]).transpose(2, 0, 1)
+            )
+        self._cache[key] = tile
+        self._cache_bytes += tile.nbytes
+        while self._cache_bytes > self._cache_limit and len(self._cache) > 1:
+            _, dropped = self._cache.popitem(last=False)
+            self._cache_bytes -= dropped.nbytes
+        return tile
 
     def read_level(self, level: int, *, max_pixels: int = 64_000_000) -> npt.NDArray[np.uint8]:
         """Read a whole (reduced) level, refusing levels above ``max_pixels`` pixels.
