@@ -105,3 +105,11 @@ def test_cli_tiff_keeps_mpp(tmp_path, synthetic_slide):
         x_res = tif.pages[0].tags["XResolution"].value
         assert tif.pages[0].tags["ResolutionUnit"].value == tifffile.RESUNIT.CENTIMETER
     assert 1e4 * x_res[1] / x_res[0] == pytest.approx(8.0)
+
+
+def test_tissue_cut_by_the_slide_edge_is_kept():
+    rgb = np.full((3, 80, 80), 240, dtype=np.uint8)
+    rgb[:, 20:60, :12] = np.array([220, 150, 190], dtype=np.uint8)[:, None, None]  # at x = 0
+    labels, _ = classify_rgb(rgb, mpp=8.0)
+    assert np.all(labels[22:58, :10] == MASK_LABELS["tissue"])
+    assert not labels[:, 20:].any()

@@ -23,7 +23,7 @@ import shutil
 import time
 import zlib
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +34,7 @@ from medseg.errors import ConfigError
 from medseg.wsi.grid import TileGrid
 from medseg.wsi.pyramid import write_label_pyramid
 from medseg.wsi.slide import Slide
-from medseg.wsi.tissue import TissueMask
+from medseg.wsi.tissue import MASK_LABELS, TissueMask
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +61,9 @@ class TiledSettings:
         Skip tiles without tissue (needs a tissue mask).
     min_tissue_fraction : float
         A tile is tissue when more than this fraction of it is tissue.
+    tissue_margin_um : float
+        Tissue grows by this much over glass before tiles are chosen (a thumbnail-level mask is
+        uncertain by a pixel or two at its edge).
     coarse_downsample : float or None
         Coarse pass at about this reduction of ``level``; ``None`` predicts every tile at
         ``level`` (no coarse-to-fine).
@@ -75,6 +78,7 @@ class TiledSettings:
     halo: int = 32
     tissue_only: bool = True
     min_tissue_fraction: float = 0.0
+    tissue_margin_um: float = 50.0
     coarse_downsample: float | None = 8.0
     refine_threshold: float = 0.1
     sigma_scale: float = 0.125
@@ -240,7 +244,25 @@ def blended_rows(
         yield grid.rows - 1, finish(grid.rows - 1)
 
 
-def _tissue_tiles(grid: TileGrid, tissue: TissueMask | None, downsample: float, minimum: float):
+def _grown(tissue: TissueMask, margin_um: float) -> TissueMask:
+    """The mask with tissue grown by ``margin_um`` over glass (the mask's edge is uncertain)."""
+    from scipy import ndimage
+
+    radius = round(margin_um / min(tissue.mpp))
+    if radius < 1:
+        return tissue
+    grow = ndimage.binary_dilation(tissue.labels == MASK_LABELS["tissue"], iterations=radius) & (
+        tissue.labels == MASK_LABELS["background"]
+    )
+    labels = tissue.labels.copy()
+    labels[grow] = MASK_LABELS["tissue"]
+    return replace(tissue, labels=labels)
+
+
+def _tissue_tiles(
+    grid: TileGrid, tissue: TissueMask | None, downsample: float, minimum: float
+) -> npt.NDArray[np.bool_]:
+    """Tiles holding more than ``minimum`` tissue (all tiles without a mask)."""
     if tissue is None:
         return np.ones((grid.rows, grid.cols), dtype=bool)
     active = np.zeros((grid.rows, grid.cols), dtype=bool)
@@ -281,7 +303,7 @@ def _coarse_refine(
     refine = np.zeros((fine.rows, fine.cols), dtype=bool)
     for row in range(fine.rows):
         for col in range(fine.cols):
-            y, x, h, w = fine.tile_box(row, col)
+            y, x, h, w = fine.window_box(row, col)  # the target anywhere in the window
             y0, x0 = max(int(y / ratio) - 1, 0), max(int(x / ratio) - 1, 0)
             y1, x1 = int(np.ceil((y + h) / ratio)) + 1, int(np.ceil((x + w) / ratio)) + 1
             refine[row, col] = foreground[y0:y1, x0:x1].max(initial=0) > cut
@@ -334,7 +356,9 @@ def predict_slide(
     started = time.perf_counter()
     info = slide.levels[settings.level]
     grid = TileGrid(shape=info.shape, tile=settings.tile, halo=settings.halo)
-    mask_tiles = tissue if settings.tissue_only else None
+    mask_tiles = (
+        _grown(tissue, settings.tissue_margin_um) if tissue and settings.tissue_only else None
+    )
     active = _tissue_tiles(grid, mask_tiles, info.downsample, settings.min_tissue_fraction)
     tiles_tissue = int(active.sum())
     parts = output.with_name(output.name + ".parts")

@@ -64,7 +64,7 @@ class TissueSettings:
     min_saturation: float = 0.05
     max_value: float = 0.9
     closing_um: float = 32.0
-    min_tissue_um2: float = 40_000.0
+    min_tissue_um2: float = 10_000.0
     max_hole_um2: float = 40_000.0
     pens: bool = True
     pen_hue_ranges: tuple[tuple[float, float], ...] = ((0.52, 0.7), (0.2, 0.5))
@@ -191,7 +191,10 @@ def classify_rgb(
         pen = remove_small_objects(pen, max_size=max(int(settings.pen_min_um2 / area_px), 1))
         pen = ndimage.binary_dilation(pen, _disk(settings.pen_dilation_um / mpp))
     tissue = (sat > threshold) & ~((val > settings.max_value) & (sat < 2 * threshold)) & ~pen
-    tissue = ndimage.binary_closing(tissue, _disk(settings.closing_um / mpp), border_value=0)
+    footprint = _disk(settings.closing_um / mpp)
+    pad = footprint.shape[0]  # tissue cut by the slide's edge must survive the erosion
+    tissue = np.pad(tissue, pad, mode="edge")
+    tissue = ndimage.binary_closing(tissue, footprint)[pad:-pad, pad:-pad]
     tissue = remove_small_holes(tissue, max_size=max(int(settings.max_hole_um2 / area_px), 1))
     tissue = remove_small_objects(tissue, max_size=max(int(settings.min_tissue_um2 / area_px), 1))
     labels = tissue.astype(np.uint8)
