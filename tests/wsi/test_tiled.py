@@ -64,13 +64,14 @@ def test_fast_equals_naive_on_tissue_and_output_geometry(tmp_path, synthetic_sli
         mask = tissue_mask(slide)
         fast = predict_slide(
             slide, dark_model, tmp_path / "fast.tif", tissue=mask,
-            settings=TiledSettings(level=1, coarse_downsample=4.0),
+            settings=TiledSettings(level=1, tile=128, halo=16, coarse_downsample=4.0),
         )  # fmt: skip
         naive = predict_slide(
             slide, dark_model, tmp_path / "naive.tif",
-            settings=TiledSettings(level=1, tissue_only=False, coarse_downsample=None),
+            settings=TiledSettings(level=1, tile=128, halo=16, tissue_only=False,
+                                   coarse_downsample=None),
         )  # fmt: skip
-    assert naive.tiles_refined == naive.tiles_total == 20
+    assert naive.tiles_refined == naive.tiles_total == 80
     assert fast.tiles_refined < fast.tiles_tissue < fast.tiles_total
     assert fast.coarse_tiles > 0
     a, b = _level0(tmp_path / "fast.tif"), _level0(tmp_path / "naive.tif")
@@ -84,7 +85,7 @@ def test_fast_equals_naive_on_tissue_and_output_geometry(tmp_path, synthetic_sli
     with Slide(tmp_path / "fast.tif") as out:
         assert out.shape == (1024, 1280)
         assert out.mpp == pytest.approx((1.0, 1.0))  # the slide's level-1 mpp
-        assert len(out.levels) == 4
+        assert len(out.levels) == 5  # halving down to one 128 px tile
         assert out.levels[1].mpp == pytest.approx((2.0, 2.0))
     assert not (tmp_path / "fast.tif.parts").exists()
 
