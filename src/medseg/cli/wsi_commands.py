@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from medseg.cli._options import Device, output_option, seed_option
+
 wsi_app = typer.Typer(
     help="Whole-slide images: tissue/pen masks, tiled prediction, synthetic slides.",
     no_args_is_help=True,
@@ -64,9 +66,7 @@ def tissue(
 def predict(
     model: Annotated[Path, typer.Argument(help="medseg 2D model folder trained on RGB tiles.")],
     slide: Annotated[Path, typer.Argument(help="Slide file (pyramidal TIFF, SVS, OME-TIFF).")],
-    output: Annotated[
-        Path, typer.Option("-o", "--output", help="Label map to write: tiled pyramidal .tif.")
-    ],
+    output: Annotated[Path, output_option("Label map to write: tiled pyramidal .tif.")],
     level: Annotated[int, typer.Option("--level", min=0, help="Pyramid level to predict.")] = 0,
     tile: Annotated[int, typer.Option("--tile", help="Output tile edge in pixels.")] = 256,
     halo: Annotated[int, typer.Option("--halo", min=0, help="Context per side (pixels).")] = 32,
@@ -84,7 +84,7 @@ def predict(
     mask_mpp: Annotated[
         float, typer.Option("--mask-mpp", help="Tissue mask resolution in µm per pixel.")
     ] = 8.0,
-    device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda, mps.")] = "auto",
+    device: Device = "auto",
     mpp: Annotated[
         float | None, typer.Option("--mpp", help="Level-0 µm per pixel, overriding the file.")
     ] = None,
@@ -139,10 +139,10 @@ def predict(
 
 @wsi_app.command("synthetic")
 def synthetic(
-    output: Annotated[Path, typer.Option("-o", "--output", help="Slide file to write (.tif).")],
+    output: Annotated[Path, output_option("Slide file to write (.tif).")],
     size: Annotated[int, typer.Option("--size", min=256, help="Edge of level 0 in pixels.")] = 8192,
     mpp: Annotated[float, typer.Option("--mpp", help="µm per pixel at level 0.")] = 0.5,
-    seed: Annotated[int, typer.Option("--seed", help="Layout seed.")] = 0,
+    seed: Annotated[int, seed_option("Seed of the tissue layout, nuclei and pen strokes.")] = 0,
 ) -> None:
     """Write a synthetic H&E-like pyramidal TIFF (tissue, tumour regions, nuclei, pen strokes)."""
     from medseg.wsi import SyntheticSlideSpec, write_synthetic_slide
