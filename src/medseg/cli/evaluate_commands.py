@@ -73,8 +73,18 @@ def evaluate(
     ] = 1e-3,
     seed: Annotated[int, seed_option("Seed of the bootstrap confidence intervals.")] = 0,
     no_report: Annotated[bool, typer.Option("--no-report", help="Skip the HTML report.")] = False,
+    instances: Annotated[
+        bool,
+        typer.Option("--instances", help="Instance maps (nuclei): F1 at IoU, PQ, SQ, AJI."),
+    ] = False,
+    iou_threshold: Annotated[
+        float, typer.Option("--iou-threshold", help="Instances match when IoU exceeds it.")
+    ] = 0.5,
 ) -> None:
     """Score predictions against references per case and class (Dice, HD95, NSD, ...)."""
+    if instances:
+        _evaluate_instances(pred, ref, output, iou_threshold)
+        return
     import warnings
 
     from rich.console import Console
@@ -119,3 +129,14 @@ def evaluate(
             f"wrote {output}/metrics_per_case.csv, summary.json"
             + ("" if no_report else ", report.html")
         )
+
+
+def _evaluate_instances(pred: Path, ref: Path, out: Path | None, iou_threshold: float) -> None:
+    from rich.console import Console
+
+    from medseg.evaluate.instances import evaluate_instance_folders
+
+    result = evaluate_instance_folders(pred, ref, out_dir=out, iou_threshold=iou_threshold)
+    Console(soft_wrap=True).print(result.table())
+    if out is not None:
+        Console(stderr=True).print(f"wrote {out}/instances_per_case.csv, instances_summary.json")

@@ -27,6 +27,7 @@ COMMAND_MODULES = (
     "medseg.cli.train_commands",
     "medseg.cli.predict_commands",
     "medseg.cli.report_commands",
+    "medseg.cli.wsi_commands",
 )
 
 app_typer = typer.Typer(
