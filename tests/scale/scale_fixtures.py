@@ -76,3 +76,48 @@ def ellipsoid(shape: tuple[int, ...] = (10, 24, 20), seed: int = 0) -> np.ndarra
     r = np.sqrt(sum(g**2 for g in grid))
     inside = 50.0 + 30.0 * (r < 0.5) + rng.normal(0, 2, shape)
     return np.where(r < 0.95, inside, 0.0).astype(np.float32)
+
+
+def write_raw_dataset(root: Path, n: int = 4) -> Path:
+    """An nnU-Net raw folder of ``n`` 20^3 sphere cases (1 mm): label 1 ball, 2 core."""
+    import json
+
+    import nibabel as nib
+
+    (root / "imagesTr").mkdir(parents=True)
+    (root / "labelsTr").mkdir()
+    rng = np.random.default_rng(1)
+    grid = np.indices((20, 20, 20)).astype(float)
+    for i in range(n):
+        centre = 10 + rng.uniform(-2, 2, size=3)
+        dist = np.sqrt(sum((g - c) ** 2 for g, c in zip(grid, centre, strict=True)))
+        label = np.where(dist < 2.5, 2, np.where(dist < 5, 1, 0)).astype(np.uint8)
+        image = label + rng.normal(0, 0.3, label.shape).astype(np.float32)
+        # nibabel stores (x, y, z); medseg arrays are (z, y, x)
+        nib.save(nib.Nifti1Image(image.T, np.eye(4)), root / "imagesTr" / f"s{i}_0000.nii.gz")
+        nib.save(nib.Nifti1Image(label.T, np.eye(4)), root / "labelsTr" / f"s{i}.nii.gz")
+    meta = {
+        "channel_names": {"0": "MR"},
+        "labels": {"background": 0, "ball": 1, "core": 2},
+        "numTraining": n,
+        "file_ending": ".nii.gz",
+    }
+    (root / "dataset.json").write_text(json.dumps(meta))
+    return root
+
+
+def training_plan(*, epochs: int = 2, iterations: int = 2, batch: int = 2) -> Plan:
+    """The tiny 3D plan with short fp32 training on 1 mm spacing (for the sphere dataset)."""
+    from dataclasses import replace
+
+    plan = scale_plan()
+    config = plan.configuration()
+    training = TrainingConfig(
+        epochs=epochs,
+        iterations_per_epoch=iterations,
+        val_iterations=1,
+        oversample_foreground=0.5,
+        mixed_precision="off",
+    )
+    config = replace(config, spacing=(1.0, 1.0, 1.0), batch_size=batch, training=training)
+    return replace(plan, labels={"background": 0, "ball": 1, "core": 2}).with_configuration(config)
