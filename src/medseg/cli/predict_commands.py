@@ -7,19 +7,20 @@ from typing import Annotated
 
 import typer
 
+from medseg.cli._options import (
+    Device,
+    Threads,
+    apply_threads,
+    folds_option,
+    output_option,
+    parse_folds,
+    workers_option,
+)
+
 
 def register(app: typer.Typer) -> None:
     app.command()(predict)
     app.command()(postprocess)
-
-
-def _parse_folds(folds: str | None) -> list[int] | None:
-    if folds is None or folds.strip().lower() == "all":
-        return None
-    try:
-        return [int(f) for f in folds.split(",") if f.strip()]
-    except ValueError as err:
-        raise typer.BadParameter(f"--folds must be 'all' or e.g. 0,1,2, got {folds!r}") from err
 
 
 def predict(
@@ -27,11 +28,10 @@ def predict(
     inputs: Annotated[
         list[Path],
         typer.Argument(
-            exists=True,
             help="Image files, folders (case_0000/_0001 channels grouped) or DICOM series folders.",
         ),
     ],
-    output: Annotated[Path, typer.Option("-o", "--output", help="Output folder.")],
+    output: Annotated[Path, output_option("Folder for the label maps (and extras).")],
     probabilities: Annotated[
         bool, typer.Option("--probabilities", help="Also write class probabilities (uint8).")
     ] = False,
@@ -40,10 +40,9 @@ def predict(
         typer.Option("--uncertainty", help="Also write entropy and mutual-information maps."),
     ] = False,
     fast: Annotated[bool, typer.Option("--fast", help="No mirroring (about 4-8x faster).")] = False,
-    device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda or mps.")] = "auto",
-    folds: Annotated[
-        str | None, typer.Option("--folds", help="Folds to average, e.g. 0,1 (default: all).")
-    ] = None,
+    device: Device = "auto",
+    folds: Annotated[str, folds_option("Folds to average: 0,1,2 or 'all' (the default).")] = "all",
+    threads: Threads = None,
     step: Annotated[
         float, typer.Option("--step", min=0.05, max=1.0, help="Tile step as a patch fraction.")
     ] = 0.5,
@@ -63,13 +62,21 @@ def predict(
         ),
     ] = None,
     workers: Annotated[
-        int | None, typer.Option("--workers", min=1, help="Ray workers (default: CPUs/threads).")
+        int | None, workers_option("With --ray: Ray workers (default: as many as the CPUs allow).")
     ] = None,
-    threads: Annotated[
-        int, typer.Option("--threads", min=1, help="CPU threads (CPUs) per Ray worker.")
-    ] = 1,
 ) -> None:
     """Segment images with a trained model; outputs keep each input's geometry."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from medseg.errors import ImageReadError, MedsegError
+    from medseg.scale import make_predictor
+
+    for path in inputs:
+        if not path.exists():
+            raise ImageReadError(f"{path}: no such file or folder (give image files or folders)")
+    fold_list = parse_folds(folds)
+    chosen = None if fold_list == "all" else fold_list
     if ray is not None:
         _predict_on_ray(
             model,
@@ -78,9 +85,9 @@ def predict(
             address=None if ray == "local" else ray,
             runtime=runtime,
             workers=workers,
-            threads=threads,
+            threads=threads or 1,
             device=device,
-            folds=_parse_folds(folds),
+            folds=chosen,
             tta=not fast,
             step=step,
             probabilities=probabilities,
@@ -88,15 +95,11 @@ def predict(
             volumes=volumes,
         )
         return
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    from medseg.errors import MedsegError
-    from medseg.scale import make_predictor
-
+    apply_threads(threads)
     out, err = Console(soft_wrap=True), Console(stderr=True, soft_wrap=True)
     predictor = make_predictor(
-        model, runtime=runtime, device=device, folds=_parse_folds(folds), fast=fast, step=step
+        model, runtime=runtime, device=device, folds=chosen, fast=fast, step=step
     )
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
     with Progress(*columns, console=err, transient=True, disable=not err.is_terminal) as bar:
@@ -171,13 +174,13 @@ def _predict_on_ray(model: Path, inputs: list[Path], output: Path, **options) ->
 
 def postprocess(
     model: Annotated[Path, typer.Argument(help="Trained model folder with splits_final.json.")],
-    dataset: Annotated[Path, typer.Argument(exists=True, help="The training dataset folder.")],
+    dataset: Annotated[Path, typer.Argument(help="The training dataset folder.")],
     predictions: Annotated[
         Path | None,
         typer.Option("--predictions", help="Saved CV predictions instead of predicting."),
     ] = None,
     fast: Annotated[bool, typer.Option("--fast", help="No mirroring for CV predictions.")] = False,
-    device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda or mps.")] = "auto",
+    device: Device = "auto",
 ) -> None:
     """Choose post-processing by cross-validation Dice; writes MODEL/postprocessing.json."""
     from rich.console import Console

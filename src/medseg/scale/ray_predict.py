@@ -28,7 +28,7 @@ from medseg._typing import PathLikeStr
 from medseg.errors import ConfigError, ImageWriteError, MedsegError
 from medseg.infer.files import CaseFailure, CaseOutput
 from medseg.infer.inputs import InputCase, find_inputs
-from medseg.infer.predictor import ProgressFn
+from medseg.infer.prediction import ProgressFn
 from medseg.scale.manifest import Manifest
 from medseg.scale.onnx_export import require
 from medseg.scale.onnx_runtime import RUNTIMES
