@@ -2,7 +2,7 @@
 
 Launch one process per device with torchrun; each reads its rank from the environment::
 
-    torchrun --nproc-per-node 4 -m medseg train DATASET -o MODEL --ddp
+    torchrun --nproc-per-node 4 "$(which medseg)" train DATASET -o MODEL --ddp
     torchrun --nproc-per-node 2 -m medseg.scale.ddp DATASET -o MODEL --device cpu
 
 How the plan is scaled (nnU-Net's rule): the plan's ``batch_size`` is the *global* batch. Each
@@ -171,6 +171,18 @@ def train_distributed(
     return result
 
 
+def train_model_ddp(dataset: Any, out_dir: PathLikeStr, *, device: str = "auto", **kwargs: Any):
+    """:func:`train_distributed` in a process group of its own: joined, trained, destroyed.
+
+    What ``medseg train --ddp`` runs on each rank; takes ``train_model``'s arguments.
+    """
+    try:
+        return train_distributed(dataset, out_dir, device=str(device), **kwargs)
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """``torchrun ... -m medseg.scale.ddp DATASET -o MODEL [--folds 0] [--epochs N]``."""
     parser = argparse.ArgumentParser(prog="medseg.scale.ddp", description=__doc__.split("\n")[0])
@@ -184,19 +196,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if os.environ.get("RANK", "0") == "0" else logging.WARN)
     folds = "all" if args.folds == "all" else [int(f) for f in args.folds.split(",")]
-    try:
-        train_distributed(
-            args.dataset,
-            args.output,
-            device=args.device,
-            folds=folds,
-            epochs=args.epochs,
-            plan=args.plan,
-            num_workers=args.workers,
-        )
-    finally:
-        if dist.is_initialized():
-            dist.destroy_process_group()
+    train_model_ddp(
+        args.dataset,
+        args.output,
+        device=args.device,
+        folds=folds,
+        epochs=args.epochs,
+        plan=args.plan,
+        num_workers=args.workers,
+    )
 
 
 if __name__ == "__main__":
