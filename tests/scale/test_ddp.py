@@ -88,3 +88,17 @@ def test_rank_streams_split_the_global_batch_and_its_oversampling():
     image0, _ = ranks[0].batch(5)
     image_same, _ = BatchStream(ranks[0].sampler, None, seed=7).batch(10)  # 5 * 2 + 0
     assert torch.equal(image0, image_same)
+
+
+def test_ddp_outside_torchrun_is_one_clear_error(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from medseg.cli.main import app_typer
+
+    for name in ("RANK", "WORLD_SIZE", "MASTER_ADDR"):
+        monkeypatch.delenv(name, raising=False)
+    args = ["train", str(tmp_path / "data"), "-o", str(tmp_path / "model"), "--ddp"]
+    result = CliRunner().invoke(app_typer, args)
+    assert result.exit_code != 0
+    assert "not started by torchrun" in str(result.exception)
+    assert not (tmp_path / "model").exists()
