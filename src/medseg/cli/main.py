@@ -28,6 +28,7 @@ COMMAND_MODULES = (
     "medseg.cli.predict_commands",
     "medseg.cli.report_commands",
     "medseg.cli.wsi_commands",
+    "medseg.cli.export_commands",
 )
 
 app_typer = typer.Typer(

@@ -55,8 +55,14 @@ def train(
         bool, typer.Option("--restart", help="Ignore checkpoints and finished folds.")
     ] = False,
     accept_warnings: AcceptWarnings = False,
+    ddp: Annotated[
+        bool,
+        typer.Option("--ddp", help="Data-parallel: one rank of a torchrun job (docs/scale.md)."),
+    ] = False,
 ) -> None:
     """Train a segmentation model; resumes an interrupted run in the same folder."""
+    import os
+
     from rich.console import Console
 
     from medseg.cli._dataset_check import require_checked_dataset
@@ -64,10 +70,13 @@ def train(
     from medseg.plan import parse_assignment
     from medseg.train import train_model
 
+    if ddp:
+        from medseg.scale.ddp import train_model_ddp as train_model
     apply_threads(threads)
     require_checked_dataset(load_dataset(dataset), accept_warnings=accept_warnings)
-    console = Console(soft_wrap=True)
-    err_console = Console(stderr=True, soft_wrap=True)
+    quiet = ddp and os.environ.get("RANK", "0") != "0"  # rank 0 alone reports
+    console = Console(soft_wrap=True, quiet=quiet)
+    err_console = Console(stderr=True, soft_wrap=True, quiet=quiet)
     overrides = dict(parse_assignment(text) for text in set_ or [])
 
     def on_epoch(row: dict) -> None:
