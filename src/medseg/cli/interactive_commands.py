@@ -11,6 +11,7 @@ import typer
 def register(app: typer.Typer) -> None:
     app.command("train-interactive")(train_interactive)
     app.command("interactive-eval")(interactive_eval)
+    app.command("train-universal")(train_universal)
 
 
 def _threads(threads: int | None) -> None:
@@ -137,3 +138,46 @@ def interactive_eval(
             f"{row['mean_seconds']:.2f}",
         )
     Console(soft_wrap=True).print(table)
+
+
+def train_universal(
+    output: Annotated[
+        Path, typer.Option("-o", "--output", help="Run folder (resumed if it exists).")
+    ],
+    hours: Annotated[
+        float, typer.Option(help="Total training budget over all resumed runs.")
+    ] = 2.0,
+    batch_size: Annotated[int, typer.Option(help="Crops per batch.")] = 8,
+    learning_rate: Annotated[float, typer.Option(help="Adam learning rate.")] = 3e-3,
+    pool_size: Annotated[int, typer.Option(help="Generated tasks held in memory.")] = 48,
+    checkpoint_minutes: Annotated[float, typer.Option(help="Minutes between checkpoints.")] = 5.0,
+    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+    seed: Annotated[int, typer.Option(help="Seed of the task stream and the run.")] = 0,
+    threads: Annotated[int | None, typer.Option(help="Torch and BLAS CPU threads.")] = None,
+) -> None:
+    """Train the universal promptable model on generated tasks; resumable from OUTPUT."""
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from medseg.interactive.universal import UniversalTrainConfig
+    from medseg.interactive.universal import train_universal as train
+
+    _threads(threads)
+    config = UniversalTrainConfig(
+        hours=hours,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        pool_size=pool_size,
+        checkpoint_minutes=checkpoint_minutes,
+        device=device,
+        seed=seed,
+    )
+    console = Console(stderr=True, soft_wrap=True)
+    with Progress(console=console, disable=not console.is_terminal) as progress:
+        task = progress.add_task("training", total=1.0)
+        train(
+            output,
+            config=config,
+            on_progress=lambda _it, fraction: progress.update(task, completed=fraction),
+        )
+    Console(soft_wrap=True).print(f"{output}: checkpoint written")
