@@ -77,7 +77,7 @@ def train_interactive(
 
 
 def interactive_eval(
-    engine: Annotated[str, typer.Argument(help="'classical' or a model folder.")],
+    engine: Annotated[str, typer.Argument(help="'universal', 'classical' or a model folder.")],
     dataset: Annotated[Path, typer.Argument(help="Labelled dataset folder.")],
     protocol: Annotated[str, typer.Option(help="cvpr, clicks or scribbles.")] = "cvpr",
     classes: Annotated[

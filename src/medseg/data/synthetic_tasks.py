@@ -49,7 +49,6 @@ PHOTO_NAMES = (
     "chelsea",
     "coffee",
     "rocket",
-    "moon",
     "hubble_deep_field",
     "immunohistochemistry",
     "cell",
@@ -57,10 +56,10 @@ PHOTO_NAMES = (
     "brick",
     "grass",
     "gravel",
-    "page",
     "text",
 )
-"""scikit-image images used for photo tasks (all bundled with scikit-image, BSD-3 licence)."""
+"""scikit-image images used for photo tasks: bundled with scikit-image, each public domain or
+CC0 by its own documentation (``moon`` and ``page`` are left out: they state no licence)."""
 
 MAX_LABELS = 40
 MIN_VOXELS = 12
