@@ -74,5 +74,8 @@ def test_pool_picks_tasks_uniformly_not_labels() -> None:
 def test_bad_settings_are_config_errors() -> None:
     with pytest.raises(ConfigError, match="hours"):
         UniversalTrainConfig(hours=0)
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="CUDA"):
+            UniversalTrainConfig(device="cuda")
     with pytest.raises(ConfigError, match="kind_weights"):
         UniversalTrainConfig(kinds=("shapes2d",), kind_weights=(0.5, 0.5))

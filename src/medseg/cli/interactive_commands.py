@@ -147,6 +147,9 @@ def train_universal(
     hours: Annotated[
         float, typer.Option(help="Total training budget over all resumed runs.")
     ] = 2.0,
+    iterations: Annotated[
+        int | None, typer.Option(help="Also stop at this total iteration count.")
+    ] = None,
     batch_size: Annotated[int, typer.Option(help="Crops per batch.")] = 8,
     learning_rate: Annotated[float, typer.Option(help="Adam learning rate.")] = 3e-3,
     pool_size: Annotated[int, typer.Option(help="Generated tasks held in memory.")] = 48,
@@ -156,6 +159,8 @@ def train_universal(
     threads: Annotated[int | None, typer.Option(help="Torch and BLAS CPU threads.")] = None,
 ) -> None:
     """Train the universal promptable model on generated tasks; resumable from OUTPUT."""
+    import json
+
     from rich.console import Console
     from rich.progress import Progress
 
@@ -165,6 +170,7 @@ def train_universal(
     _threads(threads)
     config = UniversalTrainConfig(
         hours=hours,
+        iterations=iterations,
         batch_size=batch_size,
         learning_rate=learning_rate,
         pool_size=pool_size,
@@ -180,4 +186,8 @@ def train_universal(
             config=config,
             on_progress=lambda _it, fraction: progress.update(task, completed=fraction),
         )
-    Console(soft_wrap=True).print(f"{output}: checkpoint written")
+    state = json.loads((output / "state.json").read_text())
+    Console(soft_wrap=True).print(
+        f"{output}: {state['iteration']} iterations, {state['seconds'] / 3600:.2f} h, "
+        f"{state['next_task']} tasks generated; run again to continue"
+    )

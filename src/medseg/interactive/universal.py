@@ -81,6 +81,8 @@ class UniversalTrainConfig:
                 "need hours > 0, batch_size >= 1, pool_size >= 1, refresh_every >= 1; got "
                 f"{self.hours}, {self.batch_size}, {self.pool_size}, {self.refresh_every}"
             )
+        if self.device.startswith("cuda") and not torch.cuda.is_available():
+            raise ConfigError(f"device {self.device!r}: this torch sees no CUDA device; use cpu")
         if len(self.kind_weights) != len(self.kinds):
             raise ConfigError(f"kind_weights {self.kind_weights} must match kinds {self.kinds}")
 
