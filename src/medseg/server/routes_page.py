@@ -1,0 +1,20 @@
+"""The viewer page (served from the package: works offline)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import FileResponse, RedirectResponse
+
+router = APIRouter(tags=["page"])
+
+
+@router.get("/", include_in_schema=False)
+def index() -> FileResponse:
+    from medseg.server.app import STATIC
+
+    return FileResponse(STATIC / "index.html", media_type="text/html")
+
+
+@router.get("/favicon.ico", include_in_schema=False)
+def favicon() -> RedirectResponse:
+    return RedirectResponse("/static/favicon.svg")
