@@ -25,6 +25,7 @@ COMMAND_MODULES = (
     "medseg.cli.interactive_commands",
     "medseg.cli.train_commands",
     "medseg.cli.predict_commands",
+    "medseg.cli.serve_commands",
 )
 
 app_typer = typer.Typer(

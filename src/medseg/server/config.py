@@ -45,6 +45,9 @@ class ServeConfig:
         With a model, predict every case in the background at start (for next-case ordering).
     overwrite : bool
         Whether a prompt on one label may paint over another label.
+    reference_start : bool
+        Whether a dataset's own label files (``labelsTr``/``labelsTs``) may be the starting mask
+        (on for cleaning labels; off to segment from scratch).
     seed : int
         Seed of the "random" next-case order.
     """
@@ -61,6 +64,7 @@ class ServeConfig:
     max_prompts: int = 500
     precompute: bool = True
     overwrite: bool = False
+    reference_start: bool = True
     seed: int = 0
 
     def __post_init__(self) -> None:

@@ -112,7 +112,7 @@ class ServerState:
         self, case_id: str, start: str, model: npt.NDArray[np.uint8] | None
     ) -> tuple[str, npt.NDArray[np.uint8] | None]:
         saved = self.saved_path(case_id)
-        reference = self.catalog.label_path(case_id)
+        reference = self.catalog.label_path(case_id) if self.config.reference_start else None
         if start in ("auto", "saved") and saved.is_file():
             return "saved", read_image(saved).array[0]
         if start in ("auto", "model") and model is not None:

@@ -67,6 +67,9 @@ class EditLog:
         self._lock = threading.Lock()
         self._conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self._conn.execute("PRAGMA journal_mode=WAL")
+        # WAL + NORMAL: a killed or restarted process loses nothing; only a power cut may
+        # drop the last edits (the saved masks are separate files, written atomically)
+        self._conn.execute("PRAGMA synchronous=NORMAL")
         self._conn.executescript(_SCHEMA)
 
     @contextmanager
