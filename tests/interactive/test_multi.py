@@ -132,3 +132,20 @@ def test_changed_box_matches_argwhere():
     expected = tuple(slice(lo, hi + 1) for lo, hi in zip(coords.min(0), coords.max(0), strict=True))
     assert changed_box(a, b) == expected
     assert changed_box(a, a) == (slice(0, 0),) * 3
+
+
+def test_restore_a_model_class_after_edits(multi):
+    model = np.zeros((12, 20, 20), dtype=np.uint8)
+    model[1:4, 1:4, 1:4] = 1
+    model[6:9, 6:9, 6:9] = 2
+    multi.start_from(model)
+    multi.add_click(2, (7, 7, 7), positive=False)
+    multi.predict(2)
+    multi.add_click(2, (11, 19, 19))
+    multi.predict(2)
+    update = multi.restore(2, model == 2)
+    np.testing.assert_array_equal(multi.labels, model)
+    assert update.box == (slice(7, 12), slice(7, 20), slice(7, 20))
+    multi.undo()
+    assert multi.labels[11, 19, 19] == 2
+    assert multi.labels[7, 7, 7] == 0

@@ -200,6 +200,11 @@ def test_model_start_dice_and_uncertainty_order(make_client, dataset, model_dir)
         json={"kind": "box", "label": 1, "lo": [6, 7, 4], "hi": [6, 17, 14]},
     )
     edited = full_labels(client, sid)
+    restored = client.post(f"/api/sessions/{sid}/restore", json={"label": 1}).json()
+    assert restored["can_undo"]
+    np.testing.assert_array_equal(full_labels(client, sid) == 1, model_labels == 1)
+    client.post(f"/api/sessions/{sid}/undo")
+    np.testing.assert_array_equal(full_labels(client, sid), edited)
     saved = client.post(f"/api/sessions/{sid}/save").json()
     for value, dice in saved["dice_per_label"].items():
         a, b = model_labels == int(value), edited == int(value)

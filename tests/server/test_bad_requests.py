@@ -95,6 +95,11 @@ def test_start_without_model_or_reference(client):
     assert "no model mask" in response.json()["detail"]
     response = client.post("/api/sessions", json={"case_id": "case3", "start": "reference"})
     assert response.status_code == 422
+    sid = client.post("/api/sessions", json={"case_id": "case3"}).json()["session_id"]
+    response = client.post(f"/api/sessions/{sid}/restore", json={"label": 1})
+    assert response.status_code == 422
+    assert "no model prediction" in response.json()["detail"]
+    assert client.post(f"/api/sessions/{sid}/clear", json={"label": 0}).status_code == 422
 
 
 def test_body_size_limit(make_client, dataset):

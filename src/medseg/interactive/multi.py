@@ -268,6 +268,25 @@ class MultiSession:
         self._labels = after
         return LabelUpdate(label, box, self._labels[box].copy())
 
+    def restore(self, label: int, mask: npt.ArrayLike) -> LabelUpdate:
+        """Set object ``label`` to ``mask`` (e.g. a model's class), keeping its prompts' history.
+
+        Voxels of ``mask`` held by another label stay theirs unless ``overwrite``; voxels of
+        ``label`` outside ``mask`` become background. Undoable.
+        """
+        label = self._check_label(label)
+        wanted = np.asarray(mask, dtype=bool)
+        if wanted.shape != self.shape:
+            raise GeometryError(f"mask shape {wanted.shape} differs from image {self.shape}")
+        self.discard_pending(label)
+        after = np.where(self._labels == label, 0, self._labels).astype(np.uint8)
+        after[wanted if self.overwrite else wanted & (after == 0)] = label
+        box = changed_box(self._labels, after)
+        self.session(label).set_mask(after == label)
+        self._history.append(_Step(label, box, self._labels[box].copy(), 1))
+        self._labels = after
+        return LabelUpdate(label, box, self._labels[box].copy())
+
     @property
     def can_undo(self) -> bool:
         return bool(self._history)

@@ -11,7 +11,7 @@ from medseg.server.deps import SessionDep as Session
 from medseg.server.deps import State
 from medseg.server.encoding import nifti_bytes
 from medseg.server.routes_cases import NIFTI
-from medseg.server.schemas import ClearIn, OpenIn, PromptIn, SaveOut, SessionOut, UpdateOut
+from medseg.server.schemas import LabelIn, OpenIn, PromptIn, SaveOut, SessionOut, UpdateOut
 from medseg.server.sessions import OpenCase
 
 router = APIRouter(prefix="/api/sessions", tags=["sessions"])
@@ -93,11 +93,19 @@ def redo(session: Session) -> UpdateOut:
 
 
 @router.post("/{session_id}/clear")
-def clear(session: Session, body: ClearIn) -> UpdateOut:
+def clear(session: Session, body: LabelIn) -> UpdateOut:
     """Remove one label from the map (undoable)."""
     state, open_case = session
     with open_case.lock:
         return state.clear(open_case, body.label)
+
+
+@router.post("/{session_id}/restore")
+def restore(session: Session, body: LabelIn) -> UpdateOut:
+    """Reset one label to the trained model's prediction of that class (undoable)."""
+    state, open_case = session
+    with open_case.lock:
+        return state.restore(open_case, body.label)
 
 
 @router.post("/{session_id}/save")

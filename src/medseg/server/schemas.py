@@ -68,7 +68,9 @@ class OpenIn(_Strict):
     start: Literal["auto", "saved", "model", "reference", "empty"] = "auto"
 
 
-class ClearIn(_Strict):
+class LabelIn(_Strict):
+    """One label value (clear it, or restore the model's mask of that class)."""
+
     label: LabelValue
 
 

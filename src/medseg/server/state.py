@@ -190,6 +190,16 @@ class ServerState:
         self.log.log_edit(session.case_id, session.session_id, "clear", label=label)
         return self._update_out(session, update, 0.0)
 
+    def restore(self, session: OpenCase, label: int) -> UpdateOut:
+        """Reset one label to the trained model's mask of that class (undoable)."""
+        if session.model_labels is None:
+            raise GeometryError("this session has no model prediction to restore from")
+        update = session.multi.restore(label, session.model_labels == label)
+        session.done.append(None)
+        session.redo.clear()
+        self.log.log_edit(session.case_id, session.session_id, "restore", label=label)
+        return self._update_out(session, update, 0.0)
+
     def full_mask(self, session: OpenCase) -> UpdateOut:
         labels = session.multi.labels
         box = tuple(slice(0, s) for s in labels.shape)

@@ -369,6 +369,8 @@ function bindControls() {
   $("undo").onclick = () => send("undo");
   $("redo").onclick = () => send("redo");
   $("clear").onclick = () => send("clear", { label: state.label });
+  $("restore").hidden = !state.info.model;
+  $("restore").onclick = () => send("restore", { label: state.label });
   $("save").onclick = save;
   $("next").onclick = () => nextCase().catch((e) => setStatus(e.message, true));
   $("case").onchange = (e) => openCase(e.target.value).catch((err) => setStatus(err.message, true));
@@ -389,6 +391,7 @@ function bindControls() {
     else if (key === "z") send("undo");
     else if (key === "y") send("redo");
     else if (key === "enter") save();
+    else if (key === "m" && state.info.model) send("restore", { label: state.label });
     else if (key === "n") nextCase().catch((e) => setStatus(e.message, true));
     else if (key === "[" && at > 0) setLabel(labels[at - 1]);
     else if (key === "]" && at < labels.length - 1) setLabel(labels[at + 1]);
