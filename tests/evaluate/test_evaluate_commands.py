@@ -16,7 +16,7 @@ def test_cli_writes_outputs(dataset, tmp_path):
         app_typer,
         [
             "evaluate",
-            *(str(pred_dir), str(root), "--out", str(out)),
+            *(str(pred_dir), str(root), "-o", str(out)),
             *("--nsd-tolerance", "1=2,2=1", "--boundary", "erosion", "--no-report"),
         ],
     )

@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from medseg.cli._options import Labels, Workers, output_option, parse_labels, seed_option
+
 
 def register(app: typer.Typer) -> None:
     app.command()(evaluate)
@@ -17,12 +19,10 @@ def evaluate(
     ref: Annotated[
         Path, typer.Argument(help="Folder of reference label maps, or a dataset with labelsTr.")
     ],
-    out: Annotated[
-        Path | None, typer.Option("--out", help="Write CSV, summary JSON and HTML report here.")
+    output: Annotated[
+        Path | None, output_option("Write CSV, summary JSON and HTML report here.")
     ] = None,
-    labels: Annotated[
-        str | None, typer.Option("--labels", help="Label values to score, e.g. 1,2,3.")
-    ] = None,
+    labels: Labels = None,
     region: Annotated[
         list[str] | None,
         typer.Option("--region", help="Region to score as name=1,2,3 (repeatable)."),
@@ -50,11 +50,11 @@ def evaluate(
     boundary: Annotated[
         str, typer.Option("--boundary", help="surfel (DeepMind, default) or erosion (MONAI).")
     ] = "surfel",
-    workers: Annotated[int, typer.Option("--workers", min=1, help="Processes over cases.")] = 1,
+    workers: Workers = 1,
     geometry_tol: Annotated[
         float, typer.Option("--geometry-tol", help="Allowed geometry difference in mm.")
     ] = 1e-3,
-    seed: Annotated[int, typer.Option("--seed", help="Bootstrap seed.")] = 0,
+    seed: Annotated[int, seed_option("Seed of the bootstrap confidence intervals.")] = 0,
     no_report: Annotated[bool, typer.Option("--no-report", help="Skip the HTML report.")] = False,
 ) -> None:
     """Score predictions against references per case and class (Dice, HD95, NSD, ...)."""
@@ -65,7 +65,7 @@ def evaluate(
 
     from medseg.errors import ConfigError
     from medseg.evaluate import MetricOptions, evaluate_folders
-    from medseg.evaluate.labels import parse_label_list, parse_region, parse_tolerance
+    from medseg.evaluate.labels import parse_region, parse_tolerance
 
     if boundary not in ("surfel", "erosion"):
         raise ConfigError(f"--boundary must be surfel or erosion, got {boundary!r}")
@@ -77,11 +77,11 @@ def evaluate(
             result = evaluate_folders(
                 pred,
                 ref,
-                out_dir=out,
-                labels=parse_label_list(labels) if labels else None,
+                out_dir=output,
+                labels=_label_values(labels),
                 regions=dict(parse_region(r) for r in region) if region else None,
                 nsd_tolerance_mm=parse_tolerance(nsd_tolerance) if nsd_tolerance else None,
-                workers=workers,
+                workers=workers or 1,
                 on_progress=lambda done, total: progress.update(task, completed=done, total=total),
                 dataset_json=dataset_json,
                 images_dir=images,
@@ -94,8 +94,24 @@ def evaluate(
     for warning in caught:
         err.print(f"[yellow]warning:[/yellow] {warning.message}")
     Console(soft_wrap=True).print(result.table())
-    if out is not None:
+    if output is not None:
         err.print(
-            f"wrote {out}/metrics_per_case.csv, summary.json"
+            f"wrote {output}/metrics_per_case.csv, summary.json"
             + ("" if no_report else ", report.html")
         )
+
+
+def _label_values(text: str | None) -> list[int] | None:
+    """``--labels`` as label values; names are scored through ``dataset.json`` instead."""
+    from medseg.errors import ConfigError
+
+    if text is None:
+        return None
+    labels = parse_labels(text)
+    names = [label for label in labels if isinstance(label, str)]
+    if names:
+        raise ConfigError(
+            f"--labels {text!r}: evaluate takes label values (e.g. 1,2); classes are named "
+            "from dataset.json (--dataset-json), regions with --region name=1,2"
+        )
+    return [int(label) for label in labels]

@@ -7,19 +7,19 @@ from typing import Annotated
 
 import typer
 
+from medseg.cli._options import (
+    Device,
+    Threads,
+    apply_threads,
+    folds_option,
+    output_option,
+    parse_folds,
+)
+
 
 def register(app: typer.Typer) -> None:
     app.command()(predict)
     app.command()(postprocess)
-
-
-def _parse_folds(folds: str | None) -> list[int] | None:
-    if folds is None or folds.strip().lower() == "all":
-        return None
-    try:
-        return [int(f) for f in folds.split(",") if f.strip()]
-    except ValueError as err:
-        raise typer.BadParameter(f"--folds must be 'all' or e.g. 0,1,2, got {folds!r}") from err
 
 
 def predict(
@@ -27,11 +27,10 @@ def predict(
     inputs: Annotated[
         list[Path],
         typer.Argument(
-            exists=True,
             help="Image files, folders (case_0000/_0001 channels grouped) or DICOM series folders.",
         ),
     ],
-    output: Annotated[Path, typer.Option("-o", "--output", help="Output folder.")],
+    output: Annotated[Path, output_option("Folder for the label maps (and extras).")],
     probabilities: Annotated[
         bool, typer.Option("--probabilities", help="Also write class probabilities (uint8).")
     ] = False,
@@ -40,10 +39,9 @@ def predict(
         typer.Option("--uncertainty", help="Also write entropy and mutual-information maps."),
     ] = False,
     fast: Annotated[bool, typer.Option("--fast", help="No mirroring (about 4-8x faster).")] = False,
-    device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda or mps.")] = "auto",
-    folds: Annotated[
-        str | None, typer.Option("--folds", help="Folds to average, e.g. 0,1 (default: all).")
-    ] = None,
+    device: Device = "auto",
+    folds: Annotated[str, folds_option("Folds to average: 0,1,2 or 'all' (the default).")] = "all",
+    threads: Threads = None,
     step: Annotated[
         float, typer.Option("--step", min=0.05, max=1.0, help="Tile step as a patch fraction.")
     ] = 0.5,
@@ -55,11 +53,18 @@ def predict(
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    from medseg.errors import MedsegError
+    from medseg.errors import ImageReadError, MedsegError
     from medseg.infer import Predictor
 
+    for path in inputs:
+        if not path.exists():
+            raise ImageReadError(f"{path}: no such file or folder (give image files or folders)")
+
+    apply_threads(threads)
+    fold_list = parse_folds(folds)
+    chosen = None if fold_list == "all" else fold_list
     out, err = Console(soft_wrap=True), Console(stderr=True, soft_wrap=True)
-    predictor = Predictor(model, device=device, folds=_parse_folds(folds), fast=fast, step=step)
+    predictor = Predictor(model, device=device, folds=chosen, fast=fast, step=step)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
     with Progress(*columns, console=err, transient=True, disable=not err.is_terminal) as bar:
         cases = bar.add_task("cases", total=None)
@@ -93,13 +98,13 @@ def predict(
 
 def postprocess(
     model: Annotated[Path, typer.Argument(help="Trained model folder with splits_final.json.")],
-    dataset: Annotated[Path, typer.Argument(exists=True, help="The training dataset folder.")],
+    dataset: Annotated[Path, typer.Argument(help="The training dataset folder.")],
     predictions: Annotated[
         Path | None,
         typer.Option("--predictions", help="Saved CV predictions instead of predicting."),
     ] = None,
     fast: Annotated[bool, typer.Option("--fast", help="No mirroring for CV predictions.")] = False,
-    device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda or mps.")] = "auto",
+    device: Device = "auto",
 ) -> None:
     """Choose post-processing by cross-validation Dice; writes MODEL/postprocessing.json."""
     from rich.console import Console

@@ -8,6 +8,8 @@ from typing import Annotated
 
 import typer
 
+from medseg.cli._options import Threads, apply_threads, output_option
+
 EXAMPLE_DIR = Path("medseg-example")
 
 
@@ -32,16 +34,13 @@ def serve(
     host: Annotated[
         str, typer.Option(help="Address to bind (0.0.0.0 needs a token).")
     ] = "127.0.0.1",
-    port: Annotated[int, typer.Option(min=0, max=65535, help="TCP port.")] = 8000,
+    port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")] = 8000,
     token: Annotated[
         str | None,
         typer.Option(help="Token every request must carry; generated for a non-local host."),
     ] = None,
     output: Annotated[
-        Path | None,
-        typer.Option(
-            "-o", "--output", help="Folder for corrected masks (default DATA/labelsCorrected)."
-        ),
+        Path | None, output_option("Folder for corrected masks (default DATA/labelsCorrected).")
     ] = None,
     next_order: Annotated[
         str, typer.Option("--next", help="Next-case order: uncertainty, first or random.")
@@ -54,7 +53,7 @@ def serve(
     example: Annotated[
         bool, typer.Option("--example", help="Build the built-in brain example and serve it.")
     ] = False,
-    threads: Annotated[int | None, typer.Option(help="Torch and BLAS CPU threads.")] = None,
+    threads: Threads = None,
 ) -> None:
     """Serve a page to review and correct segmentations with clicks, boxes and scribbles."""
     import uvicorn
@@ -77,12 +76,7 @@ def serve(
         raise ConfigError("give a DATA folder, or --example to serve the built-in example")
     if host not in LOOPBACK_HOSTS and token is None:
         token = secrets.token_urlsafe(24)
-    if threads:
-        import torch
-        from threadpoolctl import threadpool_limits
-
-        torch.set_num_threads(threads)
-        threadpool_limits(limits=threads)
+    apply_threads(threads)
     config = ServeConfig(
         data=data,
         model=model,

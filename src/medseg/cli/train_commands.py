@@ -10,6 +10,17 @@ from typing import Annotated
 
 import typer
 
+from medseg.cli._options import (
+    Device,
+    Folds,
+    Threads,
+    apply_threads,
+    output_option,
+    parse_folds,
+    seed_option,
+    workers_option,
+)
+
 
 def register(app: typer.Typer) -> None:
     app.command("train")(train)
@@ -19,28 +30,25 @@ def train(
     dataset: Annotated[
         Path, typer.Argument(help="nnU-Net dataset folder, images/+masks/ folder or CSV manifest.")
     ],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Model folder to write.")],
+    output: Annotated[Path, output_option("Model folder to write (or resume).")],
     config: Annotated[
         str | None, typer.Option("--config", help="Configuration: 3d or 2d (default: the plan's).")
     ] = None,
-    folds: Annotated[
-        str, typer.Option(help="Folds to train: comma-separated numbers (0,1) or 'all'.")
-    ] = "0",
+    folds: Folds = "0",
     epochs: Annotated[
         int | None, typer.Option(min=1, help="Override the plan's training.epochs.")
     ] = None,
-    device: Annotated[str, typer.Option(help="cpu, cuda or auto.")] = "auto",
-    plan: Annotated[
-        Path | None, typer.Option(exists=True, dir_okay=False, help="Use this (edited) plan.json.")
-    ] = None,
+    device: Device = "auto",
+    plan: Annotated[Path | None, typer.Option(help="Use this (edited) plan.json.")] = None,
     set_: Annotated[
         list[str] | None,
         typer.Option("--set", help="Override a plan field: KEY=VALUE, e.g. training.epochs=20."),
     ] = None,
-    seed: Annotated[int | None, typer.Option(help="Training seed (default: the plan's).")] = None,
+    seed: Annotated[int | None, seed_option("Training seed (default: the plan's).")] = None,
     workers: Annotated[
-        int | None, typer.Option(min=0, help="Augmentation worker processes (0: none).")
+        int | None, workers_option("Augmentation worker processes (0: none, augment here).")
     ] = None,
+    threads: Threads = None,
     restart: Annotated[
         bool, typer.Option("--restart", help="Ignore checkpoints and finished folds.")
     ] = False,
@@ -48,16 +56,10 @@ def train(
     """Train a segmentation model; resumes an interrupted run in the same folder."""
     from rich.console import Console
 
-    from medseg.errors import ConfigError
     from medseg.plan import parse_assignment
     from medseg.train import train_model
 
-    if device not in ("cpu", "cuda", "auto"):
-        raise ConfigError(f"--device must be cpu, cuda or auto, got {device!r}")
-    try:
-        fold_arg = "all" if folds == "all" else [int(f) for f in folds.split(",") if f.strip()]
-    except ValueError as err:
-        raise ConfigError(f"--folds must be like 0,1 or 'all', got {folds!r}") from err
+    apply_threads(threads)
     console = Console(soft_wrap=True)
     err_console = Console(stderr=True, soft_wrap=True)
     overrides = dict(parse_assignment(text) for text in set_ or [])
@@ -72,9 +74,9 @@ def train(
     with _progress(err_console) as on_progress:
         result = train_model(
             dataset,
-            out,
+            output,
             configuration=config,
-            folds=fold_arg,
+            folds=parse_folds(folds),
             epochs=epochs,
             device=device,
             plan=plan,

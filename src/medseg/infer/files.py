@@ -29,7 +29,7 @@ from medseg._config import write_json
 from medseg._typing import PathLikeStr
 from medseg.errors import ImageWriteError, MedsegError
 from medseg.infer.inputs import InputCase, find_inputs, image_suffix
-from medseg.infer.predictor import CaseProgressFn, Prediction, Predictor, ProgressFn
+from medseg.infer.prediction import CaseProgressFn, ImagePredictor, Prediction, ProgressFn
 from medseg.io import Image, find_channel_files, read_channels, read_image, write_image
 
 logger = logging.getLogger(__name__)
@@ -68,7 +68,7 @@ class PredictReport:
 
 
 def predict_files(
-    predictor: Predictor,
+    predictor: ImagePredictor,
     inputs: PathLikeStr | Sequence[PathLikeStr],
     out_dir: PathLikeStr,
     *,
@@ -82,7 +82,8 @@ def predict_files(
 
     Parameters
     ----------
-    predictor : Predictor
+    predictor : ImagePredictor
+        A :class:`medseg.infer.Predictor`, or anything with its ``predict_image`` and ``model``.
     inputs : path or sequence of path
         Image files, folders of images (nnU-Net ``_0000`` channel naming is grouped), or DICOM
         series folders; see :func:`medseg.infer.inputs.find_inputs`.
@@ -173,7 +174,7 @@ def _write_case(
     prediction: Prediction,
     case: InputCase,
     out: Path,
-    predictor: Predictor,
+    predictor: ImagePredictor,
     volumes_json: bool,
 ) -> CaseOutput:
     extra: dict[str, Path] = {}

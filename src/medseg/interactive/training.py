@@ -33,7 +33,7 @@ from scipy import ndimage
 from medseg._config import to_jsonable
 from medseg.data.dataset import Dataset
 from medseg.errors import ConfigError, DatasetError
-from medseg.interactive.engine import normalize_intensity
+from medseg.interactive.intensity import normalize_intensity
 from medseg.interactive.network import InteractiveModelConfig, build_network, encode, save_model
 from medseg.interactive.prompts import Box, render_prompts
 from medseg.interactive.session import region_of_interest
