@@ -14,7 +14,6 @@ import json
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -29,7 +28,6 @@ from medseg.server.config import ServeConfig
 from medseg.server.errors import status_for
 
 logger = logging.getLogger(__name__)
-STATIC = Path(__file__).parent / "static"
 
 
 def resolve_engine(spec: str | None) -> Engine:
@@ -185,6 +183,6 @@ def create_app(
     app.include_router(routes_cases.router)
     app.include_router(routes_sessions.router)
     app.include_router(routes_page.router)
-    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    app.mount("/static", StaticFiles(directory=routes_page.STATIC), name="static")
     app.add_middleware(GuardMiddleware, token=config.token, max_body_bytes=config.max_body_bytes)
     return app

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from fastapi import APIRouter
 from fastapi.responses import FileResponse, RedirectResponse
 
 router = APIRouter(tags=["page"])
+STATIC = Path(__file__).parent / "static"
 
 
 @router.get("/", include_in_schema=False)
 def index() -> FileResponse:
-    from medseg.server.app import STATIC
-
     return FileResponse(STATIC / "index.html", media_type="text/html")
 
 
