@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 Coordinate = Annotated[float, Field(ge=-1e6, le=1e6, allow_inf_nan=False)]
 Point = Annotated[list[Coordinate], Field(min_length=2, max_length=3)]
@@ -55,6 +55,12 @@ class ScribbleIn(_Strict):
     width: Annotated[float, Field(ge=1.0, le=64.0)] = 3.0
     axis: Axis | None = None
     index: SliceIndex | None = None
+
+    @model_validator(mode="after")
+    def _same_length(self) -> ScribbleIn:
+        if len({len(p) for p in self.points}) > 1:
+            raise ValueError("every point of a scribble needs the same number of coordinates")
+        return self
 
 
 PromptIn = Annotated[ClickIn | BoxIn | ScribbleIn, Field(discriminator="kind")]

@@ -38,6 +38,13 @@ def sid(client) -> str:
         ({"kind": "scribble", "label": 1, "points": []}, 422, "at least 1"),
         ({"kind": "scribble", "label": 1, "points": [[99, 99, 99]]}, 422, "outside"),
         ({"kind": "scribble", "label": 1, "points": [[1, 1, 1]], "width": 0}, 422, "width"),
+        ({"kind": "scribble", "label": 1, "points": [[1, 1, 1], [1, 2]]}, 422, "same number"),
+        (
+            {"kind": "scribble", "label": 1, "points": [[1, 1]], "axis": 0, "index": 99},
+            422,
+            "outside",
+        ),
+        ({"kind": "box", "label": 1, "lo": [5, 9], "hi": [5, 2, 2]}, 422, "lo <= hi"),
         ({"kind": "click", "label": "one", "point": [1, 2, 3]}, 422, "integer"),
         ([1, 2, 3], 422, "dict"),
     ],
