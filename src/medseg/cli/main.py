@@ -29,6 +29,7 @@ COMMAND_MODULES = (
     "medseg.cli.report_commands",
     "medseg.cli.wsi_commands",
     "medseg.cli.export_commands",
+    "medseg.cli.serve_commands",
 )
 
 app_typer = typer.Typer(
