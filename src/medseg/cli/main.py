@@ -26,6 +26,10 @@ COMMAND_MODULES = (
     "medseg.cli.interactive_commands",
     "medseg.cli.train_commands",
     "medseg.cli.predict_commands",
+    "medseg.cli.report_commands",
+    "medseg.cli.wsi_commands",
+    "medseg.cli.export_commands",
+    "medseg.cli.serve_commands",
 )
 
 app_typer = typer.Typer(
@@ -62,8 +66,8 @@ for _module in COMMAND_MODULES:
 def _usage_error_type() -> type[Exception]:
     """The base class of the command-line parser's errors, whichever Typer release is installed.
 
-    Typer up to 0.28 parses with click (``click.ClickException``); Typer 0.29 carries its own copy
-    of click's parser (``typer._click``) and no longer depends on click. ``typer.BadParameter``
+    Typer up to 0.25 parses with click (``click.ClickException``); from 0.26 it carries its own
+    copy of click's parser (``typer._click``) and no longer depends on click. ``typer.BadParameter``
     exists in both and derives from the parser's ``ClickException``, so it finds the right class
     without importing click.
     """

@@ -1,6 +1,6 @@
 """Train one cross-validation fold: SGD + poly LR, Dice + CE, checkpoints, logs, resume.
 
-nnU-Net's recipe (DESIGN A5): SGD with Nesterov momentum, learning rate
+nnU-Net's recipe (docs/train.md): SGD with Nesterov momentum, learning rate
 ``lr * (1 - epoch / epochs) ** 0.9`` set at the start of each epoch, gradient norm clipped at
 ``grad_clip``, deep-supervision Dice + CE. Mixed precision: bf16 (or fp16 with a gradient scaler)
 autocast on CUDA; on a CPU only with ``mixed_precision="bf16"``, or ``"auto"`` on a CPU with
@@ -29,7 +29,7 @@ from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -51,6 +51,26 @@ logger = logging.getLogger(__name__)
 
 ProgressCallback = Callable[[int, int], None]
 EpochCallback = Callable[[dict[str, Any]], None]
+
+
+class ParallelHooks(Protocol):
+    """What data-parallel training (``medseg.scale.ddp``) changes in :func:`train_fold`.
+
+    ``is_writer``: this process writes logs, checkpoints and weights (rank 0). ``wrap(net)``:
+    the module that runs forward/backward (e.g. DistributedDataParallel). ``split(stream)``:
+    this rank's share of the batch stream. ``mean(value)``: a float averaged over ranks.
+    ``finish()``: wait until the writer has saved the fold.
+    """
+
+    is_writer: bool
+
+    def wrap(self, net: nn.Module) -> nn.Module: ...
+
+    def split(self, stream: BatchStream) -> BatchStream: ...
+
+    def mean(self, value: float) -> float: ...
+
+    def finish(self) -> None: ...
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -122,6 +142,7 @@ def train_fold(
     final_validation: bool = True,
     on_progress: ProgressCallback | None = None,
     on_epoch: EpochCallback | None = None,
+    parallel: ParallelHooks | None = None,
 ) -> FoldResult:
     """Train one fold and write it into the model folder ``model_dir``.
 
@@ -153,11 +174,15 @@ def train_fold(
         ``on_progress(iterations_done, iterations_total)`` after every training iteration.
     on_epoch : callable, optional
         Called with each epoch's log row (a dict) after it is written.
+    parallel : ParallelHooks, optional
+        Data-parallel training across processes (see ``medseg.scale.ddp``); only the writer
+        saves files, every process returns the result.
 
     Returns
     -------
     FoldResult
     """
+    writer = parallel is None or parallel.is_writer
     config = plan.configuration(config_name)
     tc = config.training
     dev = resolve_device(device)
@@ -213,10 +238,12 @@ def train_fold(
         stream = BatchStream(
             sampler(train_ids), transform, seed=seed, start=start * tc.iterations_per_epoch
         )
+        stream = stream if parallel is None else parallel.split(stream)
         val_stream = BatchStream(sampler(val_ids), None, seed=seed + 1)
         val_batches = [val_stream.batch(k) for k in range(tc.val_iterations)]
         batches = batch_iterator(stream, num_workers)
-        step = _Stepper(net, optimizer, loss_fn, dev, dtype, memory_format, tc.grad_clip, ndim)
+        step_net = net if parallel is None else parallel.wrap(net)
+        step = _Stepper(step_net, optimizer, loss_fn, dev, dtype, memory_format, tc.grad_clip, ndim)
         total = tc.epochs * tc.iterations_per_epoch
         done = start * tc.iterations_per_epoch
         for epoch in range(start, tc.epochs):
@@ -238,9 +265,10 @@ def train_fold(
                     "training.learning_rate or set training.mixed_precision to 'off'"
                 )
             val_loss, dice = _validate(net, loss_fn, val_batches, plan, dev, dtype, memory_format)
+            train_loss = float(np.mean(finite))
             row = {
                 "epoch": epoch + 1,
-                "train_loss": float(np.mean(finite)),
+                "train_loss": train_loss if parallel is None else parallel.mean(train_loss),
                 "val_loss": val_loss,
                 "lr": optimizer.param_groups[0]["lr"],
                 "epoch_s": round(time.perf_counter() - tic, 3),
@@ -248,18 +276,19 @@ def train_fold(
                 "mean_dice": _nanmean(dice.values()),
             }
             rows.append(row)
-            write_log_csv(rows, path / "log.csv")
-            plot_progress(
-                rows,
-                path / "progress.png",
-                title=f"{plan.dataset_name} {path.name.replace('_', ' ')}",
-            )
-            save_checkpoint(
-                path,
-                net,
-                optimizer,
-                {"epoch": epoch + 1, "epochs": tc.epochs, "seed": seed, "rows": rows},
-            )
+            if writer:
+                write_log_csv(rows, path / "log.csv")
+                plot_progress(
+                    rows,
+                    path / "progress.png",
+                    title=f"{plan.dataset_name} {path.name.replace('_', ' ')}",
+                )
+                save_checkpoint(
+                    path,
+                    net,
+                    optimizer,
+                    {"epoch": epoch + 1, "epochs": tc.epochs, "seed": seed, "rows": rows},
+                )
             if on_epoch is not None:
                 on_epoch(row)
         del batches
@@ -272,15 +301,18 @@ def train_fold(
             "val_cases": list(val_ids),
             "epochs": tc.epochs,
         }
-        if final_validation:
+        if final_validation and writer:
             per_case = validate_cases(
                 net, source, val_ids, plan, config_name, device=dev, dtype=dtype
             )
             metrics.update(dice=mean_over_cases(per_case), method=METHOD, per_case=per_case)
         val_dice = metrics["dice"]
         metrics["mean_dice"] = _nanmean(val_dice.values())
-        save_fold(model_dir, fold, net, val_metrics=metrics)
-        remove_checkpoints(path)
+        if writer:
+            save_fold(model_dir, fold, net, val_metrics=metrics)
+            remove_checkpoints(path)
+        if parallel is not None:
+            parallel.finish()
     finally:
         torch.use_deterministic_algorithms(previous_determinism)
     return FoldResult(
