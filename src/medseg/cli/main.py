@@ -92,12 +92,18 @@ def _one_line(err: Exception) -> str:
 def app() -> None:
     """Console entry point: errors become one line on stderr, never a traceback.
 
-    Exit codes: 1 for a :class:`MedsegError` (bad input or configuration), 2 for a usage error
-    (unknown option, missing argument, bad option value: Typer's convention), 130 when aborted.
+    Exit codes: 1 for a :class:`MedsegError` (bad input or configuration) or an operating-system
+    error (a full disk, a folder without write permission), 2 for a usage error (unknown option,
+    missing argument, bad option value: Typer's convention), 130 when aborted.
     """
     try:
         code = app_typer(standalone_mode=False)
     except MedsegError as err:
+        typer.secho(f"error: {' '.join(str(err).split())}", fg=typer.colors.RED, err=True)
+        sys.exit(1)
+    except BrokenPipeError:  # output piped into a reader that stopped (e.g. `| head`)
+        sys.exit(1)
+    except OSError as err:
         typer.secho(f"error: {err}", fg=typer.colors.RED, err=True)
         sys.exit(1)
     except _UsageError as err:
