@@ -331,6 +331,7 @@ async function openCase(caseId) {
   nv.setOpacity(1, state.opacity);
   nv.updateGLVolume();
   state.session = session;
+  nv.setSliceType(session.shape.length === 2 ? nv.sliceTypeAxial : nv.sliceTypeMultiplanar);
   $("case").value = caseId;
   showUndoState(session);
   document.body.dataset.case = caseId;
