@@ -5,6 +5,8 @@ Usage::
     python benchmarks/bench_serve.py [--engine learned|classical|PATH] [--seconds 60]
                                      [--sessions 20] [--threads N]
 
+``--threads`` caps torch and BLAS threads of the server and of the in-process peer alike.
+
 A real ``medseg serve`` process (the CLI, uvicorn, one worker) is started on a free port, on a
 temporary folder of synthetic cases. Rows:
 
@@ -297,6 +299,12 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=4)
     parser.add_argument("--threads", type=int, default=None)
     args = parser.parse_args()
+    if args.threads:  # the in-process peer gets the same threads as the server
+        import torch
+        from threadpoolctl import threadpool_limits
+
+        torch.set_num_threads(args.threads)
+        threadpool_limits(limits=args.threads)
     with tempfile.TemporaryDirectory(prefix="bench-serve-") as tmp:
         root = Path(tmp)
         data = root / "cases"

@@ -143,3 +143,20 @@ def test_session_cap_and_idle_eviction(make_client, dataset):
     time.sleep(0.4)
     assert client.post("/api/sessions", json={"case_id": "case2"}).status_code == 201
     assert client.get(f"/api/sessions/{first}").status_code == 404
+
+
+def test_prompt_limit_per_session(make_client, dataset):
+    client = make_client(dataset, max_prompts=2)
+    sid = client.post("/api/sessions", json={"case_id": "case3"}).json()["session_id"]
+    url = f"/api/sessions/{sid}/prompts"
+    for point in ([6, 13, 9], [6, 14, 9]):
+        assert (
+            client.post(url, json={"kind": "click", "label": 1, "point": point}).status_code == 200
+        )
+    refused = client.post(url, json={"kind": "click", "label": 1, "point": [6, 12, 9]})
+    assert refused.status_code == 422
+    assert "the most allowed" in refused.json()["detail"]
+    client.post(f"/api/sessions/{sid}/undo")
+    assert (
+        client.post(url, json={"kind": "click", "label": 1, "point": [6, 12, 9]}).status_code == 200
+    )

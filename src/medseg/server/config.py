@@ -40,7 +40,10 @@ class ServeConfig:
     max_body_bytes : int
         Largest request body accepted (413 above).
     max_prompts : int
-        Prompts per session at most (keeps undo memory bounded).
+        Prompts per session at most.
+    max_history_mb : int
+        Undo memory per session: each prompt keeps one mask copy (1 byte per voxel), so a
+        session takes at most ``max_history_mb`` MiB / voxels prompts (at least 10).
     precompute : bool
         With a model, predict every case in the background at start (for next-case ordering).
     overwrite : bool
@@ -62,6 +65,7 @@ class ServeConfig:
     idle_seconds: float = 900.0
     max_body_bytes: int = 4 * 1024 * 1024
     max_prompts: int = 500
+    max_history_mb: int = 1024
     precompute: bool = True
     overwrite: bool = False
     reference_start: bool = True
@@ -77,7 +81,7 @@ class ServeConfig:
             raise ConfigError(
                 f"next_order must be uncertainty, first or random, got {self.next_order!r}"
             )
-        for name in ("max_sessions", "max_body_bytes", "max_prompts"):
+        for name in ("max_sessions", "max_body_bytes", "max_prompts", "max_history_mb"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.idle_seconds <= 0:

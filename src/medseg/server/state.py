@@ -123,9 +123,16 @@ class ServerState:
             raise GeometryError(f"case {case_id!r} has no {start} mask; open it with start=auto")
         return "empty", None
 
+    def prompt_limit(self, session: OpenCase) -> int:
+        """Prompts a session may hold: the configured cap, or fewer for large images (each
+        prompt keeps a mask copy of one byte per voxel for undo)."""
+        voxels = int(np.prod(session.image.spatial_shape))
+        by_memory = self.config.max_history_mb * 2**20 // max(voxels, 1)
+        return int(min(self.config.max_prompts, max(10, by_memory)))
+
     def apply(self, session: OpenCase, body: PromptIn, *, redo: bool = False) -> UpdateOut:
         """Add one prompt and run the engine for its label."""
-        if session.prompts >= self.config.max_prompts:
+        if session.prompts >= self.prompt_limit(session):
             raise GeometryError(
                 f"this session has {session.prompts} prompts, the most allowed; save and reopen"
             )

@@ -331,6 +331,10 @@ async function openCase(caseId) {
   nv.setOpacity(1, state.opacity);
   nv.updateGLVolume();
   state.session = session;
+  // a 2D image (photo, slide, exported slice) is shown as stored: x to the right, y down
+  const flat = session.shape.length === 2;
+  nv.setRadiologicalConvention(flat);
+  nv.setSliceType(flat ? nv.sliceTypeAxial : nv.sliceTypeMultiplanar);
   $("case").value = caseId;
   showUndoState(session);
   document.body.dataset.case = caseId;
