@@ -30,6 +30,20 @@ _EXPORTS = {
     "predict_slide": "medseg.wsi.tiled",
     "predictor_tile_model": "medseg.wsi.models",
     "write_label_pyramid": "medseg.wsi.pyramid",
+    "NucleiSpec": "medseg.wsi.nuclei",
+    "synthetic_nuclei": "medseg.wsi.nuclei",
+    "watershed_nuclei": "medseg.wsi.nuclei",
+    "instances_from_maps": "medseg.wsi.nuclei",
+    "NucleiHead": "medseg.wsi.nuclei_net",
+    "NucleiHeadConfig": "medseg.wsi.nuclei_net",
+    "train_nuclei_head": "medseg.wsi.nuclei_net",
+    "Annotation": "medseg.wsi.geojson",
+    "instances_to_geojson": "medseg.wsi.geojson",
+    "read_annotations": "medseg.wsi.geojson",
+    "write_geojson": "medseg.wsi.geojson",
+    "rasterize": "medseg.wsi.geojson",
+    "extract_tiles": "medseg.wsi.tiles",
+    "hed_jitter": "medseg.wsi.tiles",
 }
 
 __all__ = sorted(_EXPORTS)
