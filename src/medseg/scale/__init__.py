@@ -19,6 +19,8 @@ _EXPORTS = {
     "make_predictor": "medseg.scale.onnx_runtime",
     "predict_with_ray": "medseg.scale.ray_predict",
     "BatchReport": "medseg.scale.ray_predict",
+    "train_model_ddp": "medseg.scale.ddp",
+    "init_distributed": "medseg.scale.ddp",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -238,7 +238,7 @@ def predict_with_ray(
         )
         threads = max(1, int(cpus_per_worker))
         actors = [
-            actor_class.remote(str(model.path), runtime, kwargs, threads, onnx_models)
+            actor_class.remote(str(model.path.resolve()), runtime, kwargs, threads, onnx_models)
             for _ in range(min(count, len(todo)))
         ]
         outputs = {"probabilities": probabilities, "uncertainty": uncertainty}
