@@ -3,7 +3,7 @@
 Usage::
 
     python benchmarks/bench_interactive.py [MODEL_DIR] [--peer-brain DIR] [--threads N]
-        [--json OUT.json] [--no-accuracy] [--no-latency]
+        [--json OUT.json] [--card-doc docs/interactive.md] [--no-accuracy] [--no-latency]
 
 MODEL_DIR defaults to the universal model shipped inside medseg.
 
@@ -320,6 +320,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--brain-cases", type=int, default=4)
     parser.add_argument("--json", type=Path, help="write every figure here")
+    parser.add_argument("--card-doc", type=Path, help="rewrite the card table in this doc")
     parser.add_argument("--no-accuracy", action="store_true")
     parser.add_argument("--no-latency", action="store_true")
     args = parser.parse_args()
@@ -358,6 +359,16 @@ def main() -> None:
     results["load_average_end"] = round(os.getloadavg()[0], 1)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
+    if args.card_doc and "accuracy" in results:
+        write_card(args.card_doc, card_table(results))
+
+
+def write_card(doc: Path, table: str) -> None:
+    """Replace the lines between the card-table markers of ``doc`` by ``table``."""
+    text = doc.read_text()
+    start = text.index("\n", text.index("<!-- card-table")) + 1
+    end = text.index("<!-- /card-table -->")
+    doc.write_text(text[:start] + table + "\n" + text[end:])
 
 
 if __name__ == "__main__":
