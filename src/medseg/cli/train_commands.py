@@ -71,7 +71,10 @@ def train(
     from medseg.train import train_model
 
     if ddp:
+        from medseg.scale.ddp import require_torchrun
         from medseg.scale.ddp import train_model_ddp as train_model
+
+        require_torchrun()
     apply_threads(threads)
     require_checked_dataset(load_dataset(dataset), accept_warnings=accept_warnings)
     quiet = ddp and os.environ.get("RANK", "0") != "0"  # rank 0 alone reports
