@@ -109,6 +109,7 @@ def test_nothing_imports_the_cli() -> None:
     importers = [
         name
         for name, imported in _graph().items()
-        if not name.startswith(("medseg.cli", "medseg.__main__")) and any(m.startswith("medseg.cli") for m in imported)
+        if not name.startswith(("medseg.cli", "medseg.__main__"))
+        and any(m.startswith("medseg.cli") for m in imported)
     ]
     assert not importers
