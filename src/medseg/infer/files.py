@@ -28,7 +28,7 @@ import numpy as np
 from medseg._config import write_json
 from medseg._typing import PathLikeStr
 from medseg.errors import ImageWriteError, MedsegError
-from medseg.infer.inputs import InputCase, find_inputs, image_suffix
+from medseg.infer.inputs import InputCase, image_suffix, require_inputs
 from medseg.infer.prediction import CaseProgressFn, ImagePredictor, Prediction, ProgressFn
 from medseg.io import Image, find_channel_files, read_channels, read_image, write_image
 
@@ -100,12 +100,12 @@ def predict_files(
     -------
     PredictReport
     """
+    cases = require_inputs(inputs)
     out = Path(out_dir)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise ImageWriteError(f"{out}: cannot create output folder ({err.strerror})") from err
-    cases = find_inputs(inputs)
     outputs: list[CaseOutput] = []
     failures: list[CaseFailure] = []
     for done, case in enumerate(cases, start=1):

@@ -27,7 +27,7 @@ from typing import Any
 from medseg._typing import PathLikeStr
 from medseg.errors import ConfigError, ImageWriteError, MedsegError
 from medseg.infer.files import CaseFailure, CaseOutput
-from medseg.infer.inputs import InputCase, find_inputs
+from medseg.infer.inputs import InputCase, require_inputs
 from medseg.infer.prediction import ProgressFn
 from medseg.scale.manifest import Manifest
 from medseg.scale.onnx_export import require
@@ -193,12 +193,12 @@ def predict_with_ray(
         raise ConfigError("cpus_per_worker must be > 0, gpus_per_worker >= 0 and workers >= 1")
     ray = require("ray", "ray")
     model = ModelFolder.load(model_dir)
+    cases = require_inputs(inputs)
     out = Path(out_dir).resolve()
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise ImageWriteError(f"{out}: cannot create output folder ({err.strerror})") from err
-    cases = find_inputs(inputs)
     settings = {
         "model": str(model.path.resolve()),
         "plan_sha256": model.info.get("plan_sha256"),
