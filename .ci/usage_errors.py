@@ -34,10 +34,14 @@ def main() -> int:
         lines = [line for line in proc.stderr.splitlines() if line.strip()]
         ok = proc.returncode == 2 and len(lines) == 1 and "--no-such-option" in lines[0]
         if not ok:
-            failed.append(f"medseg {' '.join(words)}: exit {proc.returncode}, stderr {proc.stderr!r}")
+            failed.append(
+                f"medseg {' '.join(words)}: exit {proc.returncode}, stderr {proc.stderr!r}"
+            )
     for line in failed:
         print(line, file=sys.stderr)
-    print(f"usage errors: {len(commands) - len(failed)} of {len(commands)} commands one line, exit 2")
+    print(
+        f"usage errors: {len(commands) - len(failed)} of {len(commands)} commands one line, exit 2"
+    )
     return 1 if failed else 0
 
 
