@@ -189,6 +189,12 @@ def postprocess(
     ] = None,
     fast: Annotated[bool, typer.Option("--fast", help="No mirroring for CV predictions.")] = False,
     device: Device = "auto",
+    output: Annotated[
+        Path | None,
+        output_option(
+            "Rules file to write (default: MODEL/postprocessing.json, which predict applies)."
+        ),
+    ] = None,
 ) -> None:
     """Choose post-processing by cross-validation Dice; writes MODEL/postprocessing.json."""
     from rich.console import Console
@@ -207,6 +213,7 @@ def postprocess(
             device=device,
             tta=not fast,
             on_progress=lambda done, total: bar.update(task, completed=done, total=total),
+            output=output,
         )
     for step in choice.steps:
         target = "foreground" if step.label is None else f"label {step.label}"
