@@ -91,3 +91,45 @@ def test_seg_refuses_labels_on_another_grid(tmp_path, rng, ct_series_writer):
     moved = Image.from_array(cropped, spacing=ct.spacing, origin=ct.origin, direction=ct.direction)
     with pytest.raises(ImageWriteError, match="differs from the source series"):
         write_dicom_seg(moved, series, {1: "a", 2: "b"}, tmp_path / "seg.dcm")
+
+
+def test_seg_of_labelled_slices_only_is_placed_back_on_the_series_grid(
+    tmp_path, rng, ct_series_writer, oblique_direction
+):
+    from medseg.io.dicom_seg import place_on_grid
+
+    series = tmp_path / "ct"
+    series.mkdir()
+    _ct_series(series, ct_series_writer, rng, oblique_direction)
+    ct = read_image(series)
+    labels = ct.with_array(_labels(ct.spatial_shape)[None])
+    labels.array[:, 1] = 0  # labelled slices 2..5 only
+    out = write_dicom_seg(
+        labels, series, {1: "a", 2: "b"}, tmp_path / "seg.dcm", omit_empty_frames=True
+    )
+
+    slab = read_image(out)
+    assert slab.spatial_shape == (4, 9, 11)  # slices 2..5: the frames the SEG stores
+    placed = place_on_grid(slab, ct)
+    np.testing.assert_array_equal(placed.array, labels.array)
+    assert placed.same_geometry(ct)
+
+
+def test_place_on_grid_refuses_a_map_off_the_grid():
+    from medseg.errors import GeometryError
+    from medseg.io import Image
+    from medseg.io.dicom_seg import place_on_grid
+
+    reference = Image.from_array(np.zeros((1, 6, 8, 8)), (2.0, 1.0, 1.0), (0.0, 0.0, 0.0))
+    slab = np.ones((1, 2, 8, 8), np.uint8)
+    half = Image.from_array(slab, (2.0, 1.0, 1.0), (1.0, 0.0, 0.0))  # between two slices
+    with pytest.raises(GeometryError, match="between the image's voxels"):
+        place_on_grid(half, reference)
+    beyond = Image.from_array(slab, (2.0, 1.0, 1.0), (10.0, 0.0, 0.0))  # slices 5 and 6 of 0..5
+    with pytest.raises(GeometryError, match="outside the image's"):
+        place_on_grid(beyond, reference)
+    coarse = Image.from_array(slab, (2.0, 2.0, 1.0), (0.0, 0.0, 0.0))
+    with pytest.raises(GeometryError, match="spacing or direction"):
+        place_on_grid(coarse, reference)
+    inside = place_on_grid(Image.from_array(slab, (2.0, 1.0, 1.0), (4.0, 0.0, 0.0)), reference)
+    assert inside.array[0, :, 0, 0].tolist() == [0, 0, 1, 1, 0, 0]
