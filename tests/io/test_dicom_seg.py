@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -133,3 +135,65 @@ def test_place_on_grid_refuses_a_map_off_the_grid():
         place_on_grid(coarse, reference)
     inside = place_on_grid(Image.from_array(slab, (2.0, 1.0, 1.0), (4.0, 0.0, 0.0)), reference)
     assert inside.array[0, :, 0, 0].tolist() == [0, 0, 1, 1, 0, 0]
+
+
+@pytest.mark.skipif(shutil.which("dciodvfy") is None, reason="dicom3tools' dciodvfy not installed")
+def test_seg_passes_the_dicom3tools_iod_validator(tmp_path, rng, ct_series_writer):
+    """dciodvfy (David Clunie's DICOM validator) finds no error in the Segmentation IOD."""
+    series = tmp_path / "ct"
+    series.mkdir()
+    _ct_series(series, ct_series_writer, rng, np.eye(3))
+    ct = read_image(series)
+    for omit in (False, True):
+        out = write_dicom_seg(
+            ct.with_array(_labels(ct.spatial_shape)[None]),
+            series,
+            {1: "liver", 2: "tumour"},
+            tmp_path / f"seg_{omit}.dcm",
+            omit_empty_frames=omit,
+        )
+        run = subprocess.run(["dciodvfy", str(out)], capture_output=True, text=True, check=False)
+        report = run.stdout + run.stderr
+        assert "Segmentation" in report, report
+        errors = [line for line in report.splitlines() if line.startswith("Error")]
+        assert not errors, errors
+
+
+def test_segments_are_coded_in_snomed_ct_from_their_names(tmp_path, rng, ct_series_writer):
+    import pydicom
+
+    series = tmp_path / "ct"
+    series.mkdir()
+    _ct_series(series, ct_series_writer, rng, np.eye(3))
+    ct = read_image(series)
+    labels = ct.with_array(_labels(ct.spatial_shape)[None])
+    out = write_dicom_seg(labels, series, {1: "Liver", 2: "tumour"}, tmp_path / "seg.dcm")
+    liver, tumour = pydicom.dcmread(out).SegmentSequence
+    category = liver.SegmentedPropertyCategoryCodeSequence[0]
+    kind = liver.SegmentedPropertyTypeCodeSequence[0]
+    assert (category.CodeValue, kind.CodeValue, kind.CodingSchemeDesignator) == (
+        "91723000",  # anatomical structure
+        "10200004",  # liver
+        "SCT",
+    )
+    category = tumour.SegmentedPropertyCategoryCodeSequence[0]
+    assert category.CodeMeaning == "Morphologically Abnormal Structure"
+    assert tumour.SegmentedPropertyTypeCodeSequence[0].CodeValue == "108369006"  # neoplasm
+
+
+@pytest.mark.parametrize(
+    ("name", "category", "kind"),
+    [
+        ("white_matter", "Anatomical Structure", "White Matter"),
+        ("grey_matter", "Anatomical Structure", "Gray Matter"),
+        ("kidney_left", "Anatomical Structure", "Kidney"),
+        ("lung_nodule", "Morphologically Abnormal Structure", "Nodule"),
+        ("wm_lesion", "Morphologically Abnormal Structure", "Lesion"),
+        ("label_3", "Tissue", "Tissue"),
+    ],
+)
+def test_segment_codes_from_names(name, category, kind):
+    from medseg.io.dicom_codes import segment_codes
+
+    found = segment_codes(name)
+    assert (found[0].meaning, found[1].meaning) == (category, kind)

@@ -7,7 +7,8 @@ orientation, slices ordered along the normal (row cosine x column cosine) as for
 Overlapping segments cannot form one label map and are refused.
 
 Writing (:func:`write_dicom_seg`): a BINARY Segmentation Storage object that references every
-instance of the source series, one segment per label value. DICOM requires segment numbers 1, 2,
+instance of the source series, one segment per label value, coded in SNOMED CT from its name
+(:mod:`medseg.io.dicom_codes`). DICOM requires segment numbers 1, 2,
 ..., N, so the label values must be exactly those.
 
 Placing (:func:`place_on_grid`): a SEG may store only the slices that hold a segment (highdicom's
@@ -26,6 +27,7 @@ import numpy as np
 from medseg._atomic import atomic_path
 from medseg._typing import PathLikeStr
 from medseg.errors import GeometryError, ImageReadError, ImageWriteError
+from medseg.io.dicom_codes import segment_codes
 from medseg.io.image import Image, geometry_differences
 
 SEGMENTATION_SOP_CLASSES = (
@@ -168,7 +170,8 @@ def write_dicom_seg(
         The source series: its folder, or its files.
     segment_names : mapping of int to str
         Name of each segment, keyed by label value; the keys must be exactly 1, 2, ..., N and
-        every non-zero label value must be a key.
+        every non-zero label value must be a key. The name is the segment label (64 characters
+        kept) and chooses its SNOMED CT codes (:func:`~medseg.io.dicom_codes.segment_codes`).
     path : Path
         Output file (conventionally ``.dcm``); written atomically.
     algorithm_name : str, optional
@@ -215,13 +218,13 @@ def write_dicom_seg(
         version=medseg.__version__,
         family=codes.cid7162.ArtificialIntelligence,
     )
-    tissue = hd.sr.CodedConcept("85756007", "SCT", "Tissue")
+    codes_of = {number: segment_codes(str(segment_names[number])) for number in numbers}
     descriptions = [
         hd.seg.SegmentDescription(
             segment_number=number,
             segment_label=str(segment_names[number])[:64],
-            segmented_property_category=tissue,
-            segmented_property_type=tissue,
+            segmented_property_category=codes_of[number][0],
+            segmented_property_type=codes_of[number][1],
             algorithm_type=hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC,
             algorithm_identification=algorithm,
         )
