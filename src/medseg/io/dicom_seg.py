@@ -28,7 +28,7 @@ from medseg._atomic import atomic_path
 from medseg._typing import PathLikeStr
 from medseg.errors import GeometryError, ImageReadError, ImageWriteError
 from medseg.io.dicom_codes import segment_codes
-from medseg.io.image import Image, geometry_differences
+from medseg.io.image import Image
 
 SEGMENTATION_SOP_CLASSES = (
     "1.2.840.10008.5.1.4.1.1.66.4",  # Segmentation Storage
@@ -349,12 +349,13 @@ def place_on_grid(labels: Image, reference: Image, *, atol: float = 1e-3) -> Ima
     if labels.ndim != 3 or reference.ndim != 3:
         raise GeometryError("place_on_grid needs two 3D images")
     spacing, ref_spacing = np.asarray(labels.spacing), np.asarray(reference.spacing)
-    if not (
-        np.allclose(spacing, ref_spacing, atol=atol, rtol=0)
-        and np.allclose(labels.direction, reference.direction, atol=atol, rtol=0)
-    ):
-        detail = "; ".join(geometry_differences(labels, reference, atol=atol)[:2])
-        raise GeometryError(f"the two voxel grids differ in spacing or direction ({detail})")
+    problems = []
+    if not np.allclose(spacing, ref_spacing, atol=atol, rtol=0):
+        problems.append(f"spacing {_mm(spacing)} vs {_mm(ref_spacing)} mm")
+    if not np.allclose(labels.direction, reference.direction, atol=atol, rtol=0):
+        problems.append("direction differs")
+    if problems:
+        raise GeometryError(f"the two voxel grids differ: {'; '.join(problems)}")
     matrix = reference.direction * ref_spacing[None, :]
     offset = np.linalg.solve(matrix, np.asarray(labels.origin) - np.asarray(reference.origin))
     start = np.round(offset).astype(int)
@@ -379,3 +380,7 @@ def place_on_grid(labels: Image, reference: Image, *, atol: float = 1e-3) -> Ima
         direction=reference.direction,
         meta=dict(labels.meta),
     )
+
+
+def _mm(values: Any) -> str:
+    return "(" + ", ".join(f"{float(v):.4g}" for v in values) + ")"
