@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from medseg.errors import ImageWriteError
+from medseg.errors import ImageReadError, ImageWriteError
 from medseg.io import read_image
 from medseg.io.dicom_seg import read_dicom_seg, write_dicom_seg
 
@@ -197,3 +197,67 @@ def test_segment_codes_from_names(name, category, kind):
 
     found = segment_codes(name)
     assert (found[0].meaning, found[1].meaning) == (category, kind)
+
+
+def _overlapping_seg(series: Path, target: Path) -> np.ndarray:
+    """A SEG (written with highdicom itself) whose tumour segment lies inside the liver segment."""
+    import highdicom as hd
+    import pydicom
+    from pydicom.sr.codedict import codes
+
+    sources = [pydicom.dcmread(p) for p in series.iterdir()]
+    for ds in sources:
+        ds.PatientBirthDate = ds.PatientSex = ds.StudyDate = ds.StudyTime = ""
+        ds.StudyID = ds.AccessionNumber = ds.ReferringPhysicianName = ""
+    sources.sort(key=lambda ds: float(ds.ImagePositionPatient[2]))  # axial: z is the normal
+    masks = np.zeros((len(sources), 9, 11, 2), bool)
+    masks[1:5, 1:7, 1:9, 0] = True  # liver
+    masks[2:4, 3:5, 3:5, 1] = True  # tumour, inside the liver
+    algorithm = hd.AlgorithmIdentificationSequence(
+        name="test", version="1", family=codes.cid7162.ArtificialIntelligence
+    )
+    descriptions = [
+        hd.seg.SegmentDescription(
+            segment_number=k + 1,
+            segment_label=name,
+            segmented_property_category=codes.cid7150.Tissue,
+            segmented_property_type=codes.SCT.Tissue,
+            algorithm_type="AUTOMATIC",
+            algorithm_identification=algorithm,
+        )
+        for k, name in enumerate(["liver", "tumour"])
+    ]
+    seg = hd.seg.Segmentation(
+        source_images=sources,
+        pixel_array=masks,
+        segmentation_type="BINARY",
+        segment_descriptions=descriptions,
+        series_instance_uid=hd.UID(),
+        series_number=2,
+        sop_instance_uid=hd.UID(),
+        instance_number=1,
+        manufacturer="test",
+        manufacturer_model_name="test",
+        software_versions="1",
+        device_serial_number="1",
+    )
+    seg.save_as(target)
+    return np.where(masks[..., 1], 2, np.where(masks[..., 0], 1, 0))
+
+
+def test_overlapping_segments_refused_or_highest_kept(tmp_path, rng, ct_series_writer):
+    from medseg.io.dicom_seg import is_dicom_seg, place_on_grid
+
+    series = tmp_path / "ct"
+    series.mkdir()
+    _ct_series(series, ct_series_writer, rng, np.eye(3))
+    expected = _overlapping_seg(series, tmp_path / "overlap.dcm")
+    with pytest.raises(ImageReadError, match=r"cannot be read as one label map.*overlap"):
+        read_image(tmp_path / "overlap.dcm")
+    labels = read_dicom_seg(tmp_path / "overlap.dcm", overlaps="highest")
+    assert labels.spatial_shape == (4, 9, 11)  # highdicom stores only the labelled slices 1..4
+    np.testing.assert_array_equal(place_on_grid(labels, read_image(series)).array[0], expected)
+    assert labels.meta["segments_overlap"] is True
+    assert is_dicom_seg(tmp_path / "overlap.dcm")
+    assert not is_dicom_seg(next(series.iterdir()))  # a CT slice
+    assert not is_dicom_seg(tmp_path / "missing.dcm")

@@ -117,3 +117,60 @@ def test_dicom_seg_errors_name_the_segment_or_the_grid(tmp_path, ct_series_write
     write_image(other, tmp_path / "other.nii.gz")
     with pytest.raises(GeometryError, match=r"seg\.dcm \(DICOM Segmentation\) does not lie on"):
         report_files(tmp_path / "other.nii.gz", seg, tmp_path / "o")
+
+
+def test_dicom_seg_with_overlapping_segments_is_flagged(tmp_path, ct_series_writer):
+    pytest.importorskip("highdicom")
+    import highdicom as hd
+    import pydicom
+    from pydicom.sr.codedict import codes
+
+    series, _ = _series_with_seg(tmp_path, ct_series_writer, {1: "liver", 2: "tumour"})
+    sources = sorted(
+        (pydicom.dcmread(p) for p in series.iterdir()),
+        key=lambda ds: float(ds.ImagePositionPatient[2]),
+    )
+    for ds in sources:
+        ds.PatientBirthDate = ds.PatientSex = ds.StudyDate = ds.StudyTime = ""
+        ds.StudyID = ds.AccessionNumber = ds.ReferringPhysicianName = ""
+    masks = np.zeros((8, 24, 28, 2), bool)
+    masks[2:7, 3:20, 3:24, 0] = True  # the liver segment includes the tumour
+    masks[3:5, 6:10, 6:10, 1] = True
+    algorithm = hd.AlgorithmIdentificationSequence(
+        name="test", version="1", family=codes.cid7162.ArtificialIntelligence
+    )
+    seg = hd.seg.Segmentation(
+        source_images=sources,
+        pixel_array=masks,
+        segmentation_type="BINARY",
+        segment_descriptions=[
+            hd.seg.SegmentDescription(
+                segment_number=k + 1,
+                segment_label=name,
+                segmented_property_category=codes.cid7150.Tissue,
+                segmented_property_type=codes.SCT.Tissue,
+                algorithm_type="AUTOMATIC",
+                algorithm_identification=algorithm,
+            )
+            for k, name in enumerate(["liver", "tumour"])
+        ],
+        series_instance_uid=hd.UID(),
+        series_number=2,
+        sop_instance_uid=hd.UID(),
+        instance_number=1,
+        manufacturer="test",
+        manufacturer_model_name="test",
+        software_versions="1",
+        device_serial_number="1",
+    )
+    seg.save_as(tmp_path / "overlap.dcm")
+
+    report, _ = report_files(series, tmp_path / "overlap.dcm", tmp_path / "o", formats=("json",))
+    liver, tumour = report.findings.structures
+    assert (liver.voxels, tumour.voxels) == (5 * 17 * 21 - 32, 32)
+    assert [f.code for f in report.findings.flags] == ["overlapping_segments"]
+    assert "Segments overlapped in the DICOM Segmentation" in report.summary
+    jsonschema = pytest.importorskip("jsonschema")
+    from medseg.report import REPORT_SCHEMA
+
+    jsonschema.validate(report.to_dict(), REPORT_SCHEMA)

@@ -26,6 +26,7 @@ from medseg.report.inputs import (
     default_names,
     modality_of,
     read_label_info,
+    read_segmentation,
     segmentation_on_image,
 )
 from medseg.report.render import render_figures, write_html, write_pdf
@@ -160,14 +161,14 @@ def report_files(
     img = read_image(image_path)
     given = read_label_info(Path(label_names)) if label_names is not None else None
     seg, info = segmentation_on_image(
-        read_image(seg_path), img, given, names=(str(seg_path), str(image_path))
+        read_segmentation(seg_path), img, given, names=(str(seg_path), str(image_path))
     )
     prior_scan = None
     if prior is not None:
         sources["prior_image"], sources["prior_segmentation"] = str(prior[0]), str(prior[1])
         prior_img = read_image(prior[0])
         prior_seg, _ = segmentation_on_image(
-            read_image(prior[1]), prior_img, info, names=(str(prior[1]), str(prior[0]))
+            read_segmentation(prior[1]), prior_img, info, names=(str(prior[1]), str(prior[0]))
         )
         prior_scan = PriorScan(prior_img, prior_seg)
     unc = None

@@ -17,10 +17,11 @@ from typing import Any
 
 import numpy as np
 
+from medseg._typing import PathLikeStr
 from medseg.data.nnunet import parse_labels
 from medseg.errors import DatasetError, GeometryError
-from medseg.io import Image
-from medseg.io.dicom_seg import place_on_grid
+from medseg.io import Image, read_image
+from medseg.io.dicom_seg import is_dicom_seg, place_on_grid, read_dicom_seg
 from medseg.report.measure import label_boxes
 
 
@@ -72,6 +73,18 @@ def read_label_info(path: Path) -> LabelInfo:
         channel_names={int(k): str(v) for k, v in channels.items()},
         fingerprint=fingerprint,
     )
+
+
+def read_segmentation(path: PathLikeStr) -> Image:
+    """Read a segmentation file; a DICOM-SEG whose segments overlap keeps the highest number.
+
+    Segments of a DICOM Segmentation may overlap (a tumour inside its organ's segment); the
+    report counts each such voxel once, for the highest-numbered segment, and raises the
+    ``overlapping_segments`` flag (``meta["segments_overlap"]``).
+    """
+    if is_dicom_seg(path):
+        return read_dicom_seg(path, overlaps="highest")
+    return read_image(path)
 
 
 def segmentation_on_image(
