@@ -37,7 +37,7 @@ def test_predict_writes_a_dicom_seg_of_the_series(
     write_image(make_image(), tmp_path / "inputs" / "plain.nii.gz")
     model, out = model_factory(), tmp_path / "out"
     args = ["predict", str(model), str(tmp_path / "inputs"), "-o", str(out), "--fast"]
-    result = CliRunner().invoke(app_typer, [*args, "--device", "cpu", "--dicom-seg"])
+    result = CliRunner().invoke(app_typer, [*args, "--device", "cpu", "--dicom-seg", "--report"])
     assert result.exit_code == 0, result.output
     assert "no DICOM-SEG written" in result.output  # the NIfTI case says why it has none
     assert not (out / "plain_seg.dcm").exists()
@@ -65,6 +65,12 @@ def test_predict_writes_a_dicom_seg_of_the_series(
     np.testing.assert_array_equal(frames, labels.array[0])
     assert np.unique(labels.array[0]).size > 1  # the random model did label something
 
+    import json
+
+    case_report = json.loads((out / "reports" / "ct1" / "report.json").read_text())
+    assert case_report["units"]["intensity"] == "HU"  # the series' Modality says CT
+    assert (out / "reports" / "cohort.csv").read_text().count("\n") == 3  # header, ct1, plain
+
     back = read_image(out / "ct1_seg.dcm")  # medseg's reader: same voxels and geometry
     np.testing.assert_array_equal(back.array, labels.array)
     assert back.same_geometry(read_image(series), atol=1e-4)
@@ -74,7 +80,5 @@ def test_predict_writes_a_dicom_seg_of_the_series(
         app_typer, [*report, "-o", str(tmp_path / "rep"), "--formats", "json"]
     )
     assert result.exit_code == 0, result.output
-    import json
-
     structures = json.loads((tmp_path / "rep" / "report.json").read_text())["structures"]
     assert [s["voxels"] for s in structures] == [int((labels.array == v).sum()) for v in (1, 2)]
