@@ -95,6 +95,12 @@ def test_dicom_seg_as_segmentation_labels_matched_by_name(tmp_path, ct_series_wr
     assert by_name["liver"].bbox_index == ((2, 7), (3, 20), (3, 24))  # on the series grid
     (lesion,) = report.findings.lesions
     assert lesion.structure == "liver"
+    import pydicom
+
+    sources = report.to_dict()["sources"]  # the series a PACS knows them by
+    assert sources["segmentation_series_uid"] == pydicom.dcmread(seg).SeriesInstanceUID
+    first = next(series.iterdir())
+    assert sources["image_series_uid"] == pydicom.dcmread(first).SeriesInstanceUID
 
     alone, _ = report_files(series, seg, tmp_path / "out2", formats=("json",))
     assert [s.name for s in alone.findings.structures] == ["Liver", "tumour"]

@@ -175,6 +175,9 @@ def report_files(
     if uncertainty is not None:
         sources["uncertainty"] = str(uncertainty)
         unc = read_image(uncertainty)
+    for role, read in (("image", img), ("segmentation", seg)):
+        if read.meta.get("series_uid"):  # DICOM input: the series a PACS knows it by
+            sources[f"{role}_series_uid"] = str(read.meta["series_uid"])
     report = build_report(
         img,
         seg,
