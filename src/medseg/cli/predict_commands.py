@@ -53,6 +53,13 @@ def predict(
         bool,
         typer.Option("--report", help="Also write OUTPUT/reports/<case>/report.* and cohort.csv."),
     ] = False,
+    dicom_seg: Annotated[
+        bool,
+        typer.Option(
+            "--dicom-seg",
+            help="For DICOM series inputs, also write <case>_seg.dcm (DICOM-SEG of the series).",
+        ),
+    ] = False,
     runtime: Annotated[
         str, typer.Option("--runtime", help="Network engine: torch, or onnx (onnxruntime).")
     ] = "torch",
@@ -97,6 +104,7 @@ def predict(
             probabilities=probabilities,
             uncertainty=uncertainty,
             volumes=volumes,
+            dicom_seg=dicom_seg,
         )
         return
 
@@ -119,6 +127,7 @@ def predict(
             probabilities=probabilities,
             uncertainty=uncertainty,
             volumes_json=volumes,
+            dicom_seg=dicom_seg,
             on_progress=lambda done, total: bar.update(cases, completed=done, total=total),
             on_case_progress=on_case,
         )
