@@ -14,6 +14,14 @@ def register(app: typer.Typer) -> None:
     app.command()(evaluate)
 
 
+def _check_convention(value: str) -> str:
+    from medseg.evaluate.conventions import EMPTY_CONVENTIONS
+
+    if value not in EMPTY_CONVENTIONS:
+        raise typer.BadParameter(f"{value!r}: use {', '.join(EMPTY_CONVENTIONS)}")
+    return value
+
+
 def evaluate(
     pred: Annotated[Path, typer.Argument(help="Folder of predicted label maps.")],
     ref: Annotated[
@@ -50,6 +58,15 @@ def evaluate(
     boundary: Annotated[
         str, typer.Option("--boundary", help="surfel (DeepMind, default) or erosion (MONAI).")
     ] = "surfel",
+    empty_convention: Annotated[
+        str,
+        typer.Option(
+            "--empty-convention",
+            callback=_check_convention,
+            help="Values where a mask is empty: medseg (default), nnunet, monai (MONAI's "
+            "ignore_empty=True) or monai-keep-empty (ignore_empty=False).",
+        ),
+    ] = "medseg",
     workers: Workers = 1,
     geometry_tol: Annotated[
         float, typer.Option("--geometry-tol", help="Allowed geometry difference in mm.")
@@ -88,7 +105,7 @@ def evaluate(
                 pred,
                 ref,
                 out_dir=output,
-                labels=_label_values(labels),
+                labels=parse_labels(labels) if labels else None,
                 regions=dict(parse_region(r) for r in region) if region else None,
                 nsd_tolerance_mm=parse_tolerance(nsd_tolerance) if nsd_tolerance else None,
                 workers=workers or 1,
@@ -97,7 +114,10 @@ def evaluate(
                 images_dir=images,
                 probabilities_dir=probabilities,
                 geometry_tol=geometry_tol,
-                options=MetricOptions(boundary=boundary),
+                options=MetricOptions(
+                    boundary=boundary,
+                    empty_convention=empty_convention,  # type: ignore[arg-type]
+                ),
                 seed=seed,
                 report=not no_report,
             )
@@ -109,22 +129,6 @@ def evaluate(
             f"wrote {output}/metrics_per_case.csv, summary.json"
             + ("" if no_report else ", report.html")
         )
-
-
-def _label_values(text: str | None) -> list[int] | None:
-    """``--labels`` as label values; names are scored through ``dataset.json`` instead."""
-    from medseg.errors import ConfigError
-
-    if text is None:
-        return None
-    labels = parse_labels(text)
-    names = [label for label in labels if isinstance(label, str)]
-    if names:
-        raise ConfigError(
-            f"--labels {text!r}: evaluate takes label values (e.g. 1,2); classes are named "
-            "from dataset.json (--dataset-json), regions with --region name=1,2"
-        )
-    return [int(label) for label in labels]
 
 
 def _evaluate_instances(pred: Path, ref: Path, out: Path | None, iou_threshold: float) -> None:
