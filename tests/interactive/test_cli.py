@@ -82,3 +82,14 @@ def test_bad_engine_and_protocol_are_one_line_errors(sphere_dataset: Path) -> No
         app_typer, ["interactive-eval", "classical", str(sphere_dataset), "--protocol", "x"]
     )
     assert isinstance(result.exception, ConfigError)
+
+
+def test_train_universal_runs_and_resumes(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    args = ["train-universal", "-o", str(out), "--pool-size", "2", "--batch-size", "1"]
+    result = runner.invoke(app_typer, [*args, "--iterations", "1"])
+    assert result.exit_code == 0, result.output
+    assert "1 iterations" in result.output
+    result = runner.invoke(app_typer, [*args, "--iterations", "2"])
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "state.json").read_text())["iteration"] == 2

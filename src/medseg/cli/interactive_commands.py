@@ -8,6 +8,8 @@ from typing import Annotated
 import typer
 
 from medseg.cli._options import (
+    AcceptWarnings,
+    Device,
     Labels,
     Seed,
     Threads,
@@ -22,6 +24,7 @@ from medseg.cli._options import (
 def register(app: typer.Typer) -> None:
     app.command("train-interactive")(train_interactive)
     app.command("interactive-eval")(interactive_eval)
+    app.command("train-universal")(train_universal)
 
 
 def train_interactive(
@@ -38,18 +41,22 @@ def train_interactive(
     size: Annotated[int, typer.Option(help="Network input side in pixels.")] = 128,
     seed: Seed = 0,
     threads: Threads = None,
+    accept_warnings: AcceptWarnings = False,
 ) -> None:
     """Train the promptable network with simulated users and write MODEL."""
     from rich.console import Console
     from rich.progress import Progress
 
+    from medseg.cli._dataset_check import require_checked_dataset
     from medseg.data import load_dataset
     from medseg.interactive.network import InteractiveModelConfig
     from medseg.interactive.training import InteractiveTrainConfig
     from medseg.interactive.training import train_interactive as train
+    from medseg.train.lock import lock_model_folder
 
     apply_threads(threads)
     data = load_dataset(dataset)
+    require_checked_dataset(data, accept_warnings=accept_warnings)
     config = InteractiveTrainConfig(
         iterations=iterations,
         batch_size=batch_size,
@@ -61,7 +68,10 @@ def train_interactive(
         model=InteractiveModelConfig(size=size),
     )
     console = Console(stderr=True, soft_wrap=True)
-    with Progress(console=console, disable=not console.is_terminal) as progress:
+    with (
+        lock_model_folder(output),
+        Progress(console=console, disable=not console.is_terminal) as progress,
+    ):
         task = progress.add_task("training", total=iterations)
         result = train(
             data,
@@ -77,7 +87,7 @@ def train_interactive(
 
 
 def interactive_eval(
-    engine: Annotated[str, typer.Argument(help="'classical' or a model folder.")],
+    engine: Annotated[str, typer.Argument(help="'universal', 'classical' or a model folder.")],
     dataset: Annotated[Path, typer.Argument(help="Labelled dataset folder.")],
     protocol: Annotated[str, typer.Option(help="cvpr, clicks or scribbles.")] = "cvpr",
     labels: Labels = None,
@@ -134,6 +144,61 @@ def interactive_eval(
             f"{row['mean_seconds']:.2f}",
         )
     Console(soft_wrap=True).print(table)
+
+
+def train_universal(
+    output: Annotated[Path, output_option("Run folder (resumed if it holds a run).")],
+    hours: Annotated[
+        float, typer.Option(help="Total training budget over all resumed runs.")
+    ] = 2.0,
+    iterations: Annotated[
+        int | None, typer.Option(help="Also stop at this total iteration count.")
+    ] = None,
+    batch_size: Annotated[int, typer.Option(help="Crops per batch.")] = 8,
+    learning_rate: Annotated[float, typer.Option(help="Adam learning rate.")] = 3e-3,
+    pool_size: Annotated[int, typer.Option(help="Generated tasks held in memory.")] = 48,
+    checkpoint_minutes: Annotated[float, typer.Option(help="Minutes between checkpoints.")] = 5.0,
+    device: Device = "cpu",
+    seed: Annotated[int, seed_option("Seed of the task stream and of the run.")] = 0,
+    threads: Threads = None,
+) -> None:
+    """Train the universal promptable model on generated tasks; resumable from OUTPUT."""
+    import json
+
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from medseg.interactive.universal import UniversalTrainConfig
+    from medseg.interactive.universal import train_universal as train
+
+    apply_threads(threads)
+    if device == "auto":
+        import torch
+
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    config = UniversalTrainConfig(
+        hours=hours,
+        iterations=iterations,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        pool_size=pool_size,
+        checkpoint_minutes=checkpoint_minutes,
+        device=device,
+        seed=seed,
+    )
+    console = Console(stderr=True, soft_wrap=True)
+    with Progress(console=console, disable=not console.is_terminal) as progress:
+        task = progress.add_task("training", total=1.0)
+        train(
+            output,
+            config=config,
+            on_progress=lambda _it, fraction: progress.update(task, completed=fraction),
+        )
+    state = json.loads((output / "state.json").read_text())
+    Console(soft_wrap=True).print(
+        f"{output}: {state['iteration']} iterations, {state['seconds'] / 3600:.2f} h, "
+        f"{state['next_task']} tasks generated; run again to continue"
+    )
 
 
 def _label_values(text: str | None, names: dict[str, int]) -> tuple[int, ...]:

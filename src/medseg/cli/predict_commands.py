@@ -49,6 +49,10 @@ def predict(
     volumes: Annotated[
         bool, typer.Option("--volumes/--no-volumes", help="Write {case}_volumes.json.")
     ] = True,
+    clinical_report: Annotated[
+        bool,
+        typer.Option("--report", help="Also write OUTPUT/reports/<case>/report.* and cohort.csv."),
+    ] = False,
     runtime: Annotated[
         str, typer.Option("--runtime", help="Network engine: torch, or onnx (onnxruntime).")
     ] = "torch",
@@ -124,6 +128,10 @@ def predict(
     for failure in report.failures:
         err.print(f"[red]failed[/red] {failure.case_id}: {failure.message}", highlight=False)
     err.print(f"{len(report.outputs)} case(s) written to {output}, {len(report.failures)} failed")
+    if clinical_report:
+        from medseg.cli.report_commands import report_predictions
+
+        report_predictions(report.outputs, inputs, predictor.model, output / "reports")
     if not report.ok:
         # a MedsegError (not typer.Exit) so that the console entry point exits with code 1
         raise MedsegError(

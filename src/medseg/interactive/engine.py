@@ -50,8 +50,41 @@ class Engine(Protocol):
         ...
 
 
+UNIVERSAL = "universal"
+"""Name of the model that ships inside the package (see :func:`universal_model_dir`)."""
+
+
+def universal_model_dir() -> Path:
+    """Folder of the shipped universal model (``interactive.json`` + ``model.safetensors``).
+
+    Raises
+    ------
+    ModelFormatError
+        When the package was installed without its weights.
+    """
+    folder = Path(__file__).parent / "weights" / UNIVERSAL
+    if not (folder / "model.safetensors").is_file():
+        raise ModelFormatError(
+            f"{folder}: the universal model's weights are missing from this medseg install; "
+            "reinstall medseg, or pass a model folder from `medseg train-interactive`"
+        )
+    return folder
+
+
+def default_engine() -> Engine:
+    """The engine used when none is given: the shipped universal model (no training needed)."""
+    from medseg.interactive.learned import LearnedEngine
+
+    engine = LearnedEngine.load(universal_model_dir())
+    engine.name = UNIVERSAL
+    return engine
+
+
 def load_engine(spec: str | Path) -> Engine:
-    """``"classical"`` gives the random-walker engine; a model folder gives the learned engine."""
+    """``"universal"`` gives the shipped model, ``"classical"`` the random walker, a model
+    folder the learned engine trained on it."""
+    if str(spec) == UNIVERSAL:
+        return default_engine()
     if str(spec) == "classical":
         from medseg.interactive.classical import RandomWalkerEngine
 
@@ -59,7 +92,7 @@ def load_engine(spec: str | Path) -> Engine:
     path = Path(spec)
     if not path.is_dir():
         raise ModelFormatError(
-            f"{path}: not 'classical' and not a model folder; train one with "
+            f"{path}: not 'universal', not 'classical' and not a model folder; train one with "
             "`medseg train-interactive DATASET -o MODEL`"
         )
     from medseg.interactive.learned import LearnedEngine

@@ -121,18 +121,23 @@ class DistributedHooks:
         return self.device if dist.get_backend() == "nccl" else torch.device("cpu")
 
 
+def require_torchrun() -> None:
+    """Raise :class:`ConfigError` unless torchrun started this process (its variables are set)."""
+    missing = [k for k in ("RANK", "WORLD_SIZE", "MASTER_ADDR") if k not in os.environ]
+    if missing:
+        raise ConfigError(
+            f"not started by torchrun ({', '.join(missing)} unset); launch with "
+            "torchrun --nproc-per-node N -m medseg train DATASET -o MODEL --ddp"
+        )
+
+
 def init_distributed(device: str = "auto", *, timeout_min: float = 60.0) -> DistributedHooks:
     """Join the process group torchrun describes (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``...).
 
     ``device`` ``"auto"`` picks CUDA (NCCL, ``cuda:<LOCAL_RANK>``) when available, else the CPU
     (gloo). Raises :class:`ConfigError` outside torchrun.
     """
-    missing = [k for k in ("RANK", "WORLD_SIZE", "MASTER_ADDR") if k not in os.environ]
-    if missing:
-        raise ConfigError(
-            f"not started by torchrun ({', '.join(missing)} unset); launch with "
-            "torchrun --nproc-per-node N -m medseg train ... --ddp"
-        )
+    require_torchrun()
     local = int(os.environ.get("LOCAL_RANK", "0"))
     use_cuda = device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
     if use_cuda:
