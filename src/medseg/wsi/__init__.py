@@ -44,6 +44,12 @@ _EXPORTS = {
     "rasterize": "medseg.wsi.geojson",
     "extract_tiles": "medseg.wsi.tiles",
     "hed_jitter": "medseg.wsi.tiles",
+    "Corruption": "medseg.wsi.robustness",
+    "RobustnessRow": "medseg.wsi.robustness",
+    "brightfield_from_fluorescence": "medseg.wsi.robustness",
+    "corrupt": "medseg.wsi.robustness",
+    "default_corruptions": "medseg.wsi.robustness",
+    "robustness_report": "medseg.wsi.robustness",
 }
 
 __all__ = sorted(_EXPORTS)
