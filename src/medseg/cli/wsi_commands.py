@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -12,6 +12,8 @@ from medseg.cli._options import Device, output_option, seed_option
 if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
+
+    from medseg.wsi.tiled import SlidePredictionReport
 
 wsi_app = typer.Typer(
     help="Whole-slide images: tissue/pen masks, tiled prediction, synthetic slides.",
@@ -95,14 +97,8 @@ def predict(
 ) -> None:
     """Segment a whole slide tile by tile (tissue only, coarse to fine), resumable after a kill."""
     import json
-    import time
-    import warnings
 
-    from rich.console import Console
-    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-
-    from medseg.wsi import Slide, TiledSettings, TissueSettings, predict_slide, tissue_mask
-    from medseg.wsi.models import predictor_tile_model
+    from medseg.wsi import TiledSettings
 
     settings = TiledSettings(
         level=level,
@@ -112,33 +108,44 @@ def predict(
         coarse_downsample=coarse if coarse > 0 else None,
         refine_threshold=refine_threshold,
     )
+    report = segment_slide_with_progress(
+        model, slide, output, settings=settings, mask_mpp=mask_mpp, device=device, mpp=mpp
+    )
+    typer.echo(json.dumps(report.summary(), indent=2))
+
+
+def segment_slide_with_progress(
+    model: Path, slide: Path, output: Path, **options: Any
+) -> SlidePredictionReport:
+    """:func:`medseg.wsi.segment_slide` with a tiles/s progress bar and warnings on stderr."""
+    import time
+    import warnings
+
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from medseg.wsi import segment_slide
+
     err = Console(stderr=True, soft_wrap=True)
     columns = (
         TextColumn("tiles"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
         TextColumn("{task.fields[rate]}"), TimeRemainingColumn(),
     )  # fmt: skip
-    with warnings.catch_warnings(record=True) as caught:
+    with (
+        warnings.catch_warnings(record=True) as caught,
+        Progress(*columns, console=err, transient=True, disable=not err.is_terminal) as progress,
+    ):
         warnings.simplefilter("always")
-        with (
-            Slide(slide, mpp=mpp) as opened,
-            Progress(
-                *columns, console=err, transient=True, disable=not err.is_terminal
-            ) as progress,
-        ):
-            mask = None if all_tiles else tissue_mask(opened, TissueSettings(mask_mpp=mask_mpp))
-            tile_model = predictor_tile_model(model, mpp=opened.levels[level].mpp, device=device)
-            task = progress.add_task("tiles", total=None, rate="")
-            started = time.perf_counter()
+        task = progress.add_task("tiles", total=None, rate="")
+        started = time.perf_counter()
 
-            def on_progress(done: int, total: int) -> None:
-                rate = done / max(time.perf_counter() - started, 1e-9)
-                progress.update(task, completed=done, total=total, rate=f"{rate:.1f} tiles/s")
+        def on_progress(done: int, total: int) -> None:
+            rate = done / max(time.perf_counter() - started, 1e-9)
+            progress.update(task, completed=done, total=total, rate=f"{rate:.1f} tiles/s")
 
-            report = predict_slide(
-                opened, tile_model, output, tissue=mask, settings=settings, on_progress=on_progress
-            )
+        report = segment_slide(model, slide, output, on_progress=on_progress, **options)
     _print_warnings(caught)
-    typer.echo(json.dumps(report.summary(), indent=2))
+    return report
 
 
 @wsi_app.command("tiles")

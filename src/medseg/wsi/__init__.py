@@ -29,6 +29,8 @@ _EXPORTS = {
     "TiledSettings": "medseg.wsi.tiled",
     "predict_slide": "medseg.wsi.tiled",
     "predictor_tile_model": "medseg.wsi.models",
+    "segment_slide": "medseg.wsi.models",
+    "looks_like_slide": "medseg.wsi.slide",
     "write_label_pyramid": "medseg.wsi.pyramid",
     "NucleiSpec": "medseg.wsi.nuclei",
     "synthetic_nuclei": "medseg.wsi.nuclei",
