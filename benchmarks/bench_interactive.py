@@ -351,7 +351,10 @@ def main() -> None:
     if not args.no_accuracy:
         engines: dict[str, Any] = {label: learned, "random walker": RandomWalkerEngine()}
         if args.peer_brain:
-            engines["train-interactive 15 min"] = LearnedEngine.load(args.peer_brain)
+            peer = LearnedEngine.load(args.peer_brain)
+            engines["train-interactive 15 min"] = peer
+            results["peer_brain_iterations"] = peer.config.training.get("iterations")
+            results["peer_brain_seconds"] = peer.config.training.get("seconds")
         results["accuracy"] = accuracy(engines, args.brain_cases)
         print(card_table(results))
     if not args.no_latency:
