@@ -71,5 +71,5 @@ def test_every_imported_module_is_declared() -> None:
 
 
 def test_click_is_not_imported() -> None:
-    """Typer 0.29 no longer depends on click: medseg must not import it."""
+    """Typer 0.26+ no longer depends on click: medseg must not import it."""
     assert "click" not in _imports()

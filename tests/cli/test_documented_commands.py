@@ -101,3 +101,35 @@ def test_wrong_command_lines_fail(line: str) -> None:
         "UsageError",
         "BadParameter",
     }
+
+
+def _all_options() -> set[str]:
+    found = {"--help"}
+
+    def walk(command) -> None:
+        for param in command.params:
+            found.update(getattr(param, "opts", []), getattr(param, "secondary_opts", []))
+        for sub in getattr(command, "commands", {}).values():
+            walk(sub)
+
+    walk(typer.main.get_command(app_typer))
+    return found
+
+
+def test_every_option_named_in_the_docs_exists() -> None:
+    """``--name`` in a code span of the docs is an option of some command (prose included).
+
+    Spans that run another program (``torchrun ...``, ``ray start ...``, ``python bench.py ...``)
+    name that program's options and are left out.
+    """
+    known = _all_options()
+    unknown = set()
+    for path in DOCUMENTS:
+        prose = re.sub(r"^ *```.*?^ *```", "", path.read_text(encoding="utf-8"), flags=re.M | re.S)
+        for span in re.findall(r"`([^`]+)`", prose):
+            if not span.startswith(("medseg ", "--")):
+                continue
+            for option in re.findall(r"(?<![\w-])--[a-z][a-z0-9-]*(?![\w-])", span):
+                if option not in known:
+                    unknown.add((path.name, option))
+    assert not unknown

@@ -86,3 +86,32 @@ def test_usage_error_from_the_installed_script_has_no_traceback() -> None:
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_multi_line_medseg_error_is_printed_on_one_line(monkeypatch, capsys) -> None:
+    from medseg.errors import DatasetError
+
+    def fail() -> None:
+        raise DatasetError("first line\nsecond line")
+
+    monkeypatch.setattr("medseg.cli.main.app_typer", lambda **_: fail())
+    monkeypatch.setattr(sys, "argv", ["medseg", "info", "x"])
+    with pytest.raises(SystemExit) as info:
+        app()
+    err = capsys.readouterr().err.strip().splitlines()
+    assert info.value.code == 1
+    assert err == ["error: first line second line"]
+
+
+def test_os_error_is_one_line(monkeypatch, capsys) -> None:
+    def fail() -> None:
+        raise PermissionError(13, "Permission denied", "/root/out")
+
+    monkeypatch.setattr("medseg.cli.main.app_typer", lambda **_: fail())
+    monkeypatch.setattr(sys, "argv", ["medseg", "info", "x"])
+    with pytest.raises(SystemExit) as info:
+        app()
+    err = capsys.readouterr().err.strip().splitlines()
+    assert info.value.code == 1
+    assert len(err) == 1
+    assert "Permission denied" in err[0]

@@ -105,3 +105,45 @@ def test_crop_padded_matches_numpy_pad() -> None:
 def test_empty_case_list_is_rejected(sparse) -> None:
     with pytest.raises(ValueError, match="at least one case"):
         PatchSampler(sparse, [], (4, 4, 4), 2, 0.5, foreground_labels=(1,))
+
+
+def test_split_components_matches_scipy_labelling() -> None:
+    from scipy import ndimage
+
+    from medseg.train.sampling import split_components
+
+    rng = np.random.default_rng(4)
+    mask = rng.random((12, 13, 14)) > 0.85
+    voxels = np.argwhere(mask)
+    parts = split_components(voxels)
+    ref, count = ndimage.label(mask, structure=np.ones((3, 3, 3)))
+    assert len(parts) == count
+    assert sum(len(p) for p in parts) == len(voxels)
+    for part in parts:  # each part is exactly one scipy component
+        ids = ref[tuple(part.T)]
+        assert len(set(ids.tolist())) == 1
+        assert len(part) == int((ref == ids[0]).sum())
+    assert split_components(np.zeros((0, 3), int)) == []
+
+
+def test_rare_components_are_centred_equally_often_whatever_their_size(array_source) -> None:
+    label = np.zeros((1, 40, 40, 40), np.int16)
+    label[0, 2:12, 2:12, 2:12] = 3  # 1000-voxel lesion
+    label[0, 30, 30, 30] = 3  # 1-voxel lesion
+    label[0, 20:22, 5:35, 5:35] = 1
+    image = np.zeros(label.shape, np.float32)
+    sampler = PatchSampler(
+        array_source({"a": (image, label)}),
+        ["a"],
+        (4, 4, 4),
+        1,
+        1.0,
+        foreground_labels=(1, 3),
+        oversample_labels=(3,),
+    )
+    rng = np.random.default_rng(0)
+    # a patch holding exactly one lesion voxel was centred on the small lesion: about half of
+    # them, where drawing per voxel would give 1 in 1001
+    hits = [sampler.sample(rng).label[0, 0] for _ in range(400)]
+    in_small = np.mean([(h == 3).sum() == 1 for h in hits])
+    assert 0.4 < in_small < 0.6

@@ -25,6 +25,7 @@ from typing import Annotated, Any, Literal
 import typer
 
 __all__ = [
+    "AcceptWarnings",
     "Device",
     "Folds",
     "Labels",
@@ -133,6 +134,13 @@ def parse_labels(text: str) -> list[int | str]:
     return [int(part) if re.fullmatch(r"-?\d+", part) else part for part in parts]
 
 
+AcceptWarnings = Annotated[
+    bool,
+    typer.Option(
+        "--accept-warnings",
+        help="Go on when the dataset check finds warnings only (errors always stop).",
+    ),
+]
 OutputFolder = Annotated[Path, output_option()]
 Device = Annotated[str, device_option()]
 Folds = Annotated[str, folds_option()]

@@ -14,6 +14,14 @@ def register(app: typer.Typer) -> None:
     app.command()(evaluate)
 
 
+def _check_convention(value: str) -> str:
+    from medseg.evaluate.conventions import EMPTY_CONVENTIONS
+
+    if value not in EMPTY_CONVENTIONS:
+        raise typer.BadParameter(f"{value!r}: use {', '.join(EMPTY_CONVENTIONS)}")
+    return value
+
+
 def evaluate(
     pred: Annotated[Path, typer.Argument(help="Folder of predicted label maps.")],
     ref: Annotated[
@@ -50,14 +58,33 @@ def evaluate(
     boundary: Annotated[
         str, typer.Option("--boundary", help="surfel (DeepMind, default) or erosion (MONAI).")
     ] = "surfel",
+    empty_convention: Annotated[
+        str,
+        typer.Option(
+            "--empty-convention",
+            callback=_check_convention,
+            help="Values where a mask is empty: medseg (default), nnunet, monai (MONAI's "
+            "ignore_empty=True) or monai-keep-empty (ignore_empty=False).",
+        ),
+    ] = "medseg",
     workers: Workers = 1,
     geometry_tol: Annotated[
         float, typer.Option("--geometry-tol", help="Allowed geometry difference in mm.")
     ] = 1e-3,
     seed: Annotated[int, seed_option("Seed of the bootstrap confidence intervals.")] = 0,
     no_report: Annotated[bool, typer.Option("--no-report", help="Skip the HTML report.")] = False,
+    instances: Annotated[
+        bool,
+        typer.Option("--instances", help="Instance maps (nuclei): F1 at IoU, PQ, SQ, AJI."),
+    ] = False,
+    iou_threshold: Annotated[
+        float, typer.Option("--iou-threshold", help="Instances match when IoU exceeds it.")
+    ] = 0.5,
 ) -> None:
     """Score predictions against references per case and class (Dice, HD95, NSD, ...)."""
+    if instances:
+        _evaluate_instances(pred, ref, output, iou_threshold)
+        return
     import warnings
 
     from rich.console import Console
@@ -78,7 +105,7 @@ def evaluate(
                 pred,
                 ref,
                 out_dir=output,
-                labels=_label_values(labels),
+                labels=parse_labels(labels) if labels else None,
                 regions=dict(parse_region(r) for r in region) if region else None,
                 nsd_tolerance_mm=parse_tolerance(nsd_tolerance) if nsd_tolerance else None,
                 workers=workers or 1,
@@ -87,7 +114,10 @@ def evaluate(
                 images_dir=images,
                 probabilities_dir=probabilities,
                 geometry_tol=geometry_tol,
-                options=MetricOptions(boundary=boundary),
+                options=MetricOptions(
+                    boundary=boundary,
+                    empty_convention=empty_convention,  # type: ignore[arg-type]
+                ),
                 seed=seed,
                 report=not no_report,
             )
@@ -101,17 +131,12 @@ def evaluate(
         )
 
 
-def _label_values(text: str | None) -> list[int] | None:
-    """``--labels`` as label values; names are scored through ``dataset.json`` instead."""
-    from medseg.errors import ConfigError
+def _evaluate_instances(pred: Path, ref: Path, out: Path | None, iou_threshold: float) -> None:
+    from rich.console import Console
 
-    if text is None:
-        return None
-    labels = parse_labels(text)
-    names = [label for label in labels if isinstance(label, str)]
-    if names:
-        raise ConfigError(
-            f"--labels {text!r}: evaluate takes label values (e.g. 1,2); classes are named "
-            "from dataset.json (--dataset-json), regions with --region name=1,2"
-        )
-    return [int(label) for label in labels]
+    from medseg.evaluate.instances import evaluate_instance_folders
+
+    result = evaluate_instance_folders(pred, ref, out_dir=out, iou_threshold=iou_threshold)
+    Console(soft_wrap=True).print(result.table())
+    if out is not None:
+        Console(stderr=True).print(f"wrote {out}/instances_per_case.csv, instances_summary.json")

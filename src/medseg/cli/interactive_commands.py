@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from medseg.cli._options import (
+    AcceptWarnings,
     Device,
     Labels,
     Seed,
@@ -40,18 +41,22 @@ def train_interactive(
     size: Annotated[int, typer.Option(help="Network input side in pixels.")] = 128,
     seed: Seed = 0,
     threads: Threads = None,
+    accept_warnings: AcceptWarnings = False,
 ) -> None:
     """Train the promptable network with simulated users and write MODEL."""
     from rich.console import Console
     from rich.progress import Progress
 
+    from medseg.cli._dataset_check import require_checked_dataset
     from medseg.data import load_dataset
     from medseg.interactive.network import InteractiveModelConfig
     from medseg.interactive.training import InteractiveTrainConfig
     from medseg.interactive.training import train_interactive as train
+    from medseg.train.lock import lock_model_folder
 
     apply_threads(threads)
     data = load_dataset(dataset)
+    require_checked_dataset(data, accept_warnings=accept_warnings)
     config = InteractiveTrainConfig(
         iterations=iterations,
         batch_size=batch_size,
@@ -63,7 +68,10 @@ def train_interactive(
         model=InteractiveModelConfig(size=size),
     )
     console = Console(stderr=True, soft_wrap=True)
-    with Progress(console=console, disable=not console.is_terminal) as progress:
+    with (
+        lock_model_folder(output),
+        Progress(console=console, disable=not console.is_terminal) as progress,
+    ):
         task = progress.add_task("training", total=iterations)
         result = train(
             data,

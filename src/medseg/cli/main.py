@@ -26,6 +26,10 @@ COMMAND_MODULES = (
     "medseg.cli.interactive_commands",
     "medseg.cli.train_commands",
     "medseg.cli.predict_commands",
+    "medseg.cli.report_commands",
+    "medseg.cli.wsi_commands",
+    "medseg.cli.export_commands",
+    "medseg.cli.serve_commands",
 )
 
 app_typer = typer.Typer(
@@ -62,8 +66,8 @@ for _module in COMMAND_MODULES:
 def _usage_error_type() -> type[Exception]:
     """The base class of the command-line parser's errors, whichever Typer release is installed.
 
-    Typer up to 0.28 parses with click (``click.ClickException``); Typer 0.29 carries its own copy
-    of click's parser (``typer._click``) and no longer depends on click. ``typer.BadParameter``
+    Typer up to 0.25 parses with click (``click.ClickException``); from 0.26 it carries its own
+    copy of click's parser (``typer._click``) and no longer depends on click. ``typer.BadParameter``
     exists in both and derives from the parser's ``ClickException``, so it finds the right class
     without importing click.
     """
@@ -88,12 +92,18 @@ def _one_line(err: Exception) -> str:
 def app() -> None:
     """Console entry point: errors become one line on stderr, never a traceback.
 
-    Exit codes: 1 for a :class:`MedsegError` (bad input or configuration), 2 for a usage error
-    (unknown option, missing argument, bad option value: Typer's convention), 130 when aborted.
+    Exit codes: 1 for a :class:`MedsegError` (bad input or configuration) or an operating-system
+    error (a full disk, a folder without write permission), 2 for a usage error (unknown option,
+    missing argument, bad option value: Typer's convention), 130 when aborted.
     """
     try:
         code = app_typer(standalone_mode=False)
     except MedsegError as err:
+        typer.secho(f"error: {' '.join(str(err).split())}", fg=typer.colors.RED, err=True)
+        sys.exit(1)
+    except BrokenPipeError:  # output piped into a reader that stopped (e.g. `| head`)
+        sys.exit(1)
+    except OSError as err:
         typer.secho(f"error: {err}", fg=typer.colors.RED, err=True)
         sys.exit(1)
     except _UsageError as err:

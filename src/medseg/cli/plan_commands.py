@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from medseg.cli._options import device_option, output_option, workers_option
+from medseg.cli._options import AcceptWarnings, device_option, output_option, workers_option
 
 
 def register(app: typer.Typer) -> None:
@@ -48,10 +48,12 @@ def plan(
             "--set", help="Override any field: KEY=VALUE, e.g. training.learning_rate=0.001."
         ),
     ] = None,
+    accept_warnings: AcceptWarnings = False,
 ) -> None:
     """Fingerprint a dataset and plan preprocessing, network and training for it."""
     from rich.console import Console
 
+    from medseg.cli._dataset_check import require_checked_dataset
     from medseg.data import load_dataset
     from medseg.plan import (
         PlanBudget,
@@ -64,6 +66,7 @@ def plan(
     from medseg.plan.summary import plan_summary
 
     data = load_dataset(dataset)
+    require_checked_dataset(data, accept_warnings=accept_warnings)
     if output is not None:
         fingerprint_path = output.parent / "fingerprint.json"
         fingerprint = load_or_extract_fingerprint(data, fingerprint_path)

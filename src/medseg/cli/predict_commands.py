@@ -14,6 +14,7 @@ from medseg.cli._options import (
     folds_option,
     output_option,
     parse_folds,
+    workers_option,
 )
 
 
@@ -48,23 +49,62 @@ def predict(
     volumes: Annotated[
         bool, typer.Option("--volumes/--no-volumes", help="Write {case}_volumes.json.")
     ] = True,
+    clinical_report: Annotated[
+        bool,
+        typer.Option("--report", help="Also write OUTPUT/reports/<case>/report.* and cohort.csv."),
+    ] = False,
+    runtime: Annotated[
+        str, typer.Option("--runtime", help="Network engine: torch, or onnx (onnxruntime).")
+    ] = "torch",
+    ray: Annotated[
+        str | None,
+        typer.Option(
+            "--ray",
+            metavar="ADDRESS",
+            help="Run on Ray: 'local' starts Ray here, an address (auto, ray://head:10001) "
+            "joins a cluster; writes OUT/manifest.json, a re-run predicts only what is missing.",
+        ),
+    ] = None,
+    workers: Annotated[
+        int | None, workers_option("With --ray: Ray workers (default: as many as the CPUs allow).")
+    ] = None,
 ) -> None:
     """Segment images with a trained model; outputs keep each input's geometry."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     from medseg.errors import ImageReadError, MedsegError
-    from medseg.infer import Predictor
+    from medseg.scale import make_predictor
 
     for path in inputs:
         if not path.exists():
             raise ImageReadError(f"{path}: no such file or folder (give image files or folders)")
-
-    apply_threads(threads)
     fold_list = parse_folds(folds)
     chosen = None if fold_list == "all" else fold_list
+    if ray is not None:
+        _predict_on_ray(
+            model,
+            inputs,
+            output,
+            address=None if ray == "local" else ray,
+            runtime=runtime,
+            workers=workers,
+            threads=threads or 1,
+            device=device,
+            folds=chosen,
+            tta=not fast,
+            step=step,
+            probabilities=probabilities,
+            uncertainty=uncertainty,
+            volumes=volumes,
+        )
+        return
+
+    apply_threads(threads)
     out, err = Console(soft_wrap=True), Console(stderr=True, soft_wrap=True)
-    predictor = Predictor(model, device=device, folds=chosen, fast=fast, step=step)
+    predictor = make_predictor(
+        model, runtime=runtime, device=device, folds=chosen, fast=fast, step=step
+    )
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
     with Progress(*columns, console=err, transient=True, disable=not err.is_terminal) as bar:
         cases = bar.add_task("cases", total=None)
@@ -88,8 +128,52 @@ def predict(
     for failure in report.failures:
         err.print(f"[red]failed[/red] {failure.case_id}: {failure.message}", highlight=False)
     err.print(f"{len(report.outputs)} case(s) written to {output}, {len(report.failures)} failed")
+    if clinical_report:
+        from medseg.cli.report_commands import report_predictions
+
+        report_predictions(report.outputs, inputs, predictor.model, output / "reports")
     if not report.ok:
         # a MedsegError (not typer.Exit) so that the console entry point exits with code 1
+        raise MedsegError(
+            f"{len(report.failures)} case(s) failed: "
+            + ", ".join(f.case_id for f in report.failures)
+        )
+
+
+def _predict_on_ray(model: Path, inputs: list[Path], output: Path, **options) -> None:
+    """``medseg predict --ray``: :func:`medseg.scale.predict_with_ray` with a progress bar."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from medseg.errors import MedsegError
+    from medseg.scale import predict_with_ray
+
+    out, err = Console(soft_wrap=True), Console(stderr=True, soft_wrap=True)
+    device, threads = options.pop("device"), options.pop("threads")
+    gpus = 1.0 if device.startswith("cuda") else 0.0
+    columns = (TextColumn("cases"), BarColumn(), MofNCompleteColumn())
+    with Progress(*columns, console=err, transient=True, disable=not err.is_terminal) as bar:
+        task = bar.add_task("cases", total=None)
+        report = predict_with_ray(
+            model,
+            inputs,
+            output,
+            cpus_per_worker=threads,
+            gpus_per_worker=gpus,
+            device=None if device == "auto" else device,
+            volumes_json=options.pop("volumes"),
+            on_progress=lambda done, total: bar.update(task, completed=done, total=total),
+            **options,
+        )
+    for case in report.outputs:
+        out.print(f"{case.case_id}: {case.labels_path}", highlight=False)
+    for failure in report.failures:
+        err.print(f"[red]failed[/red] {failure.case_id}: {failure.message}", highlight=False)
+    err.print(
+        f"{len(report.outputs)} case(s) written to {output}, {len(report.failures)} failed, "
+        f"{len(report.skipped)} already done (manifest {report.manifest})"
+    )
+    if not report.ok:
         raise MedsegError(
             f"{len(report.failures)} case(s) failed: "
             + ", ".join(f.case_id for f in report.failures)

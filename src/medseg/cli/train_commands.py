@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import Annotated
 import typer
 
 from medseg.cli._options import (
+    AcceptWarnings,
     Device,
     Folds,
     Threads,
@@ -52,16 +54,32 @@ def train(
     restart: Annotated[
         bool, typer.Option("--restart", help="Ignore checkpoints and finished folds.")
     ] = False,
+    accept_warnings: AcceptWarnings = False,
+    ddp: Annotated[
+        bool,
+        typer.Option("--ddp", help="Data-parallel: one rank of a torchrun job (docs/scale.md)."),
+    ] = False,
 ) -> None:
     """Train a segmentation model; resumes an interrupted run in the same folder."""
+    import os
+
     from rich.console import Console
 
+    from medseg.cli._dataset_check import require_checked_dataset
+    from medseg.data import load_dataset
     from medseg.plan import parse_assignment
     from medseg.train import train_model
 
+    if ddp:
+        from medseg.scale.ddp import require_torchrun
+        from medseg.scale.ddp import train_model_ddp as train_model
+
+        require_torchrun()
     apply_threads(threads)
-    console = Console(soft_wrap=True)
-    err_console = Console(stderr=True, soft_wrap=True)
+    require_checked_dataset(load_dataset(dataset), accept_warnings=accept_warnings)
+    quiet = ddp and os.environ.get("RANK", "0") != "0"  # rank 0 alone reports
+    console = Console(soft_wrap=True, quiet=quiet)
+    err_console = Console(stderr=True, soft_wrap=True, quiet=quiet)
     overrides = dict(parse_assignment(text) for text in set_ or [])
 
     def on_epoch(row: dict) -> None:
@@ -71,7 +89,7 @@ def train(
             f"val loss {row['val_loss']:.4f}, Dice {dice} ({row['epoch_s']:.1f} s)"
         )
 
-    with _progress(err_console) as on_progress:
+    with _model_folder_lock(output, err_console), _progress(err_console) as on_progress:
         result = train_model(
             dataset,
             output,
@@ -97,6 +115,27 @@ def train(
 
 def _fmt(value: float) -> str:
     return "n/a" if value is None or math.isnan(value) else f"{value:.3f}"
+
+
+@contextmanager
+def _model_folder_lock(output: Path, console) -> Iterator[None]:  # type: ignore[no-untyped-def]
+    """Hold the model folder's lock (see :mod:`medseg.train.lock`); report a stale one taken over.
+
+    Under ``torchrun`` (``RANK`` set) only rank 0 takes the lock: the other ranks are the same
+    training.
+    """
+    if os.environ.get("RANK", "0") != "0":
+        yield
+        return
+    from medseg.train.lock import lock_model_folder
+
+    with lock_model_folder(output) as held:
+        if held.taken_over is not None:
+            console.print(
+                f"[yellow]note:[/yellow] {output}: took over the lock of a training that is no "
+                f"longer running ({held.taken_over.describe()})"
+            )
+        yield
 
 
 @contextmanager

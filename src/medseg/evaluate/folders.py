@@ -89,7 +89,7 @@ def evaluate_folders(
     ref_dir: PathLikeStr,
     *,
     out_dir: PathLikeStr | None = None,
-    labels: Mapping[str, int] | Sequence[int] | None = None,
+    labels: Mapping[str, int] | Sequence[int | str] | None = None,
     regions: Mapping[str, Sequence[int]] | None = None,
     nsd_tolerance_mm: float | Mapping[str, float] | None = None,
     workers: int = 1,
@@ -112,7 +112,7 @@ def evaluate_folders(
         Folder of reference label maps, or an nnU-Net dataset folder with ``labelsTr``.
     out_dir : path, optional
         Where to write ``metrics_per_case.csv``, ``summary.json`` and ``report.html``.
-    labels : mapping of name to value, or sequence of values, optional
+    labels : mapping of name to value, or sequence of values or dataset.json names, optional
         Labels to score. Default: from ``dataset.json``, else every value found.
     regions : mapping of name to sequence of values, optional
         Regions (unions of labels) to score as well.

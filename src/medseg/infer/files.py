@@ -116,15 +116,17 @@ def predict_files(
                 on_case_progress(_id, d, t)
 
         try:
-            image = read_case_image(case)
-            prediction = predictor.predict_image(
-                image,
-                probabilities=probabilities,
-                uncertainty=uncertainty,
-                case_id=case.case_id,
-                on_progress=progress,
+            outputs.append(
+                predict_case(
+                    predictor,
+                    case,
+                    out,
+                    probabilities=probabilities,
+                    uncertainty=uncertainty,
+                    volumes_json=volumes_json,
+                    on_progress=progress,
+                )
             )
-            outputs.append(_write_case(prediction, case, out, predictor, volumes_json))
         except MedsegError as err:
             logger.warning("case %s failed: %s", case.case_id, err)
             failures.append(CaseFailure(case.case_id, case.paths, str(err)))
@@ -134,6 +136,30 @@ def predict_files(
         if on_progress is not None:
             on_progress(done, len(cases))
     return PredictReport(outputs, failures)
+
+
+def predict_case(
+    predictor: ImagePredictor,
+    case: InputCase,
+    out_dir: Path,
+    *,
+    probabilities: bool = False,
+    uncertainty: bool = False,
+    volumes_json: bool = True,
+    on_progress: ProgressFn | None = None,
+) -> CaseOutput:
+    """Read, predict and write one case into the existing folder ``out_dir``.
+
+    Raises what reading or predicting raises (:func:`predict_files` records it as a failure).
+    """
+    prediction = predictor.predict_image(
+        read_case_image(case),
+        probabilities=probabilities,
+        uncertainty=uncertainty,
+        case_id=case.case_id,
+        on_progress=on_progress,
+    )
+    return _write_case(prediction, case, Path(out_dir), predictor, volumes_json)
 
 
 def read_case_image(case: InputCase) -> Image:

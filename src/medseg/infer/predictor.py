@@ -1,6 +1,6 @@
 """The :class:`Predictor`: a trained model folder applied to images, with the input's geometry.
 
-Pipeline per image (DESIGN A6, B4): check channels -> preprocess exactly as in training
+Pipeline per image (docs/predict.md): check channels -> preprocess exactly as in training
 (:func:`medseg.preprocess.preprocess_image`) -> Gaussian sliding window over every fold and
 mirror combination, averaging *probabilities* -> slab-wise resampling back to the input grid
 and argmax (:func:`medseg.preprocess.restore_to_original`) -> post-processing rules from

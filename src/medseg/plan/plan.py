@@ -61,6 +61,15 @@ class TrainingConfig:
     ``oversample_labels`` empty the centre's label is drawn uniformly among the labels present
     (nnU-Net); otherwise the centre is a voxel of one of these label values (rare classes such as
     lesions). ``class_weights`` (one per network output, background first) weight the CE term.
+
+    Time-budgeted training (CPU plans): with ``time_budget_s`` set, a fold trains for that many
+    seconds of wall time (validation included) instead of ``epochs`` x ``iterations_per_epoch``;
+    the learning rate follows the schedule over elapsed / budget, after a linear warm-up over
+    ``warmup_fraction`` of it. ``case_validations`` > 0 replaces the per-epoch patch validation by
+    that many sliding-window validations of whole cases (at most ``max_val_cases`` of them) in
+    the second half of the run, the last at its end; the weights of the best one are kept.
+    ``batch_dice`` computes the Dice term over the batch (``None``: only for ``2d``).
+    ``optimizer`` is ``sgd`` (Nesterov, ``momentum``) or ``adamw`` (betas 0.9/0.999).
     """
 
     epochs: int = 50
@@ -77,6 +86,12 @@ class TrainingConfig:
     mirror_axes: tuple[int, ...] = ()
     augment: bool = True
     mixed_precision: Literal["auto", "off", "bf16"] = "auto"
+    time_budget_s: float | None = None
+    warmup_fraction: float = 0.0
+    case_validations: int = 0
+    max_val_cases: int = 4
+    batch_dice: bool | None = None
+    optimizer: Literal["sgd", "adamw"] = "sgd"
 
 
 @dataclass(frozen=True, kw_only=True)

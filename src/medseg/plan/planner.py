@@ -1,4 +1,4 @@
-"""``make_plan``: the nnU-Net rules (DESIGN A3) fitted to a compute budget (DESIGN B4.1)."""
+"""``make_plan``: the nnU-Net rules fitted to a compute budget (docs/plan.md)."""
 
 from __future__ import annotations
 
@@ -33,6 +33,10 @@ CPU_REFERENCE_PATCH = (64, 64, 64)
 """Patch of the CPU reference iteration (``PlanBudget.reference_iteration_s``)."""
 MAX_DATASET_COVERED = 0.05
 MIN_BATCH = 2
+CPU_WARMUP_FRACTION = 0.05
+"""CPU plans: linear learning-rate warm-up over this fraction of the time budget."""
+CPU_CASE_VALIDATIONS = 3
+"""CPU plans: whole-case validations per run (second half of the budget, last at the end)."""
 PLANNED_KEYS = ("spacing", "patch_size", "batch_size")
 """Configuration fields that, when overridden, are planning inputs rather than edits."""
 
@@ -289,6 +293,7 @@ def _training(
     batch: int,
 ) -> tuple[TrainingConfig, list[str]]:
     reasons = []
+    timed: dict[str, Any] = {}
     if budget.device == "cuda":
         epochs, per_epoch, val = 1000, 250, 50
         reasons.append("schedule: nnU-Net's 1000 epochs x 250 iterations (GPU)")
@@ -296,11 +301,29 @@ def _training(
         anchor = _cpu_anchor(budget, num_classes)
         seconds = budget.reference_iteration_s * (est * batch) / (anchor * 2) * 2 / budget.cpu_cores
         per_epoch, val = 50, 10
-        epoch_s = seconds * (per_epoch + val / 3)
-        epochs = max(1, int(budget.time_budget_s // epoch_s))
+        epochs = max(1, int(budget.time_budget_s // (seconds * per_epoch)))
+        timed = {
+            "time_budget_s": float(budget.time_budget_s),
+            "warmup_fraction": CPU_WARMUP_FRACTION,
+            "case_validations": CPU_CASE_VALIDATIONS,
+            "batch_dice": True,
+        }
         reasons.append(
-            f"schedule: about {seconds:.2f} s per iteration estimated, so {epochs} epochs x "
-            f"{per_epoch} iterations fill the {budget.time_budget_s:g} s budget"
+            f"schedule: trains for the {budget.time_budget_s:g} s budget itself, not a count of "
+            f"epochs (about {seconds:.2f} s per iteration estimated, so about "
+            f"{epochs * per_epoch} iterations); warm-up over the first "
+            f"{CPU_WARMUP_FRACTION:.0%}, then poly decay over elapsed / budget, so the learning "
+            "rate reaches 0 when the time is spent on any CPU and under any load"
+        )
+        reasons.append(
+            f"validation: {CPU_CASE_VALIDATIONS} sliding-window predictions of whole validation "
+            "cases (at most 4) in the second half of the run, the last at its end, instead of "
+            "patch validation every epoch (which cost ~10% of a CPU budget); the weights of the "
+            "best one are kept"
+        )
+        reasons.append(
+            "loss: Dice over the whole batch, so a patch without a small class does not score "
+            "a perfect Dice of 0 for it and a rare class's few voxels add up over the batch"
         )
     weights: tuple[float, ...] | None = None
     centred: tuple[int, ...] = ()
@@ -317,6 +340,7 @@ def _training(
         oversample_labels=centred,
         loss="dice_ce" if label_values else "dice_bce",
         mirror_axes=tuple(range(dim)),
+        **timed,
     )
     return training, reasons
 

@@ -95,6 +95,12 @@ def _configuration_problems(config: Configuration, plan: Plan) -> list[str]:
         )
     if train.epochs < 1 or train.iterations_per_epoch < 1:
         problems.append("training.epochs and training.iterations_per_epoch must be >= 1")
+    if train.time_budget_s is not None and train.time_budget_s <= 0:
+        problems.append(f"training.time_budget_s must be > 0 or null, got {train.time_budget_s}")
+    if not 0.0 <= train.warmup_fraction < 1.0:
+        problems.append(f"training.warmup_fraction must be in [0, 1), got {train.warmup_fraction}")
+    if train.case_validations < 0 or train.max_val_cases < 1:
+        problems.append("training.case_validations must be >= 0 and max_val_cases >= 1")
     if train.learning_rate <= 0:
         problems.append(f"training.learning_rate must be > 0, got {train.learning_rate}")
     return problems

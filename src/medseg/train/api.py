@@ -27,6 +27,7 @@ from medseg.train.splits import SPLITS_NAME, load_or_make_splits
 from medseg.train.trainer import (
     EpochCallback,
     FoldResult,
+    ParallelHooks,
     ProgressCallback,
     resolve_device,
     train_fold,
@@ -73,6 +74,7 @@ def train_model(
     resume: bool = True,
     on_progress: ProgressCallback | None = None,
     on_epoch: EpochCallback | None = None,
+    parallel: ParallelHooks | None = None,
 ) -> TrainResult:
     """Plan (if needed), preprocess and train folds of a dataset into a model folder.
 
@@ -90,7 +92,8 @@ def train_model(
         trained on every case (folder ``fold_all``; its reported Dice is the patch pseudo-Dice
         on its own training cases, without the final sliding-window validation).
     epochs : int, optional
-        Override ``training.epochs`` of the configuration.
+        Override ``training.epochs`` of the configuration; the fold then trains for that many
+        epochs instead of a CPU plan's time budget (as does an override of ``training.epochs``).
     device : str or torch.device
         ``"auto"`` (CUDA if available), ``"cpu"`` or ``"cuda"``.
     plan : Plan or path, optional
@@ -112,6 +115,8 @@ def train_model(
         ``on_progress(iterations_done, iterations_total)`` over all requested folds.
     on_epoch : callable, optional
         Called with each epoch's log row (a dict, with the ``fold`` number added).
+    parallel : ParallelHooks, optional
+        Data-parallel training; use :func:`medseg.scale.ddp.train_distributed`, which sets it.
 
     Returns
     -------
@@ -135,14 +140,22 @@ def train_model(
         chosen = load_plan(out / "plan.json")
     else:
         chosen = make_plan(fingerprint, budget=budget)
-        if not chosen.budget.get("cuda") and epochs is None and not _sets_epochs(overrides):
+        timed = chosen.configuration(configuration).training.time_budget_s is not None
+        no_epochs = epochs is None and not _sets_epochs(overrides)
+        if not chosen.budget.get("cuda") and no_epochs and not timed:
             chosen = _fit_epochs_to_time(chosen, configuration, device)
     chosen = apply_overrides(chosen, overrides)
     config = chosen.configuration(configuration)
+    sets_budget = any(key.endswith("time_budget_s") for key in (overrides or {}))
+    if _sets_epochs(overrides) and not sets_budget:
+        config = dataclasses.replace(
+            config, training=dataclasses.replace(config.training, time_budget_s=None)
+        )
+        chosen = chosen.with_configuration(config)
     if epochs is not None:
         if epochs < 1:
             raise ConfigError(f"epochs must be >= 1, got {epochs}")
-        training = dataclasses.replace(config.training, epochs=epochs)
+        training = dataclasses.replace(config.training, epochs=epochs, time_budget_s=None)
         config = dataclasses.replace(config, training=training)
         chosen = chosen.with_configuration(config)
     save_model_folder(
@@ -189,8 +202,9 @@ def train_model(
                 num_workers=_workers() if num_workers is None else num_workers,
                 resume=resume,
                 final_validation=fold != ALL_FOLD,
-                on_progress=_shifted(on_progress, offset, per_fold * len(fold_list)),
+                on_progress=_shifted(on_progress, index, len(fold_list)),
                 on_epoch=None if on_epoch is None else _tagged(on_epoch, fold),
+                parallel=parallel,
             )
         )
     return TrainResult(
@@ -256,10 +270,11 @@ def _workers() -> int:
     return max(1, min(2, (cores or 1) - 1))
 
 
-def _shifted(callback: ProgressCallback | None, offset: int, total: int):
+def _shifted(callback: ProgressCallback | None, index: int, count: int):
+    """Progress of fold ``index`` of ``count`` as progress over all of them."""
     if callback is None:
         return None
-    return lambda done, _: callback(offset + done, total)
+    return lambda done, total: callback(index * total + done, total * count)
 
 
 def _tagged(callback: EpochCallback, fold: int) -> EpochCallback:

@@ -174,12 +174,19 @@ class DeepSupervisionLoss(nn.Module):
 
 
 def build_loss(plan: Plan, config: Configuration) -> DeepSupervisionLoss:
-    """The training loss for ``config`` of ``plan`` (regions, ignore label, class weights)."""
+    """The training loss for ``config`` of ``plan`` (regions, ignore label, class weights).
+
+    Dice over the batch when ``training.batch_dice`` says so (default: only for ``2d``).
+    """
     regions = [labels for _, labels in region_channels(plan.regions)]
     loss = SegmentationLoss(
         regions=regions,
         ignore_label=plan.ignore_label,
         class_weights=config.training.class_weights,
-        batch_dice=config.name == "2d",
+        batch_dice=(
+            config.name == "2d"
+            if config.training.batch_dice is None
+            else config.training.batch_dice
+        ),
     )
     return DeepSupervisionLoss(loss)

@@ -5,10 +5,13 @@ of every batch are forced to contain foreground: a case is drawn, then one of th
 classes present in it (each class equally likely whatever its voxel count, so rare classes are
 favoured), then one voxel of that class, and the patch is placed so that the voxel lies inside
 it (centred where the image allows). With ``oversample_labels`` (the plan's rare classes, e.g.
-lesions) forced samples are drawn only from cases containing one of those labels and centred on
-one of them; if no case has any, forced samples fall back to any foreground. The other samples are
-placed uniformly. Patches that reach past the image are zero-padded (label 0), so images smaller
-than the patch work. For a ``2d`` configuration one slice along axis 0 is drawn per sample.
+lesions) forced samples are centred on *connected components* of those labels instead: one
+component is drawn uniformly among all components of all cases (26-connected), then one of its
+voxels, so a 5-voxel lesion is the centre as often as a 500-voxel one and a case with many
+lesions is visited more often than a case with one. If no case has any, forced samples fall back
+to any foreground. The other samples are placed uniformly. Patches that reach past the image are
+zero-padded (label 0), so images smaller than the patch work. For a ``2d`` configuration one
+slice along axis 0 is drawn per sample.
 
 All randomness comes from the ``numpy.random.Generator`` passed in: the same generator state
 gives the same batch.
@@ -67,6 +70,33 @@ def crop_padded(
     out = np.full((array.shape[0], *size), fill, dtype=array.dtype)
     out[tuple(dst)] = array[tuple(src)]
     return out
+
+
+def split_components(voxels: np.ndarray) -> list[np.ndarray]:
+    """Split voxel positions into 26-connected components.
+
+    Parameters
+    ----------
+    voxels : ndarray of int, shape (N, 3)
+        (z, y, x) positions of one label's voxels.
+
+    Returns
+    -------
+    list of ndarray, shape (N_i, 3)
+        One array per component, in cc3d's (scan) order; empty input gives an empty list.
+    """
+    import cc3d
+
+    if len(voxels) == 0:
+        return []
+    low = voxels.min(axis=0)
+    local = voxels - low
+    mask = np.zeros(tuple(local.max(axis=0) + 1), dtype=bool)
+    mask[tuple(local.T)] = True
+    ids = cc3d.connected_components(mask, connectivity=26)[tuple(local.T)]
+    order = np.argsort(ids, kind="stable")
+    cuts = np.flatnonzero(np.diff(ids[order])) + 1
+    return np.split(voxels[order], cuts)
 
 
 @dataclass(frozen=True)
@@ -128,9 +158,12 @@ class PatchSampler:
         self._arrays: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self._locations = {case_id: self._read_locations(case_id) for case_id in self.case_ids}
         targets = set(oversample_labels) & set(self.foreground_labels)
-        rare = [c for c in self.case_ids if targets & set(self._locations[c])]
-        self._forced_labels = tuple(sorted(targets)) if rare else self.foreground_labels
-        self._forced_cases = rare or self.case_ids
+        self._components = [
+            (case_id, voxels)
+            for case_id in self.case_ids
+            for value in sorted(targets & set(self._locations[case_id]))
+            for voxels in split_components(self._locations[case_id][value])
+        ]
 
     def _read_locations(self, case_id: str) -> dict[int, np.ndarray]:
         found = self.source.foreground_locations(case_id)
@@ -145,12 +178,15 @@ class PatchSampler:
         images, labels, forced = [], [], []
         for i in range(self.batch_size):
             force = i >= self.batch_size - self.n_forced
-            pool = self._forced_cases if force else self.case_ids
-            case_id = pool[int(rng.integers(len(pool)))]
+            if force and self._components:
+                case_id, voxels = self._components[int(rng.integers(len(self._components)))]
+                centre: np.ndarray | None = voxels[int(rng.integers(len(voxels)))]
+            else:
+                case_id = self.case_ids[int(rng.integers(len(self.case_ids)))]
+                centre = self._foreground_voxel(case_id, rng) if force else None
             if case_id not in self._arrays:
                 self._arrays[case_id] = self.source.load(case_id, mmap=True)[:2]
             image, label = self._arrays[case_id]
-            centre = self._foreground_voxel(case_id, rng) if force else None
             patch_image, patch_label = self._crop(image, label, centre, rng)
             images.append(patch_image)
             labels.append(patch_label)
@@ -163,7 +199,7 @@ class PatchSampler:
 
     def _foreground_voxel(self, case_id: str, rng: np.random.Generator) -> np.ndarray | None:
         locations = self._locations[case_id]
-        classes = [c for c in sorted(locations) if c in self._forced_labels] or sorted(locations)
+        classes = sorted(locations)
         if not classes:
             return None
         voxels = locations[classes[int(rng.integers(len(classes)))]]

@@ -1,6 +1,6 @@
 """Train one cross-validation fold: SGD + poly LR, Dice + CE, checkpoints, logs, resume.
 
-nnU-Net's recipe (DESIGN A5): SGD with Nesterov momentum, learning rate
+nnU-Net's recipe (docs/train.md): SGD with Nesterov momentum, learning rate
 ``lr * (1 - epoch / epochs) ** 0.9`` set at the start of each epoch, gradient norm clipped at
 ``grad_clip``, deep-supervision Dice + CE. Mixed precision: bf16 (or fp16 with a gradient scaler)
 autocast on CUDA; on a CPU only with ``mixed_precision="bf16"``, or ``"auto"`` on a CPU with
@@ -29,28 +29,50 @@ from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
 from torch import nn
 
 from medseg.errors import ConfigError, MedsegError
-from medseg.plan.plan import Configuration, Plan
+from medseg.plan.plan import Configuration, Plan, TrainingConfig
+from medseg.train import schedule
 from medseg.train.augment import build_augmentation
 from medseg.train.checkpoint import load_checkpoint, remove_checkpoints, save_checkpoint
 from medseg.train.loader import BatchStream, batch_iterator
 from medseg.train.logs import plot_progress, write_log_csv
-from medseg.train.losses import DeepSupervisionLoss, build_loss, labels_to_regions, region_channels
+from medseg.train.losses import DeepSupervisionLoss, build_loss
 from medseg.train.model_folder import fold_dir, save_fold
 from medseg.train.networks import build_network, output_list
 from medseg.train.sampling import CaseSource, PatchSampler
-from medseg.train.validation import METHOD, class_names, mean_over_cases, validate_cases
+from medseg.train.timed import TimedRun, TimedState, train_for_time
+from medseg.train.validation import METHOD, mean_over_cases, patch_validation, validate_cases
 
 logger = logging.getLogger(__name__)
 
 ProgressCallback = Callable[[int, int], None]
 EpochCallback = Callable[[dict[str, Any]], None]
+
+
+class ParallelHooks(Protocol):
+    """What data-parallel training (``medseg.scale.ddp``) changes in :func:`train_fold`.
+
+    ``is_writer``: this process writes logs, checkpoints and weights (rank 0). ``wrap(net)``:
+    the module that runs forward/backward (e.g. DistributedDataParallel). ``split(stream)``:
+    this rank's share of the batch stream. ``mean(value)``: a float averaged over ranks.
+    ``finish()``: wait until the writer has saved the fold.
+    """
+
+    is_writer: bool
+
+    def wrap(self, net: nn.Module) -> nn.Module: ...
+
+    def split(self, stream: BatchStream) -> BatchStream: ...
+
+    def mean(self, value: float) -> float: ...
+
+    def finish(self) -> None: ...
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -103,7 +125,7 @@ def autocast_dtype(setting: str, device: torch.device) -> torch.dtype | None:
 
 def poly_lr(initial: float, epoch: int, epochs: int, exponent: float = 0.9) -> float:
     """nnU-Net's polynomial learning-rate decay for 0-based ``epoch`` of ``epochs``."""
-    return initial * (1 - epoch / epochs) ** exponent
+    return schedule.poly_lr(initial, epoch / epochs, exponent)
 
 
 def train_fold(
@@ -122,6 +144,7 @@ def train_fold(
     final_validation: bool = True,
     on_progress: ProgressCallback | None = None,
     on_epoch: EpochCallback | None = None,
+    parallel: ParallelHooks | None = None,
 ) -> FoldResult:
     """Train one fold and write it into the model folder ``model_dir``.
 
@@ -153,6 +176,11 @@ def train_fold(
         ``on_progress(iterations_done, iterations_total)`` after every training iteration.
     on_epoch : callable, optional
         Called with each epoch's log row (a dict) after it is written.
+    parallel : ParallelHooks, optional
+        Data-parallel training across processes (see ``medseg.scale.ddp``); only the writer
+        saves files, every process returns the result. Processes cannot agree on when a wall-clock
+        budget runs out, so a parallel run trains the plan's ``epochs`` even when the plan has a
+        ``time_budget_s``.
 
     Returns
     -------
@@ -165,6 +193,7 @@ def train_fold(
     dtype = autocast_dtype(tc.mixed_precision, dev)
     memory_format = _memory_format(ndim) if dtype is not None and dev.type == "cpu" else None
     path = fold_dir(model_dir, fold)
+    writer = parallel is None or parallel.is_writer
     path.mkdir(parents=True, exist_ok=True)
 
     previous_determinism = torch.are_deterministic_algorithms_enabled()
@@ -173,24 +202,21 @@ def train_fold(
         torch.manual_seed(seed)
         net = build_network(config.network, len(plan.channel_names), plan.num_classes, ndim)
         net = net.to(dev) if memory_format is None else net.to(dev, memory_format=memory_format)
-        optimizer = torch.optim.SGD(
-            net.parameters(),
-            lr=tc.learning_rate,
-            momentum=tc.momentum,
-            weight_decay=tc.weight_decay,
-            nesterov=True,
-        )
+        optimizer = build_optimizer(net, tc)
         loss_fn = _checked_loss(plan, config).to(dev)
+        timed = tc.time_budget_s is not None and parallel is None
         rows: list[dict[str, Any]] = []
         start = 0
         state = load_checkpoint(path, net, optimizer) if resume else None
         if not resume:
             remove_checkpoints(path)
         if state is not None:
-            if state.get("epochs") != tc.epochs or state.get("seed") != seed:
+            made_for = (state.get("epochs"), state.get("time_budget_s"), state.get("seed"))
+            if made_for != (tc.epochs, tc.time_budget_s, seed):
                 raise ConfigError(
-                    f"{path}: checkpoint was made for {state.get('epochs')} epochs, seed "
-                    f"{state.get('seed')}; pass resume=False to start over"
+                    f"{path}: checkpoint was made for {state.get('epochs')} epochs, time budget "
+                    f"{state.get('time_budget_s')} s, seed {state.get('seed')}; pass "
+                    "resume=False to start over"
                 )
             start, rows = int(state["epoch"]), list(state["rows"])
             logger.info("fold %s: resuming after epoch %d", fold, start)
@@ -210,87 +236,164 @@ def train_fold(
             )
 
         transform = build_augmentation(ndim, mirror_axes=tc.mirror_axes) if tc.augment else None
-        stream = BatchStream(
-            sampler(train_ids), transform, seed=seed, start=start * tc.iterations_per_epoch
-        )
-        val_stream = BatchStream(sampler(val_ids), None, seed=seed + 1)
-        val_batches = [val_stream.batch(k) for k in range(tc.val_iterations)]
+        done = int(state["iterations"]) if timed and state else start * tc.iterations_per_epoch
+        stream = BatchStream(sampler(train_ids), transform, seed=seed, start=done)
+        stream = stream if parallel is None else parallel.split(stream)
         batches = batch_iterator(stream, num_workers)
-        step = _Stepper(net, optimizer, loss_fn, dev, dtype, memory_format, tc.grad_clip, ndim)
-        total = tc.epochs * tc.iterations_per_epoch
-        done = start * tc.iterations_per_epoch
-        for epoch in range(start, tc.epochs):
-            tic = time.perf_counter()
-            for group in optimizer.param_groups:
-                group["lr"] = poly_lr(tc.learning_rate, epoch, tc.epochs)
-            net.train()
-            losses = []
-            for _ in range(tc.iterations_per_epoch):
-                image, label = next(batches)
-                losses.append(step(image, label))
-                done += 1
-                if on_progress is not None:
-                    on_progress(done, total)
-            finite = [v for v in losses if math.isfinite(v)]
-            if not finite:
-                raise MedsegError(
-                    f"fold {fold}, epoch {epoch + 1}: every training loss was NaN/inf; lower "
-                    "training.learning_rate or set training.mixed_precision to 'off'"
-                )
-            val_loss, dice = _validate(net, loss_fn, val_batches, plan, dev, dtype, memory_format)
-            row = {
-                "epoch": epoch + 1,
-                "train_loss": float(np.mean(finite)),
-                "val_loss": val_loss,
-                "lr": optimizer.param_groups[0]["lr"],
-                "epoch_s": round(time.perf_counter() - tic, 3),
-                **{f"dice_{name}": value for name, value in dice.items()},
-                "mean_dice": _nanmean(dice.values()),
+        step_net = net if parallel is None else parallel.wrap(net)
+        step = _Stepper(step_net, optimizer, loss_fn, dev, dtype, memory_format, tc.grad_clip, ndim)
+        title = f"{plan.dataset_name} {path.name.replace('_', ' ')}"
+        saved = {"epochs": tc.epochs, "time_budget_s": tc.time_budget_s, "seed": seed}
+        if timed:
+            run = TimedRun(
+                net=net,
+                optimizer=optimizer,
+                step=step,
+                batches=batches,
+                plan=plan,
+                config_name=config_name,
+                source=source,
+                val_ids=val_ids,
+                device=dev,
+                dtype=dtype,
+                path=path,
+                checkpoint_state=saved,
+                title=title,
+            )
+            outcome = train_for_time(
+                run,
+                TimedState.from_dict(state or {}),
+                on_progress=on_progress,
+                on_epoch=on_epoch,
+            )
+            del batches
+            rows = outcome.rows
+            metrics = _timed_metrics(outcome, val_ids, tc.epochs)
+        else:
+            val_stream = BatchStream(sampler(val_ids), None, seed=seed + 1)
+            val_batches = [val_stream.batch(k) for k in range(tc.val_iterations)]
+            rows = _train_epochs(
+                net, optimizer, step, batches, val_batches, loss_fn, plan, tc, path,
+                start=start, rows=rows, fold=fold, saved=saved, title=title,
+                device=dev, dtype=dtype, memory_format=memory_format,
+                on_progress=on_progress, on_epoch=on_epoch, parallel=parallel,
+            )  # fmt: skip
+            del batches
+            patch_dice = {k[5:]: float(v) for k, v in rows[-1].items() if k.startswith("dice_")}
+            metrics = {
+                "dice": patch_dice,
+                "method": "pseudo-Dice on validation patches",
+                "patch_dice": patch_dice,
+                "val_cases": list(val_ids),
+                "epochs": tc.epochs,
             }
-            rows.append(row)
-            write_log_csv(rows, path / "log.csv")
-            plot_progress(
-                rows,
-                path / "progress.png",
-                title=f"{plan.dataset_name} {path.name.replace('_', ' ')}",
-            )
-            save_checkpoint(
-                path,
-                net,
-                optimizer,
-                {"epoch": epoch + 1, "epochs": tc.epochs, "seed": seed, "rows": rows},
-            )
-            if on_epoch is not None:
-                on_epoch(row)
-        del batches
-        last = rows[-1]
-        patch_dice = {k[5:]: float(v) for k, v in last.items() if k.startswith("dice_")}
-        metrics: dict[str, Any] = {
-            "dice": patch_dice,
-            "method": "pseudo-Dice on validation patches",
-            "patch_dice": patch_dice,
-            "val_cases": list(val_ids),
-            "epochs": tc.epochs,
-        }
-        if final_validation:
-            per_case = validate_cases(
-                net, source, val_ids, plan, config_name, device=dev, dtype=dtype
-            )
-            metrics.update(dice=mean_over_cases(per_case), method=METHOD, per_case=per_case)
+            if final_validation and writer:
+                per_case = validate_cases(
+                    net, source, val_ids, plan, config_name, device=dev, dtype=dtype
+                )
+                metrics.update(dice=mean_over_cases(per_case), method=METHOD, per_case=per_case)
         val_dice = metrics["dice"]
         metrics["mean_dice"] = _nanmean(val_dice.values())
-        save_fold(model_dir, fold, net, val_metrics=metrics)
-        remove_checkpoints(path)
+        if writer:
+            save_fold(model_dir, fold, net, val_metrics=metrics)
+            remove_checkpoints(path)
+        if parallel is not None:
+            parallel.finish()
     finally:
         torch.use_deterministic_algorithms(previous_determinism)
+    finite_losses = [r["train_loss"] for r in rows if math.isfinite(float(r["train_loss"]))]
     return FoldResult(
         fold=fold,
         path=path,
-        epochs=tc.epochs,
+        epochs=len(rows) if timed else tc.epochs,
         val_dice=val_dice,
         mean_dice=metrics["mean_dice"],
-        train_loss=float(last["train_loss"]),
+        train_loss=float(finite_losses[-1]) if finite_losses else math.nan,
     )
+
+
+def build_optimizer(net: nn.Module, tc: TrainingConfig) -> torch.optim.Optimizer:
+    """SGD with Nesterov momentum (nnU-Net) or AdamW, as ``tc.optimizer`` says."""
+    if tc.optimizer == "adamw":
+        return torch.optim.AdamW(
+            net.parameters(), lr=tc.learning_rate, weight_decay=tc.weight_decay
+        )
+    return torch.optim.SGD(
+        net.parameters(),
+        lr=tc.learning_rate,
+        momentum=tc.momentum,
+        weight_decay=tc.weight_decay,
+        nesterov=True,
+    )
+
+
+def _train_epochs(
+    net, optimizer, step, batches, val_batches, loss_fn, plan, tc, path, *,
+    start, rows, fold, saved, title, device, dtype, memory_format, on_progress, on_epoch,
+    parallel,
+) -> list[dict[str, Any]]:  # fmt: skip
+    """nnU-Net's epoch loop: poly LR per epoch, patch validation and a checkpoint every epoch.
+
+    Under data-parallel training (``parallel``) the training loss is averaged over processes and
+    only the writer process writes the log, the plot and the checkpoint.
+    """
+    writer = parallel is None or parallel.is_writer
+    total = tc.epochs * tc.iterations_per_epoch
+    done = start * tc.iterations_per_epoch
+    for epoch in range(start, tc.epochs):
+        tic = time.perf_counter()
+        for group in optimizer.param_groups:
+            group["lr"] = poly_lr(tc.learning_rate, epoch, tc.epochs)
+        net.train()
+        losses = []
+        for _ in range(tc.iterations_per_epoch):
+            image, label = next(batches)
+            losses.append(step(image, label))
+            done += 1
+            if on_progress is not None:
+                on_progress(done, total)
+        finite = [v for v in losses if math.isfinite(v)]
+        if not finite:
+            raise MedsegError(
+                f"fold {fold}, epoch {epoch + 1}: every training loss was NaN/inf; lower "
+                "training.learning_rate or set training.mixed_precision to 'off'"
+            )
+        val_loss, dice = patch_validation(
+            net, loss_fn, val_batches, plan, device, dtype, memory_format
+        )
+        train_loss = float(np.mean(finite))
+        row = {
+            "epoch": epoch + 1,
+            "train_loss": train_loss if parallel is None else parallel.mean(train_loss),
+            "val_loss": val_loss,
+            "lr": optimizer.param_groups[0]["lr"],
+            "epoch_s": round(time.perf_counter() - tic, 3),
+            **{f"dice_{name}": value for name, value in dice.items()},
+            "mean_dice": _nanmean(dice.values()),
+        }
+        rows.append(row)
+        if writer:
+            write_log_csv(rows, path / "log.csv")
+            plot_progress(rows, path / "progress.png", title=title)
+            save_checkpoint(path, net, optimizer, {**saved, "epoch": epoch + 1, "rows": rows})
+        if on_epoch is not None:
+            on_epoch(row)
+    return rows
+
+
+def _timed_metrics(outcome: TimedState, val_ids: Sequence[str], epochs: int) -> dict[str, Any]:
+    metrics: dict[str, Any] = {
+        "dice": outcome.best_metrics.get("dice", {}),
+        "method": METHOD,
+        "per_case": outcome.best_metrics.get("per_case", {}),
+        "val_cases": outcome.best_metrics.get("val_cases", list(val_ids)),
+        "iterations": outcome.iterations,
+        "train_seconds": round(outcome.elapsed_s, 2),
+        "validations": outcome.validations,
+        "validation_seconds": round(outcome.validation_s, 2),
+        "selected_at_seconds": round(outcome.best_at_s, 2),
+    }
+    return metrics
 
 
 class _Stepper:
@@ -324,49 +427,6 @@ class _Stepper:
             nn.utils.clip_grad_norm_(self.net.parameters(), self.clip)
             self.optimizer.step()
         return float(loss.item())
-
-
-@torch.no_grad()
-def _validate(
-    net: nn.Module,
-    loss_fn: DeepSupervisionLoss,
-    batches: Sequence[tuple[torch.Tensor, torch.Tensor]],
-    plan: Plan,
-    device: torch.device,
-    dtype: torch.dtype | None,
-    memory_format: torch.memory_format | None,
-) -> tuple[float, dict[str, float]]:
-    net.eval()
-    names = class_names(plan)
-    tp, fp, fn = (np.zeros(len(names)) for _ in range(3))
-    losses = []
-    regions = [labels for _, labels in region_channels(plan.regions)]
-    for image, label in batches:
-        label = label.to(device).long()
-        with _autocast(device, dtype):
-            logits = output_list(net(_to(image, device, memory_format)), image.ndim - 2)[0]
-        logits = logits.float()
-        losses.append(float(loss_fn.loss(logits, label)))
-        valid = torch.ones_like(label, dtype=torch.bool)
-        if plan.ignore_label is not None:
-            valid = label != plan.ignore_label
-        if regions:
-            pred, ref = logits > 0, labels_to_regions(label, regions).bool()
-        else:
-            classes = torch.arange(logits.shape[1], device=device).view(
-                1, -1, *[1] * (label.ndim - 2)
-            )
-            pred, ref = logits.argmax(1, keepdim=True) == classes, label == classes
-        for i, (channel, _) in enumerate(names):
-            p, r = pred[:, channel] & valid[:, 0], ref[:, channel] & valid[:, 0]
-            tp[i] += float((p & r).sum())
-            fp[i] += float((p & ~r).sum())
-            fn[i] += float((~p & r).sum())
-    with np.errstate(invalid="ignore", divide="ignore"):
-        dice = 2 * tp / (2 * tp + fp + fn)
-    return float(np.mean(losses)) if losses else math.nan, {
-        name: float(d) for (_, name), d in zip(names, dice, strict=True)
-    }
 
 
 def _checked_loss(plan: Plan, config: Configuration) -> DeepSupervisionLoss:

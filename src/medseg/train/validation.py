@@ -10,6 +10,7 @@ space, so they can differ slightly from scores of exported predictions on the or
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from contextlib import nullcontext
 
@@ -19,7 +20,7 @@ from monai.inferers import sliding_window_inference
 from torch import nn
 
 from medseg.plan.plan import Plan
-from medseg.train.losses import labels_to_regions, region_channels
+from medseg.train.losses import DeepSupervisionLoss, labels_to_regions, region_channels
 from medseg.train.networks import output_list
 from medseg.train.sampling import CaseSource
 
@@ -109,3 +110,60 @@ def class_names(plan: Plan) -> list[tuple[int, str]]:
         return [(i, name) for i, (name, _) in enumerate(region_channels(plan.regions))]
     by_value = {v: n for n, v in plan.labels.items()}
     return [(c, by_value.get(c, f"label_{c}")) for c in range(1, plan.num_classes)]
+
+
+@torch.no_grad()
+def patch_validation(
+    net: nn.Module,
+    loss_fn: DeepSupervisionLoss,
+    batches: Sequence[tuple[torch.Tensor, torch.Tensor]],
+    plan: Plan,
+    device: torch.device,
+    dtype: torch.dtype | None,
+    memory_format: torch.memory_format | None,
+) -> tuple[float, dict[str, float]]:
+    """Mean loss and pseudo-Dice per class over fixed validation batches of patches.
+
+    Dice is computed from true/false positives summed over all batches (nnU-Net's
+    pseudo-Dice); the ignore label is excluded. Leaves ``net`` in eval mode.
+    """
+    net.eval()
+    names = class_names(plan)
+    tp, fp, fn = (np.zeros(len(names)) for _ in range(3))
+    losses = []
+    regions = [labels for _, labels in region_channels(plan.regions)]
+    for image, label in batches:
+        label = label.to(device).long()
+        with _autocast(device.type, dtype):
+            logits = output_list(net(_to_device(image, device, memory_format)), image.ndim - 2)[0]
+        logits = logits.float()
+        losses.append(float(loss_fn.loss(logits, label)))
+        valid = torch.ones_like(label, dtype=torch.bool)
+        if plan.ignore_label is not None:
+            valid = label != plan.ignore_label
+        if regions:
+            pred, ref = logits > 0, labels_to_regions(label, regions).bool()
+        else:
+            classes = torch.arange(logits.shape[1], device=device).view(
+                1, -1, *[1] * (label.ndim - 2)
+            )
+            pred, ref = logits.argmax(1, keepdim=True) == classes, label == classes
+        for i, (channel, _) in enumerate(names):
+            p, r = pred[:, channel] & valid[:, 0], ref[:, channel] & valid[:, 0]
+            tp[i] += float((p & r).sum())
+            fp[i] += float((p & ~r).sum())
+            fn[i] += float((~p & r).sum())
+    with np.errstate(invalid="ignore", divide="ignore"):
+        dice = 2 * tp / (2 * tp + fp + fn)
+    return float(np.mean(losses)) if losses else math.nan, {
+        name: float(d) for (_, name), d in zip(names, dice, strict=True)
+    }
+
+
+def _autocast(device_type: str, dtype: torch.dtype | None):
+    return nullcontext() if dtype is None else torch.autocast(device_type, dtype=dtype)
+
+
+def _to_device(x: torch.Tensor, device: torch.device, memory_format: torch.memory_format | None):
+    x = x.to(device, non_blocking=True)
+    return x if memory_format is None else x.contiguous(memory_format=memory_format)

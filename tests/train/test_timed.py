@@ -1,0 +1,86 @@
+"""Time-budgeted training: stops on the clock, validates whole cases rarely, keeps the best."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file
+
+from medseg.train import timed
+from medseg.train.model_folder import save_model_folder
+from medseg.train.trainer import train_fold
+
+
+def _timed_plan(plan, **changes):
+    config = plan.configuration()
+    training = dataclasses.replace(
+        config.training, time_budget_s=2.0, case_validations=3, warmup_fraction=0.1, **changes
+    )
+    return plan.with_configuration(dataclasses.replace(config, training=training))
+
+
+def _train(source, plan, out: Path):
+    save_model_folder(out, plan, configuration=plan.default_configuration)
+    ids = list(source.case_ids)
+    return train_fold(
+        source,
+        plan,
+        plan.default_configuration,
+        out,
+        0,
+        train_ids=ids[:3],
+        val_ids=ids[3:],
+        device="cpu",
+        seed=3,
+    )
+
+
+def test_timed_run_validates_three_times_and_keeps_the_best(
+    tmp_path: Path, source, plan, monkeypatch
+) -> None:
+    scores = iter([0.9, 0.2, 0.1])  # the first validation is the best
+    snapshots = []
+    real = timed.validate_cases
+
+    def fake_validate(net, *args, **kwargs):
+        if snapshots:  # weights always differ from the previous validation's
+            with torch.no_grad():
+                for param in net.parameters():
+                    param.add_(1.0)
+        per_case = real(net, *args, **kwargs)
+        snapshots.append({k: v.clone() for k, v in net.state_dict().items()})
+        score = next(scores)
+        return {case: {name: score for name in dice} for case, dice in per_case.items()}
+
+    monkeypatch.setattr(timed, "validate_cases", fake_validate)
+    result = _train(source, _timed_plan(plan), tmp_path)
+    # 3 planned; the middle one is skipped when the time left is less than one validation
+    assert 2 <= len(snapshots) <= 3
+    saved = load_file(str(tmp_path / "fold_0" / "model.safetensors"))
+    for key, value in snapshots[0].items():
+        assert torch.equal(saved[key], value), key
+    assert not torch.equal(saved["output_block.conv.conv.weight"], snapshots[-1][
+        "output_block.conv.conv.weight"
+    ])  # fmt: skip
+    metrics = json.loads((tmp_path / "fold_0" / "val_metrics.json").read_text())
+    assert metrics["validations"] == len(snapshots)
+    assert metrics["iterations"] > 0
+    assert metrics["dice"] == {"ball": 0.9, "core": 0.9}
+    assert metrics["selected_at_seconds"] <= metrics["train_seconds"]
+    assert result.val_dice == {"ball": 0.9, "core": 0.9}
+    rows = list(csv.DictReader((tmp_path / "fold_0" / "log.csv").open()))
+    elapsed = [float(r["elapsed_s"]) for r in rows]
+    assert elapsed == sorted(elapsed)
+    lrs = [float(r["lr"]) for r in rows]
+    assert lrs[-1] < plan.configuration().training.learning_rate
+    assert not (tmp_path / "fold_0" / timed.BEST_WEIGHTS).exists()
+    assert not list((tmp_path / "fold_0").glob("checkpoint_e*"))
+
+
+def test_spread_picks_evenly() -> None:
+    assert timed._spread(["d", "a", "c", "b"], 10) == ["a", "b", "c", "d"]
+    assert timed._spread([f"c{i}" for i in range(9)], 3) == ["c0", "c4", "c8"]
