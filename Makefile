@@ -17,7 +17,7 @@ install-dev:
 	$(PIP) install -e ".[dev]"
 
 demo: install
-	medseg demo --out medseg-demo
+	medseg demo -o medseg-demo
 
 test: install-dev lint
 	$(PYTHON) -m pytest -n 2 --dist loadfile

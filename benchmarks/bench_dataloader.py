@@ -1,7 +1,7 @@
 """Does the augmenting data loader keep up with training on this CPU?
 
-Measures, on 64^3 patches at batch 2 (the CPU anchor of ANCHORS.md), with a synthetic cache of
-memory-mapped cases of 96 x 112 x 96 voxels:
+Measures, on 64^3 patches at batch 2 (the CPU reference network of docs/plan.md), with a
+synthetic cache of memory-mapped cases of 96 x 112 x 96 voxels:
 
 1. loader throughput in one thread (sampling + MONAI augmentation, nnU-Net probabilities), with
    and without elastic deformation (p 0.2), and per transform at p = 1;

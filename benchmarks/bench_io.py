@@ -3,7 +3,11 @@
 Plain script: ``python benchmarks/bench_io.py [--size 160] [--repeats 3]``. Each row checks that
 medseg and the peer return the same voxels, then prints the median of the repeats (after one
 warm-up) and the ratio. medseg reads NIfTI voxels with nibabel (ITK zeroes NaN) after header
-checks, and DICOM headers with pydicom before SimpleITK decodes the pixels.
+checks, and DICOM files and series with pydicom (plus the pylibjpeg decoders).
+
+The last rows read single compressed DICOM files that pydicom ships: medseg against pydicom's own
+decode with the modality LUT (values must agree exactly) and against SimpleITK/GDCM, then the peak
+memory (RSS above the level before the read) of reading ``SC_rgb_jpeg.dcm``, a 4.4 KB file.
 """
 
 from __future__ import annotations
@@ -11,6 +15,8 @@ from __future__ import annotations
 import argparse
 import platform
 import tempfile
+import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import nibabel as nib
@@ -106,6 +112,55 @@ def main() -> None:
             median_seconds(peer_series, args.repeats),
             f"max diff {diff:g}",
         )
+    _shipped_dicom_rows(args.repeats)
+
+
+def _pydicom_values(path: Path) -> np.ndarray:
+    import pydicom
+    from pydicom.pixels import apply_modality_lut
+
+    ds = pydicom.dcmread(path)
+    return apply_modality_lut(ds.pixel_array, ds)
+
+
+def _peak_mb(fn: Callable[[], object]) -> float:
+    """Peak RSS (MB) above the RSS before ``fn`` ran (Linux ``clear_refs``)."""
+    Path("/proc/self/clear_refs").write_text("5")
+    before = _status_kb("VmRSS")
+    fn()
+    return (_status_kb("VmHWM") - before) / 1024
+
+
+def _status_kb(key: str) -> int:
+    line = next(x for x in Path("/proc/self/status").read_text().splitlines() if x.startswith(key))
+    return int(line.split()[1])
+
+
+def _shipped_dicom_rows(repeats: int) -> None:
+    from pydicom.data import get_testdata_file
+
+    names = ["JPEG2000.dcm", "MR_small_RLE.dcm", "MR_small_jpeg_ls_lossless.dcm", "SC_rgb_jpeg.dcm"]
+    for name in names:
+        path = Path(get_testdata_file(name, download=False))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ours = read_image(path).array
+            peer = _pydicom_values(path)
+            peer = peer[None, None] if peer.ndim == 2 else np.moveaxis(peer, -1, 0)[:, None]
+            diff = float(np.abs(ours.astype(float) - peer).max())
+            t_ours = median_seconds(lambda p=path: read_image(p), repeats * 5)
+            t_pydicom = median_seconds(lambda p=path: _pydicom_values(p), repeats * 5)
+            slow = name == "SC_rgb_jpeg.dcm"  # GDCM takes seconds on this 4.4 KB file
+            t_sitk = median_seconds(lambda p=path: sitk.ReadImage(str(p)), 1 if slow else repeats)
+        print_row(f"read {name}", t_ours, "pydicom  ", t_pydicom, f"max diff {diff:g}")
+        print_row(f"read {name}", t_ours, "SimpleITK", t_sitk, "GDCM decode")
+    path = Path(get_testdata_file("SC_rgb_jpeg.dcm", download=False))
+    peak_sitk = _peak_mb(lambda: sitk.ReadImage(str(path)))
+    peak_ours = _peak_mb(lambda: read_image(path))
+    print(
+        f"{'peak memory, read SC_rgb_jpeg.dcm':<40} | medseg {peak_ours:7.1f} MB | "
+        f"SimpleITK {peak_sitk:7.1f} MB"
+    )
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """HD95 + NSD on 256³ anisotropic mask pairs: medseg vs MONAI vs DeepMind surface-distance.
 
-Masks (ANCHORS.md): a noisy ellipsoid, and the same dilated by 2 voxels, shifted by (3, -2, 1)
+Masks: a noisy ellipsoid, and the same dilated by 2 voxels, shifted by (3, -2, 1)
 voxels plus a spurious sphere; spacing (z, y, x) = (2.5, 0.8, 0.8) mm. Each library computes
 HD95 and NSD at 2 mm the way a user would call it; medseg computes the boundary distances
 once for both. Values are checked to agree (medseg surfel vs DeepMind, medseg erosion vs MONAI).
@@ -26,7 +26,7 @@ TOL_MM = 2.0
 
 
 def make_pair(size: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """(pred, ref) bool masks of shape (size,)*3, as ANCHORS.md describes."""
+    """(pred, ref) bool masks of shape (size,)*3, as described above."""
     rng = np.random.default_rng(seed)
     shape = (size, size, size)
     z, y, x = np.ogrid[:size, :size, :size]

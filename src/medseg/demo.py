@@ -88,6 +88,7 @@ def run_demo(
     from medseg.infer import Predictor
     from medseg.infer.files import predict_files
     from medseg.plan import PlanBudget
+    from medseg.report import report_files
     from medseg.train import train_model
 
     out_dir = Path(out)
@@ -155,6 +156,12 @@ def run_demo(
     seconds["evaluate"] = time.perf_counter() - start
 
     start = step("summary")
+    report_files(  # a clinical report (report.html/.pdf/.json) for the first held-out case
+        dataset.test_cases[0].image_paths[0],
+        predictions_dir / f"{dataset.test_cases[0].case_id}{dataset.file_ending}",
+        out_dir / "report",
+        label_names=model_dir,
+    )
     dice = _dice_per_case(evaluation.rows)
     mean_dice = _mean_per_class(dice)
     summary_html = out_dir / "summary.html"

@@ -128,13 +128,14 @@ def test_refuses_non_empty_folder_and_bad_counts(tmp_path: Path) -> None:
 
 def test_cli_example_brain(tmp_path: Path) -> None:
     out = tmp_path / "Dataset003_Cli"
-    args = ["example", "brain", str(out), "--cases", "1", "--seed", "3", "--spacing", "6"]
+    args = ["example", "brain", "-o", str(out), "--cases", "1", "--seed", "3", "--spacing", "6"]
     result = CliRunner().invoke(app_typer, args)
     assert result.exit_code == 0, result.output
     assert "wrote" in result.output
     assert (out / "labelsTr" / "BrainExample_000.nii.gz").is_file()
     result = CliRunner().invoke(
-        app_typer, ["example", "brain2d", str(tmp_path / "d2"), "--cases", "1", "--spacing", "6"]
+        app_typer,
+        ["example", "brain2d", "-o", str(tmp_path / "d2"), "--cases", "1", "--spacing", "6"],
     )
     assert result.exit_code == 0, result.output
 

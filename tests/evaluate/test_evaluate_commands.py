@@ -16,7 +16,7 @@ def test_cli_writes_outputs(dataset, tmp_path):
         app_typer,
         [
             "evaluate",
-            *(str(pred_dir), str(root), "--out", str(out)),
+            *(str(pred_dir), str(root), "-o", str(out)),
             *("--nsd-tolerance", "1=2,2=1", "--boundary", "erosion", "--no-report"),
         ],
     )
@@ -38,3 +38,18 @@ def test_cli_missing_pair_is_one_line(dataset):
     assert result.exit_code != 0
     assert isinstance(result.exception, DatasetError)
     assert "\n" not in str(result.exception)
+
+
+def test_cli_empty_convention_is_recorded_and_checked(dataset, tmp_path):
+    root, pred_dir, _ = dataset
+    out = tmp_path / "out"
+    args = ["evaluate", str(pred_dir), str(root), "-o", str(out), "--no-report"]
+    result = CliRunner().invoke(app_typer, [*args, "--empty-convention", "monai"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["options"]["empty_convention"] == "monai"
+    header = (out / "metrics_per_case.csv").read_text().splitlines()[0].split(",")
+    assert {"npv", "fpr", "fnr", "fdr", "for", "prevalence_threshold"} <= set(header)
+    result = CliRunner().invoke(app_typer, [*args, "--empty-convention", "deepmind"])
+    assert result.exit_code == 2
+    assert "monai-keep-empty" in result.output

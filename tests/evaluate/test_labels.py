@@ -86,3 +86,14 @@ def test_resolution_order_and_tolerance_keys():
     assert resolve_tolerance({"1": 2.0, "brain": 3.0}, both) == {"gm": 2.0, "brain": 3.0}
     with pytest.raises(ConfigError, match="no class"):
         resolve_tolerance({"7": 1.0}, both)
+
+
+def test_labels_by_name_come_from_dataset_json() -> None:
+    from medseg.evaluate.labels import resolve_classes
+
+    dataset = ({"liver": (1,), "tumour": (2,)}, {}, None)
+    assert resolve_classes(["tumour", 1], None, dataset) == {"tumour": (2,), "liver": (1,)}
+    with pytest.raises(ConfigError, match=r"not named in dataset\.json"):
+        resolve_classes(["spleen"], None, dataset)
+    with pytest.raises(ConfigError, match="not named"):
+        resolve_classes(["liver"], None, None)

@@ -1,4 +1,4 @@
-"""Boundary metrics against analytic shapes (METRICS.md §9), DeepMind and MONAI."""
+"""Boundary metrics against analytic shapes (known surface distances), DeepMind and MONAI."""
 
 from __future__ import annotations
 

@@ -36,7 +36,9 @@ def test_cube_area_is_bevelled():
     cube[1:11, 1:11, 1:11] = True
     codes = neighbour_codes(cube)
     area = surface_area_table((1, 1, 1))[codes[surface_corners(codes)]].sum()
-    assert area == pytest.approx(564.1, abs=0.1)  # METRICS.md §1: not 600
+    assert area == pytest.approx(
+        564.1, abs=0.1
+    )  # the marching-cubes area, not the 600 of voxel faces
 
 
 def test_single_voxel_codes():

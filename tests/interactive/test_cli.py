@@ -19,7 +19,7 @@ def test_interactive_eval_classical_writes_results(sphere_dataset: Path, tmp_pat
         "interactive-eval",
         "classical",
         str(sphere_dataset),
-        "--class",
+        "--labels",
         "sphere",
         "--max-cases",
         "1",
@@ -62,7 +62,7 @@ def test_train_then_evaluate_a_learned_model(sphere_dataset: Path, tmp_path: Pat
         str(sphere_dataset),
         "--protocol",
         "clicks",
-        "--class",
+        "--labels",
         "1",
         "--max-cases",
         "1",
@@ -82,3 +82,14 @@ def test_bad_engine_and_protocol_are_one_line_errors(sphere_dataset: Path) -> No
         app_typer, ["interactive-eval", "classical", str(sphere_dataset), "--protocol", "x"]
     )
     assert isinstance(result.exception, ConfigError)
+
+
+def test_train_universal_runs_and_resumes(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    args = ["train-universal", "-o", str(out), "--pool-size", "2", "--batch-size", "1"]
+    result = runner.invoke(app_typer, [*args, "--iterations", "1"])
+    assert result.exit_code == 0, result.output
+    assert "1 iterations" in result.output
+    result = runner.invoke(app_typer, [*args, "--iterations", "2"])
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "state.json").read_text())["iteration"] == 2

@@ -40,7 +40,7 @@ def test_encode_resizes_and_keeps_every_click(small_config: InteractiveModelConf
 
 
 def test_batched_normalisation_equals_one_slice_at_a_time() -> None:
-    from medseg.interactive.engine import normalize_intensity
+    from medseg.interactive.intensity import normalize_intensity
 
     rng = np.random.default_rng(0)
     slices = rng.gamma(2.0, 50.0, size=(4, 2, 30, 20))

@@ -125,7 +125,7 @@ def test_cpu_plan_uses_small_network_and_time_schedule():
     assert config.network.filters[0] == 8
     assert max(config.network.filters) <= 128
     iterations = config.training.epochs * config.training.iterations_per_epoch
-    assert 500 <= iterations <= 3000  # ANCHORS.md: ~1700 iterations of this size in 600 s
+    assert 500 <= iterations <= 3000  # docs/plan.md: ~1700 iterations of this size in 600 s
     # both budgets sit at the minimum work per iteration, so half the time is half the epochs
     half = make_plan(brain(), budget=PlanBudget(time_budget_s=300)).configurations["3d"]
     assert half.patch_size == config.patch_size
@@ -139,7 +139,7 @@ def test_gpu_plan_is_nnunet_sized():
     assert config.network.filters[0] == 32
     assert max(config.network.filters) == 320
     assert (config.training.epochs, config.training.iterations_per_epoch) == (1000, 250)
-    assert config.patch_size == (80, 96, 80)  # nnU-Net's stock plan for this shape (ANCHORS.md)
+    assert config.patch_size == (80, 96, 80)  # nnU-Net's stock plan for this shape (docs/plan.md)
 
 
 def test_normalisation_from_channel_names():

@@ -9,6 +9,8 @@ from typing import Annotated
 
 import typer
 
+from medseg.cli._options import output_option, seed_option
+
 example_app = typer.Typer(
     help="Write a built-in example dataset (nnU-Net format, made from the MNI template).",
     no_args_is_help=True,
@@ -47,33 +49,37 @@ def check(
 
 
 def example_brain(
-    out: Annotated[Path, typer.Argument(help="Dataset folder to create, e.g. Dataset001_Brain.")],
+    output: Annotated[Path, output_option("Dataset folder to create.")] = Path(
+        "Dataset001_BrainExample"
+    ),
     cases: Annotated[int, typer.Option(min=1, help="Training cases.")] = 20,
-    seed: Annotated[
-        int, typer.Option(min=0, help="Random seed; the same seed gives the same files.")
-    ] = 0,
+    seed: Annotated[int, seed_option("Random seed: the same seed gives the same files.")] = 0,
     spacing: Annotated[float, typer.Option(min=0.5, help="Isotropic voxel size in mm.")] = 2.0,
     test_cases: Annotated[int, typer.Option(min=0, help="Extra cases in imagesTs/.")] = 0,
 ) -> None:
     """3D T1 brains with grey matter, white matter and lesion labels."""
     from medseg.data.example import make_brain_example
 
-    _make(make_brain_example, out, cases=cases, seed=seed, spacing=spacing, test_cases=test_cases)
+    _make(
+        make_brain_example, output, cases=cases, seed=seed, spacing=spacing, test_cases=test_cases
+    )
 
 
 def example_brain2d(
-    out: Annotated[Path, typer.Argument(help="Dataset folder to create, e.g. Dataset002_Brain2D.")],
+    output: Annotated[Path, output_option("Dataset folder to create.")] = Path(
+        "Dataset002_Brain2D"
+    ),
     cases: Annotated[int, typer.Option(min=1, help="Training cases (one axial slice each).")] = 20,
-    seed: Annotated[
-        int, typer.Option(min=0, help="Random seed; the same seed gives the same files.")
-    ] = 0,
+    seed: Annotated[int, seed_option("Random seed: the same seed gives the same files.")] = 0,
     spacing: Annotated[float, typer.Option(min=0.5, help="In-plane voxel size in mm.")] = 1.0,
     test_cases: Annotated[int, typer.Option(min=0, help="Extra cases in imagesTs/.")] = 0,
 ) -> None:
     """2D axial T1 slices (2D NIfTI) with the same labels."""
     from medseg.data.example import make_brain2d_example
 
-    _make(make_brain2d_example, out, cases=cases, seed=seed, spacing=spacing, test_cases=test_cases)
+    _make(
+        make_brain2d_example, output, cases=cases, seed=seed, spacing=spacing, test_cases=test_cases
+    )
 
 
 def _make(

@@ -7,20 +7,22 @@ from typing import Annotated
 
 import typer
 
+from medseg.cli._options import Device, output_option, seed_option
+
 
 def register(app: typer.Typer) -> None:
     app.command()(demo)
 
 
 def demo(
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path("medseg-demo"),
+    output: Annotated[Path, output_option("Folder to write everything to.")] = Path("medseg-demo"),
     cases: Annotated[int, typer.Option(help="Training cases to generate.")] = 16,
     test_cases: Annotated[int, typer.Option(help="Held-out cases to predict and score.")] = 4,
-    seed: Annotated[int, typer.Option(help="Seed of data generation and training.")] = 0,
+    seed: Annotated[int, seed_option("Seed of data generation and training.")] = 0,
     train_seconds: Annotated[
         float, typer.Option(help="CPU training time budget in seconds (the plan fits it).")
     ] = 420.0,
-    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    device: Device = "auto",
 ) -> None:
     """Make the example data, train a small model, predict held-out cases, evaluate, summarise."""
     from rich.console import Console
@@ -53,7 +55,7 @@ def demo(
             progress.update(task, completed=done, total=total)
 
         result = run_demo(
-            out,
+            output,
             cases=cases,
             test_cases=test_cases,
             seed=seed,

@@ -7,9 +7,19 @@ from typing import Annotated
 
 import typer
 
+from medseg.cli._options import Labels, Workers, output_option, parse_labels, seed_option
+
 
 def register(app: typer.Typer) -> None:
     app.command()(evaluate)
+
+
+def _check_convention(value: str) -> str:
+    from medseg.evaluate.conventions import EMPTY_CONVENTIONS
+
+    if value not in EMPTY_CONVENTIONS:
+        raise typer.BadParameter(f"{value!r}: use {', '.join(EMPTY_CONVENTIONS)}")
+    return value
 
 
 def evaluate(
@@ -17,12 +27,10 @@ def evaluate(
     ref: Annotated[
         Path, typer.Argument(help="Folder of reference label maps, or a dataset with labelsTr.")
     ],
-    out: Annotated[
-        Path | None, typer.Option("--out", help="Write CSV, summary JSON and HTML report here.")
+    output: Annotated[
+        Path | None, output_option("Write CSV, summary JSON and HTML report here.")
     ] = None,
-    labels: Annotated[
-        str | None, typer.Option("--labels", help="Label values to score, e.g. 1,2,3.")
-    ] = None,
+    labels: Labels = None,
     region: Annotated[
         list[str] | None,
         typer.Option("--region", help="Region to score as name=1,2,3 (repeatable)."),
@@ -50,14 +58,33 @@ def evaluate(
     boundary: Annotated[
         str, typer.Option("--boundary", help="surfel (DeepMind, default) or erosion (MONAI).")
     ] = "surfel",
-    workers: Annotated[int, typer.Option("--workers", min=1, help="Processes over cases.")] = 1,
+    empty_convention: Annotated[
+        str,
+        typer.Option(
+            "--empty-convention",
+            callback=_check_convention,
+            help="Values where a mask is empty: medseg (default), nnunet, monai (MONAI's "
+            "ignore_empty=True) or monai-keep-empty (ignore_empty=False).",
+        ),
+    ] = "medseg",
+    workers: Workers = 1,
     geometry_tol: Annotated[
         float, typer.Option("--geometry-tol", help="Allowed geometry difference in mm.")
     ] = 1e-3,
-    seed: Annotated[int, typer.Option("--seed", help="Bootstrap seed.")] = 0,
+    seed: Annotated[int, seed_option("Seed of the bootstrap confidence intervals.")] = 0,
     no_report: Annotated[bool, typer.Option("--no-report", help="Skip the HTML report.")] = False,
+    instances: Annotated[
+        bool,
+        typer.Option("--instances", help="Instance maps (nuclei): F1 at IoU, PQ, SQ, AJI."),
+    ] = False,
+    iou_threshold: Annotated[
+        float, typer.Option("--iou-threshold", help="Instances match when IoU exceeds it.")
+    ] = 0.5,
 ) -> None:
     """Score predictions against references per case and class (Dice, HD95, NSD, ...)."""
+    if instances:
+        _evaluate_instances(pred, ref, output, iou_threshold)
+        return
     import warnings
 
     from rich.console import Console
@@ -65,7 +92,7 @@ def evaluate(
 
     from medseg.errors import ConfigError
     from medseg.evaluate import MetricOptions, evaluate_folders
-    from medseg.evaluate.labels import parse_label_list, parse_region, parse_tolerance
+    from medseg.evaluate.labels import parse_region, parse_tolerance
 
     if boundary not in ("surfel", "erosion"):
         raise ConfigError(f"--boundary must be surfel or erosion, got {boundary!r}")
@@ -77,25 +104,39 @@ def evaluate(
             result = evaluate_folders(
                 pred,
                 ref,
-                out_dir=out,
-                labels=parse_label_list(labels) if labels else None,
+                out_dir=output,
+                labels=parse_labels(labels) if labels else None,
                 regions=dict(parse_region(r) for r in region) if region else None,
                 nsd_tolerance_mm=parse_tolerance(nsd_tolerance) if nsd_tolerance else None,
-                workers=workers,
+                workers=workers or 1,
                 on_progress=lambda done, total: progress.update(task, completed=done, total=total),
                 dataset_json=dataset_json,
                 images_dir=images,
                 probabilities_dir=probabilities,
                 geometry_tol=geometry_tol,
-                options=MetricOptions(boundary=boundary),
+                options=MetricOptions(
+                    boundary=boundary,
+                    empty_convention=empty_convention,  # type: ignore[arg-type]
+                ),
                 seed=seed,
                 report=not no_report,
             )
     for warning in caught:
         err.print(f"[yellow]warning:[/yellow] {warning.message}")
     Console(soft_wrap=True).print(result.table())
-    if out is not None:
+    if output is not None:
         err.print(
-            f"wrote {out}/metrics_per_case.csv, summary.json"
+            f"wrote {output}/metrics_per_case.csv, summary.json"
             + ("" if no_report else ", report.html")
         )
+
+
+def _evaluate_instances(pred: Path, ref: Path, out: Path | None, iou_threshold: float) -> None:
+    from rich.console import Console
+
+    from medseg.evaluate.instances import evaluate_instance_folders
+
+    result = evaluate_instance_folders(pred, ref, out_dir=out, iou_threshold=iou_threshold)
+    Console(soft_wrap=True).print(result.table())
+    if out is not None:
+        Console(stderr=True).print(f"wrote {out}/instances_per_case.csv, instances_summary.json")

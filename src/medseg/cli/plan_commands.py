@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from medseg.cli._options import AcceptWarnings, device_option, output_option, workers_option
+
 
 def register(app: typer.Typer) -> None:
     app.command()(plan)
@@ -25,7 +27,7 @@ def _ints(text: str) -> list[int]:
 def plan(
     dataset: Annotated[Path, typer.Argument(help="Dataset folder (nnU-Net raw, paired, CSV).")],
     output: Annotated[
-        Path | None, typer.Option("-o", "--output", help="Write the plan to this JSON file.")
+        Path | None, output_option("Write the plan to this JSON file (fingerprint beside it).")
     ] = None,
     config: Annotated[
         str | None,
@@ -36,7 +38,7 @@ def plan(
     ] = None,
     batch_size: Annotated[int | None, typer.Option("--batch-size", min=1)] = None,
     epochs: Annotated[int | None, typer.Option("--epochs", min=1)] = None,
-    device: Annotated[str, typer.Option("--device", help="Plan for: auto, cpu or cuda.")] = "auto",
+    device: Annotated[str, device_option("Plan for: auto (this machine), cpu or cuda.")] = "auto",
     time_budget: Annotated[
         float, typer.Option("--time-budget", help="CPU: seconds of training per fold.")
     ] = 600.0,
@@ -46,10 +48,12 @@ def plan(
             "--set", help="Override any field: KEY=VALUE, e.g. training.learning_rate=0.001."
         ),
     ] = None,
+    accept_warnings: AcceptWarnings = False,
 ) -> None:
     """Fingerprint a dataset and plan preprocessing, network and training for it."""
     from rich.console import Console
 
+    from medseg.cli._dataset_check import require_checked_dataset
     from medseg.data import load_dataset
     from medseg.plan import (
         PlanBudget,
@@ -62,6 +66,7 @@ def plan(
     from medseg.plan.summary import plan_summary
 
     data = load_dataset(dataset)
+    require_checked_dataset(data, accept_warnings=accept_warnings)
     if output is not None:
         fingerprint_path = output.parent / "fingerprint.json"
         fingerprint = load_or_extract_fingerprint(data, fingerprint_path)
@@ -90,12 +95,12 @@ def plan(
 def preprocess(
     dataset: Annotated[Path, typer.Argument(help="Dataset folder.")],
     plan_file: Annotated[Path, typer.Option("--plan", help="plan.json from medseg plan.")],
-    output: Annotated[Path, typer.Option("-o", "--output", help="Cache folder.")],
+    output: Annotated[Path, output_option("Cache folder to write.")],
     config: Annotated[
         str | None, typer.Option("--config", help="2d or 3d (default: the plan's).")
     ] = None,
     workers: Annotated[
-        int | None, typer.Option("--workers", min=1, help="Processes (default: cores - 1).")
+        int | None, workers_option("Processes (0: none, work here; default: cores - 1).")
     ] = None,
 ) -> None:
     """Crop, normalise and resample every training case into a memory-mappable cache."""
@@ -116,7 +121,7 @@ def preprocess(
             plan_,
             config,
             output,
-            workers=workers,
+            workers=None if workers is None else max(workers, 1),
             on_progress=lambda done, total: progress.update(task, completed=done, total=total),
         )
     Console(soft_wrap=True).print(f"{len(cache.case_ids)} cases in {cache.directory}")

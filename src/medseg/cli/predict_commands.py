@@ -7,19 +7,20 @@ from typing import Annotated
 
 import typer
 
+from medseg.cli._options import (
+    Device,
+    Threads,
+    apply_threads,
+    folds_option,
+    output_option,
+    parse_folds,
+    workers_option,
+)
+
 
 def register(app: typer.Typer) -> None:
     app.command()(predict)
     app.command()(postprocess)
-
-
-def _parse_folds(folds: str | None) -> list[int] | None:
-    if folds is None or folds.strip().lower() == "all":
-        return None
-    try:
-        return [int(f) for f in folds.split(",") if f.strip()]
-    except ValueError as err:
-        raise typer.BadParameter(f"--folds must be 'all' or e.g. 0,1,2, got {folds!r}") from err
 
 
 def predict(
@@ -27,11 +28,10 @@ def predict(
     inputs: Annotated[
         list[Path],
         typer.Argument(
-            exists=True,
             help="Image files, folders (case_0000/_0001 channels grouped) or DICOM series folders.",
         ),
     ],
-    output: Annotated[Path, typer.Option("-o", "--output", help="Output folder.")],
+    output: Annotated[Path, output_option("Folder for the label maps (and extras).")],
     probabilities: Annotated[
         bool, typer.Option("--probabilities", help="Also write class probabilities (uint8).")
     ] = False,
@@ -40,26 +40,71 @@ def predict(
         typer.Option("--uncertainty", help="Also write entropy and mutual-information maps."),
     ] = False,
     fast: Annotated[bool, typer.Option("--fast", help="No mirroring (about 4-8x faster).")] = False,
-    device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda or mps.")] = "auto",
-    folds: Annotated[
-        str | None, typer.Option("--folds", help="Folds to average, e.g. 0,1 (default: all).")
-    ] = None,
+    device: Device = "auto",
+    folds: Annotated[str, folds_option("Folds to average: 0,1,2 or 'all' (the default).")] = "all",
+    threads: Threads = None,
     step: Annotated[
         float, typer.Option("--step", min=0.05, max=1.0, help="Tile step as a patch fraction.")
     ] = 0.5,
     volumes: Annotated[
         bool, typer.Option("--volumes/--no-volumes", help="Write {case}_volumes.json.")
     ] = True,
+    clinical_report: Annotated[
+        bool,
+        typer.Option("--report", help="Also write OUTPUT/reports/<case>/report.* and cohort.csv."),
+    ] = False,
+    runtime: Annotated[
+        str, typer.Option("--runtime", help="Network engine: torch, or onnx (onnxruntime).")
+    ] = "torch",
+    ray: Annotated[
+        str | None,
+        typer.Option(
+            "--ray",
+            metavar="ADDRESS",
+            help="Run on Ray: 'local' starts Ray here, an address (auto, ray://head:10001) "
+            "joins a cluster; writes OUT/manifest.json, a re-run predicts only what is missing.",
+        ),
+    ] = None,
+    workers: Annotated[
+        int | None, workers_option("With --ray: Ray workers (default: as many as the CPUs allow).")
+    ] = None,
 ) -> None:
     """Segment images with a trained model; outputs keep each input's geometry."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    from medseg.errors import MedsegError
-    from medseg.infer import Predictor
+    from medseg.errors import ImageReadError, MedsegError
+    from medseg.scale import make_predictor
 
+    for path in inputs:
+        if not path.exists():
+            raise ImageReadError(f"{path}: no such file or folder (give image files or folders)")
+    fold_list = parse_folds(folds)
+    chosen = None if fold_list == "all" else fold_list
+    if ray is not None:
+        _predict_on_ray(
+            model,
+            inputs,
+            output,
+            address=None if ray == "local" else ray,
+            runtime=runtime,
+            workers=workers,
+            threads=threads or 1,
+            device=device,
+            folds=chosen,
+            tta=not fast,
+            step=step,
+            probabilities=probabilities,
+            uncertainty=uncertainty,
+            volumes=volumes,
+        )
+        return
+
+    apply_threads(threads)
     out, err = Console(soft_wrap=True), Console(stderr=True, soft_wrap=True)
-    predictor = Predictor(model, device=device, folds=_parse_folds(folds), fast=fast, step=step)
+    predictor = make_predictor(
+        model, runtime=runtime, device=device, folds=chosen, fast=fast, step=step
+    )
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
     with Progress(*columns, console=err, transient=True, disable=not err.is_terminal) as bar:
         cases = bar.add_task("cases", total=None)
@@ -83,6 +128,10 @@ def predict(
     for failure in report.failures:
         err.print(f"[red]failed[/red] {failure.case_id}: {failure.message}", highlight=False)
     err.print(f"{len(report.outputs)} case(s) written to {output}, {len(report.failures)} failed")
+    if clinical_report:
+        from medseg.cli.report_commands import report_predictions
+
+        report_predictions(report.outputs, inputs, predictor.model, output / "reports")
     if not report.ok:
         # a MedsegError (not typer.Exit) so that the console entry point exits with code 1
         raise MedsegError(
@@ -91,15 +140,55 @@ def predict(
         )
 
 
+def _predict_on_ray(model: Path, inputs: list[Path], output: Path, **options) -> None:
+    """``medseg predict --ray``: :func:`medseg.scale.predict_with_ray` with a progress bar."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from medseg.errors import MedsegError
+    from medseg.scale import predict_with_ray
+
+    out, err = Console(soft_wrap=True), Console(stderr=True, soft_wrap=True)
+    device, threads = options.pop("device"), options.pop("threads")
+    gpus = 1.0 if device.startswith("cuda") else 0.0
+    columns = (TextColumn("cases"), BarColumn(), MofNCompleteColumn())
+    with Progress(*columns, console=err, transient=True, disable=not err.is_terminal) as bar:
+        task = bar.add_task("cases", total=None)
+        report = predict_with_ray(
+            model,
+            inputs,
+            output,
+            cpus_per_worker=threads,
+            gpus_per_worker=gpus,
+            device=None if device == "auto" else device,
+            volumes_json=options.pop("volumes"),
+            on_progress=lambda done, total: bar.update(task, completed=done, total=total),
+            **options,
+        )
+    for case in report.outputs:
+        out.print(f"{case.case_id}: {case.labels_path}", highlight=False)
+    for failure in report.failures:
+        err.print(f"[red]failed[/red] {failure.case_id}: {failure.message}", highlight=False)
+    err.print(
+        f"{len(report.outputs)} case(s) written to {output}, {len(report.failures)} failed, "
+        f"{len(report.skipped)} already done (manifest {report.manifest})"
+    )
+    if not report.ok:
+        raise MedsegError(
+            f"{len(report.failures)} case(s) failed: "
+            + ", ".join(f.case_id for f in report.failures)
+        )
+
+
 def postprocess(
     model: Annotated[Path, typer.Argument(help="Trained model folder with splits_final.json.")],
-    dataset: Annotated[Path, typer.Argument(exists=True, help="The training dataset folder.")],
+    dataset: Annotated[Path, typer.Argument(help="The training dataset folder.")],
     predictions: Annotated[
         Path | None,
         typer.Option("--predictions", help="Saved CV predictions instead of predicting."),
     ] = None,
     fast: Annotated[bool, typer.Option("--fast", help="No mirroring for CV predictions.")] = False,
-    device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda or mps.")] = "auto",
+    device: Device = "auto",
 ) -> None:
     """Choose post-processing by cross-validation Dice; writes MODEL/postprocessing.json."""
     from rich.console import Console

@@ -3,12 +3,25 @@
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
 import typer
+
+from medseg.cli._options import (
+    AcceptWarnings,
+    Device,
+    Folds,
+    Threads,
+    apply_threads,
+    output_option,
+    parse_folds,
+    seed_option,
+    workers_option,
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -19,47 +32,54 @@ def train(
     dataset: Annotated[
         Path, typer.Argument(help="nnU-Net dataset folder, images/+masks/ folder or CSV manifest.")
     ],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Model folder to write.")],
+    output: Annotated[Path, output_option("Model folder to write (or resume).")],
     config: Annotated[
         str | None, typer.Option("--config", help="Configuration: 3d or 2d (default: the plan's).")
     ] = None,
-    folds: Annotated[
-        str, typer.Option(help="Folds to train: comma-separated numbers (0,1) or 'all'.")
-    ] = "0",
+    folds: Folds = "0",
     epochs: Annotated[
         int | None, typer.Option(min=1, help="Override the plan's training.epochs.")
     ] = None,
-    device: Annotated[str, typer.Option(help="cpu, cuda or auto.")] = "auto",
-    plan: Annotated[
-        Path | None, typer.Option(exists=True, dir_okay=False, help="Use this (edited) plan.json.")
-    ] = None,
+    device: Device = "auto",
+    plan: Annotated[Path | None, typer.Option(help="Use this (edited) plan.json.")] = None,
     set_: Annotated[
         list[str] | None,
         typer.Option("--set", help="Override a plan field: KEY=VALUE, e.g. training.epochs=20."),
     ] = None,
-    seed: Annotated[int | None, typer.Option(help="Training seed (default: the plan's).")] = None,
+    seed: Annotated[int | None, seed_option("Training seed (default: the plan's).")] = None,
     workers: Annotated[
-        int | None, typer.Option(min=0, help="Augmentation worker processes (0: none).")
+        int | None, workers_option("Augmentation worker processes (0: none, augment here).")
     ] = None,
+    threads: Threads = None,
     restart: Annotated[
         bool, typer.Option("--restart", help="Ignore checkpoints and finished folds.")
     ] = False,
+    accept_warnings: AcceptWarnings = False,
+    ddp: Annotated[
+        bool,
+        typer.Option("--ddp", help="Data-parallel: one rank of a torchrun job (docs/scale.md)."),
+    ] = False,
 ) -> None:
     """Train a segmentation model; resumes an interrupted run in the same folder."""
+    import os
+
     from rich.console import Console
 
-    from medseg.errors import ConfigError
+    from medseg.cli._dataset_check import require_checked_dataset
+    from medseg.data import load_dataset
     from medseg.plan import parse_assignment
     from medseg.train import train_model
 
-    if device not in ("cpu", "cuda", "auto"):
-        raise ConfigError(f"--device must be cpu, cuda or auto, got {device!r}")
-    try:
-        fold_arg = "all" if folds == "all" else [int(f) for f in folds.split(",") if f.strip()]
-    except ValueError as err:
-        raise ConfigError(f"--folds must be like 0,1 or 'all', got {folds!r}") from err
-    console = Console(soft_wrap=True)
-    err_console = Console(stderr=True, soft_wrap=True)
+    if ddp:
+        from medseg.scale.ddp import require_torchrun
+        from medseg.scale.ddp import train_model_ddp as train_model
+
+        require_torchrun()
+    apply_threads(threads)
+    require_checked_dataset(load_dataset(dataset), accept_warnings=accept_warnings)
+    quiet = ddp and os.environ.get("RANK", "0") != "0"  # rank 0 alone reports
+    console = Console(soft_wrap=True, quiet=quiet)
+    err_console = Console(stderr=True, soft_wrap=True, quiet=quiet)
     overrides = dict(parse_assignment(text) for text in set_ or [])
 
     def on_epoch(row: dict) -> None:
@@ -69,12 +89,12 @@ def train(
             f"val loss {row['val_loss']:.4f}, Dice {dice} ({row['epoch_s']:.1f} s)"
         )
 
-    with _progress(err_console) as on_progress:
+    with _model_folder_lock(output, err_console), _progress(err_console) as on_progress:
         result = train_model(
             dataset,
-            out,
+            output,
             configuration=config,
-            folds=fold_arg,
+            folds=parse_folds(folds),
             epochs=epochs,
             device=device,
             plan=plan,
@@ -95,6 +115,27 @@ def train(
 
 def _fmt(value: float) -> str:
     return "n/a" if value is None or math.isnan(value) else f"{value:.3f}"
+
+
+@contextmanager
+def _model_folder_lock(output: Path, console) -> Iterator[None]:  # type: ignore[no-untyped-def]
+    """Hold the model folder's lock (see :mod:`medseg.train.lock`); report a stale one taken over.
+
+    Under ``torchrun`` (``RANK`` set) only rank 0 takes the lock: the other ranks are the same
+    training.
+    """
+    if os.environ.get("RANK", "0") != "0":
+        yield
+        return
+    from medseg.train.lock import lock_model_folder
+
+    with lock_model_folder(output) as held:
+        if held.taken_over is not None:
+            console.print(
+                f"[yellow]note:[/yellow] {output}: took over the lock of a training that is no "
+                f"longer running ({held.taken_over.describe()})"
+            )
+        yield
 
 
 @contextmanager

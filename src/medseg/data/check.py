@@ -81,6 +81,8 @@ class ValidationReport:
         if self.errors:
             first = self.errors[0]
             where = f"{first.file}: " if first.file else ""
+            if first.case_id:
+                where = f"case {first.case_id}, {where}"
             raise DatasetError(
                 f"{self.dataset}: {self.summary()}; first: {where}{first.message} "
                 "(run `medseg check` for the full list)"

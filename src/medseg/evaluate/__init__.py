@@ -9,8 +9,9 @@ outputs. Definitions, defaults and empty-mask rules: ``docs/evaluate.md``.
 from medseg.evaluate.calibration import Calibration, expected_calibration_error
 from medseg.evaluate.case import CaseResult, MetricOptions, evaluate_case
 from medseg.evaluate.detection import lesion_metrics
-from medseg.evaluate.folders import EvaluationResult, evaluate_folders
+from medseg.evaluate.folders import evaluate_folders
 from medseg.evaluate.overlap import confusion, dice, overlap_metrics, volume_metrics
+from medseg.evaluate.result import EvaluationResult
 from medseg.evaluate.summary import summarize
 from medseg.evaluate.surface import (
     SurfaceDistances,

@@ -23,13 +23,27 @@ def check_mask(name: str, mask: npt.ArrayLike) -> BoolArray:
 
 
 def check_spacing(spacing: SpacingMM, ndim: int) -> tuple[float, ...]:
-    """Return ``spacing`` as a tuple of ``ndim`` positive finite floats, or raise."""
-    values = tuple(float(s) for s in np.atleast_1d(np.asarray(spacing, dtype=float)))
-    if len(values) != ndim or not all(np.isfinite(s) and s > 0 for s in values):
-        raise GeometryError(
-            f"spacing must be {ndim} positive mm values in array order, got {tuple(spacing)}"
-        )
-    return values
+    """Return ``spacing`` as a tuple of ``ndim`` positive finite floats (mm, array order).
+
+    Raises
+    ------
+    GeometryError
+        ``spacing`` is ``None``, a scalar, not numeric, of another length than ``ndim``, or
+        holds a zero, negative or non-finite value.
+    """
+    example = ", ".join(["1.0"] * ndim)
+    problem = f"spacing must be {ndim} positive mm values in array order, e.g. ({example})"
+    if spacing is None:
+        raise GeometryError(f"{problem}; got None")
+    try:
+        values = np.asarray(spacing, dtype=float)
+    except (TypeError, ValueError) as err:
+        raise GeometryError(f"{problem}; got {spacing!r}") from err
+    if values.ndim != 1 or values.size != ndim:
+        raise GeometryError(f"{problem}; got {spacing!r}")
+    if not np.all(np.isfinite(values) & (values > 0)):
+        raise GeometryError(f"{problem}; got {tuple(values.tolist())}")
+    return tuple(float(v) for v in values)
 
 
 def check_pair(

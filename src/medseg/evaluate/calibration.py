@@ -1,4 +1,4 @@
-"""Expected calibration error with reliability-diagram data (METRICS.md §8).
+"""Expected calibration error with reliability-diagram data (docs/evaluate.md, Definitions).
 
 Top-label ECE (Guo et al. 2017, as NACL/MarginLoss): each voxel's confidence is its largest class
 probability and it is correct when that class equals the reference label. Voxels are binned by
@@ -97,8 +97,8 @@ def expected_calibration_error(
 def pool_calibrations(calibrations: Sequence[Calibration]) -> Calibration:
     """Reliability diagram of all voxels of several cases together (same bins required).
 
-    The pooled ``ece`` weighs every voxel equally; the per-case convention (METRICS.md §10) is
-    the mean of the cases' ``ece`` values, reported separately.
+    The pooled ``ece`` weighs every voxel equally; the per-case convention (docs/evaluate.md,
+    Definitions, Calibration) is the mean of the cases' ``ece`` values, reported separately.
     """
     if not calibrations:
         raise ConfigError("no calibration results to pool")

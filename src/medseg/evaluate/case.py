@@ -1,7 +1,8 @@
 """All metrics of one case: per class (a label) or region (a set of labels).
 
 :func:`evaluate_case` is pure: arrays and options in, one row per class out. The empty-mask rule
-(METRICS.md §10) is recorded in each row's ``status``: ``"both_empty"`` rows hold ``nan`` for
+(docs/evaluate.md, Empty masks) is recorded in each row's ``status``: ``"both_empty"`` rows hold
+``nan`` for
 the overlap and distance metrics (excluded from means and counted), ``"ref_empty"`` and
 ``"pred_empty"`` rows hold Dice/NSD 0 and distances ``inf`` (the image diagonal in aggregates).
 """
@@ -19,6 +20,7 @@ from medseg._typing import SpacingMM
 from medseg.errors import ConfigError, GeometryError
 from medseg.evaluate._checks import check_spacing
 from medseg.evaluate.calibration import Calibration, expected_calibration_error
+from medseg.evaluate.conventions import EmptyConvention, apply_empty_convention
 from medseg.evaluate.detection import MatchMetric, lesion_metrics
 from medseg.evaluate.overlap import confusion, overlap_metrics, volume_metrics
 from medseg.evaluate.surface import (
@@ -41,7 +43,7 @@ Classes = Mapping[str, "int | Sequence[int]"]
 
 @dataclass(frozen=True, kw_only=True)
 class MetricOptions:
-    """Every choice the metrics make; the defaults follow METRICS.md §10.
+    """Every choice the metrics make; the defaults follow docs/evaluate.md (Empty masks).
 
     Attributes
     ----------
@@ -67,6 +69,8 @@ class MetricOptions:
     ece_region : {"foreground", "all"}
     ignore_label : int, optional
         Reference voxels with this value are removed from both masks.
+    empty_convention : {"medseg", "nnunet", "monai", "monai-keep-empty"}
+        How rows with an empty mask are reported (:mod:`medseg.evaluate.conventions`).
     """
 
     boundary: BoundaryMode = "surfel"
@@ -83,6 +87,7 @@ class MetricOptions:
     ece_bins: int = 15
     ece_region: Literal["foreground", "all"] = "foreground"
     ignore_label: int | None = None
+    empty_convention: EmptyConvention = "medseg"
 
     def tolerance_for(self, name: str) -> float | None:
         """NSD tolerance in mm of class ``name`` (``None``: NSD not requested)."""
@@ -166,7 +171,7 @@ def evaluate_class(
                 for k, v in betti_errors(pred, ref, connectivity=options.connectivity).items()
             }
         )
-    return row
+    return apply_empty_convention(row, options.empty_convention, options.hd_column)
 
 
 def evaluate_case(
@@ -189,7 +194,7 @@ def evaluate_case(
     classes : mapping of str to int or sequence of int
         Class name -> label value, or -> label values of a region (their union).
     options : MetricOptions, optional
-        Metric choices; defaults follow METRICS.md §10.
+        Metric choices; defaults follow docs/evaluate.md (Empty masks).
     probabilities : ndarray of float, shape (C, Z, Y, X) or (C, Y, X), optional
         Softmax output (channel ``c`` = label ``c``); adds the expected calibration error.
 
@@ -197,7 +202,9 @@ def evaluate_case(
     -------
     CaseResult
         One row per class with ``class``, ``status`` and the metric columns: ``dice``, ``iou``,
-        ``precision``, ``sensitivity``, ``specificity``, ``accuracy``, ``mcc``,
+        ``precision``, ``sensitivity``, ``specificity``, ``accuracy``, ``mcc``, ``npv``, ``fpr``,
+        ``fnr``, ``fdr``, ``for``, ``balanced_accuracy``, ``fowlkes_mallows``, ``informedness``,
+        ``markedness``, ``prevalence_threshold``,
         ``ref_volume_ml``, ``pred_volume_ml``, ``abs_volume_error_ml``, ``rel_volume_error``,
         ``hd``, ``hd95``, ``assd``, ``asd_ref_to_pred``, ``asd_pred_to_ref`` (mm), ``nsd`` (when a
         tolerance is set), ``lesion_tp/fp/fn``, ``lesion_f1``, ``lesion_dice`` and

@@ -1,4 +1,6 @@
-"""Lesion-wise detection: connected components matched one-to-one by overlap (METRICS.md §6).
+"""Lesion-wise detection: connected components matched one-to-one by overlap.
+
+Definitions: docs/evaluate.md, "Detection (lesions)".
 
 Components are labelled with cc3d (26-connected in 3D, 8 in 2D by default; ``"face"`` gives
 6/4). A predicted and a reference component are a candidate pair when their IoU (or Dice) is

@@ -10,7 +10,7 @@ import math
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,7 @@ from medseg.evaluate.labels import (
     resolve_classes,
     resolve_tolerance,
 )
+from medseg.evaluate.result import EvaluationResult
 from medseg.evaluate.summary import describe, summarize
 
 log = logging.getLogger(__name__)
@@ -83,52 +84,12 @@ def _evaluate_task(task: _Task) -> dict[str, Any]:
     }
 
 
-@dataclass(frozen=True)
-class EvaluationResult:
-    """Outcome of :func:`evaluate_folders`.
-
-    Attributes
-    ----------
-    rows : list of dict
-        One row per case × class: ``case``, ``class``, ``status``, metrics,
-        ``image_diagonal_mm``.
-    summary : dict
-        JSON-ready: per-class statistics (:func:`medseg.evaluate.summary.summarize`), the
-        options used, unexpected label values per case.
-    out_dir : Path, optional
-        Folder holding ``metrics_per_case.csv``, ``summary.json`` and ``report.html``.
-    """
-
-    rows: list[dict[str, Any]]
-    summary: dict[str, Any]
-    out_dir: Path | None = field(default=None)
-
-    def table(self, metrics: Sequence[str] = ("dice", "hd95", "nsd")) -> Any:
-        """A Rich table of the per-class mean ± std of ``metrics``."""
-        from rich.table import Table
-
-        table = Table(title=f"{self.summary['n_cases']} cases")
-        table.add_column("class")
-        per_class = self.summary["classes"]
-        shown = [m for m in metrics if any(m in stats for stats in per_class.values())]
-        for metric in shown:
-            table.add_column(metric, justify="right")
-        for name, stats in per_class.items():
-            cells = []
-            for metric in shown:
-                s = stats.get(metric, {})
-                mean, std = s.get("mean"), s.get("std")
-                cells.append("-" if mean is None else f"{mean:.4g} ± {std or 0:.2g}")
-            table.add_row(name, *cells)
-        return table
-
-
 def evaluate_folders(
     pred_dir: PathLikeStr,
     ref_dir: PathLikeStr,
     *,
     out_dir: PathLikeStr | None = None,
-    labels: Mapping[str, int] | Sequence[int] | None = None,
+    labels: Mapping[str, int] | Sequence[int | str] | None = None,
     regions: Mapping[str, Sequence[int]] | None = None,
     nsd_tolerance_mm: float | Mapping[str, float] | None = None,
     workers: int = 1,
@@ -151,7 +112,7 @@ def evaluate_folders(
         Folder of reference label maps, or an nnU-Net dataset folder with ``labelsTr``.
     out_dir : path, optional
         Where to write ``metrics_per_case.csv``, ``summary.json`` and ``report.html``.
-    labels : mapping of name to value, or sequence of values, optional
+    labels : mapping of name to value, or sequence of values or dataset.json names, optional
         Labels to score. Default: from ``dataset.json``, else every value found.
     regions : mapping of name to sequence of values, optional
         Regions (unions of labels) to score as well.

@@ -18,7 +18,7 @@ import numpy as np
 from medseg.evaluate.summary import is_distance, metric_columns
 
 if TYPE_CHECKING:
-    from medseg.evaluate.folders import EvaluationResult
+    from medseg.evaluate.result import EvaluationResult
 
 GALLERY_SIZE = 6
 BOX_METRICS = (

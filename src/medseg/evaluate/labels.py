@@ -83,14 +83,16 @@ def parse_tolerance(text: str) -> float | dict[str, float]:
 
 
 def resolve_classes(
-    labels: Mapping[str, int] | Sequence[int] | None,
+    labels: Mapping[str, int] | Sequence[int | str] | None,
     regions: Mapping[str, Sequence[int]] | None,
     dataset: tuple[ClassMap, ClassMap, int | None] | None,
 ) -> ClassMap | None:
     """Classes to score: labels, then regions.
 
     Labels: ``labels`` if given, else those of ``dataset.json``. Values given as a list take
-    their names from ``dataset.json`` when it names them, else their value as a string.
+    their names from ``dataset.json`` when it names them, else their value as a string; names
+    in the list are looked up in ``dataset.json`` (a :class:`ConfigError` if it has no such
+    name).
     Regions: ``regions`` if given, else those of ``dataset.json``. ``None`` when nothing defines
     any class (the caller then uses the label values found in the references).
     """
@@ -99,7 +101,17 @@ def resolve_classes(
     if isinstance(labels, Mapping):
         classes.update({str(k): (int(v),) for k, v in labels.items()})
     elif labels is not None:
-        classes.update({named.get(int(v), str(int(v))): (int(v),) for v in labels})
+        by_name = dict(dataset[0]) if dataset else {}
+        for v in labels:
+            if isinstance(v, str):
+                if v not in by_name:
+                    raise ConfigError(
+                        f"label {v!r} is not named in dataset.json (names: {sorted(by_name)}); "
+                        "give label values, or the dataset.json that names it (--dataset-json)"
+                    )
+                classes[v] = by_name[v]
+            else:
+                classes[named.get(int(v), str(int(v)))] = (int(v),)
     elif dataset:
         classes.update(dataset[0])
     if regions:

@@ -15,7 +15,7 @@ from medseg.errors import MedsegError
 from medseg.evaluate.summary import NON_METRIC_COLUMNS, metric_columns
 
 if TYPE_CHECKING:
-    from medseg.evaluate.folders import EvaluationResult
+    from medseg.evaluate.result import EvaluationResult
 
 CSV_NAME = "metrics_per_case.csv"
 SUMMARY_NAME = "summary.json"

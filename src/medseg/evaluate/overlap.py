@@ -2,7 +2,8 @@
 
 Every ratio whose denominator is 0 is ``nan`` (e.g. sensitivity with an empty reference),
 except Dice and IoU, which are 0 when exactly one mask is empty and ``nan`` when both are
-(METRICS.md §5 and §10: an empty output is never rewarded, and 0/0 is excluded and counted).
+(docs/evaluate.md, Empty masks: an empty output is never rewarded, and 0/0 is excluded and
+counted).
 """
 
 from __future__ import annotations
@@ -39,20 +40,40 @@ def _ratio(num: float, den: float) -> float:
 
 
 def overlap_metrics(c: Confusion) -> dict[str, float]:
-    """Dice, IoU, precision, sensitivity, specificity, accuracy and MCC from counts.
+    """Every confusion-matrix metric from the counts (MONAI's set, with the same formulas).
 
-    MCC = (TP·TN − FP·FN) / √((TP+FP)(TP+FN)(TN+FP)(TN+FN)), ``nan`` when a factor is 0.
+    Dice, IoU, precision (PPV), sensitivity (TPR), specificity (TNR), accuracy, MCC =
+    (TP·TN − FP·FN) / √((TP+FP)(TP+FN)(TN+FP)(TN+FN)), and: ``npv`` = TN/(TN+FN), ``fpr`` (fall-out)
+    = FP/(FP+TN), ``fnr`` (miss rate) = FN/(FN+TP), ``fdr`` = FP/(FP+TP), ``for`` (false omission
+    rate) = FN/(FN+TN), ``balanced_accuracy`` = (TPR+TNR)/2, ``fowlkes_mallows`` = √(PPV·TPR),
+    ``informedness`` = TPR+TNR−1, ``markedness`` = PPV+NPV−1, ``prevalence_threshold`` =
+    (√(TPR(1−TNR)) + TNR − 1)/(TPR+TNR−1). A ratio with a zero denominator is ``nan``, and so is
+    any metric built from a ``nan`` ratio (as ``monai.metrics.compute_confusion_matrix_metric``).
     """
     empty_both = c.tp + c.fp + c.fn == 0
     mcc_den = math.sqrt(float(c.tp + c.fp) * (c.tp + c.fn) * float(c.tn + c.fp) * (c.tn + c.fn))
+    tpr = _ratio(c.tp, c.tp + c.fn)
+    tnr = _ratio(c.tn, c.tn + c.fp)
+    ppv = _ratio(c.tp, c.tp + c.fp)
+    npv = _ratio(c.tn, c.tn + c.fn)
     return {
         "dice": float("nan") if empty_both else 2 * c.tp / (2 * c.tp + c.fp + c.fn),
         "iou": float("nan") if empty_both else c.tp / (c.tp + c.fp + c.fn),
-        "precision": _ratio(c.tp, c.tp + c.fp),
-        "sensitivity": _ratio(c.tp, c.tp + c.fn),
-        "specificity": _ratio(c.tn, c.tn + c.fp),
+        "precision": ppv,
+        "sensitivity": tpr,
+        "specificity": tnr,
         "accuracy": _ratio(c.tp + c.tn, c.tp + c.tn + c.fp + c.fn),
         "mcc": _ratio(float(c.tp) * c.tn - float(c.fp) * c.fn, mcc_den),
+        "npv": npv,
+        "fpr": _ratio(c.fp, c.fp + c.tn),
+        "fnr": _ratio(c.fn, c.fn + c.tp),
+        "fdr": _ratio(c.fp, c.fp + c.tp),
+        "for": _ratio(c.fn, c.fn + c.tn),
+        "balanced_accuracy": (tpr + tnr) / 2,
+        "fowlkes_mallows": math.sqrt(ppv * tpr),
+        "informedness": tpr + tnr - 1,
+        "markedness": ppv + npv - 1,
+        "prevalence_threshold": _ratio(math.sqrt(tpr * (1 - tnr)) + tnr - 1, tpr + tnr - 1),
     }
 
 

@@ -4,7 +4,7 @@ For each class and metric: mean, median, standard deviation and a seeded 95 % pe
 bootstrap confidence interval of the mean, over the cases where the metric is defined.
 ``nan`` values (both masks empty, or 0/0 ratios) are excluded and counted. Infinite distances
 (exactly one mask empty) are replaced by the case's image diagonal in mm before aggregating
-(METRICS.md §10), and counted too.
+(docs/evaluate.md, Empty masks), and counted too.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Boundary distances in mm: Hausdorff, HD95, average surface distance, surface Dice.
 
-Two boundary families (see ``docs/evaluate.md`` and ``/work/shared/METRICS.md`` §1):
+Two boundary families (see ``docs/evaluate.md``, Definitions):
 
 ``"surfel"`` (default)
     DeepMind surface-distance: boundary points are voxel corners whose 2×2×2 block is mixed,

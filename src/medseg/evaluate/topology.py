@@ -1,4 +1,4 @@
-"""Betti numbers of binary masks and their errors (METRICS.md §7).
+"""Betti numbers of binary masks and their errors (docs/evaluate.md, Definitions).
 
 β0 counts foreground components, β1 tunnels (3D) or holes (2D), β2 cavities (3D). Foreground and
 background use complementary connectivities so that the counts obey duality: ``"full"`` is

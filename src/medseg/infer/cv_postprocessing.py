@@ -2,7 +2,7 @@
 
 Each fold's network predicts the validation cases of that fold (``splits_final.json`` in the
 model folder), without post-processing; :func:`select_postprocessing` then keeps the steps that
-raise cross-validation Dice (DESIGN A7). Saved predictions can be used instead.
+raise cross-validation Dice (docs/predict.md). Saved predictions can be used instead.
 """
 
 from __future__ import annotations

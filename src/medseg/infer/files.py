@@ -29,7 +29,7 @@ from medseg._config import write_json
 from medseg._typing import PathLikeStr
 from medseg.errors import ImageWriteError, MedsegError
 from medseg.infer.inputs import InputCase, find_inputs, image_suffix
-from medseg.infer.predictor import CaseProgressFn, Prediction, Predictor, ProgressFn
+from medseg.infer.prediction import CaseProgressFn, ImagePredictor, Prediction, ProgressFn
 from medseg.io import Image, find_channel_files, read_channels, read_image, write_image
 
 logger = logging.getLogger(__name__)
@@ -68,7 +68,7 @@ class PredictReport:
 
 
 def predict_files(
-    predictor: Predictor,
+    predictor: ImagePredictor,
     inputs: PathLikeStr | Sequence[PathLikeStr],
     out_dir: PathLikeStr,
     *,
@@ -82,7 +82,8 @@ def predict_files(
 
     Parameters
     ----------
-    predictor : Predictor
+    predictor : ImagePredictor
+        A :class:`medseg.infer.Predictor`, or anything with its ``predict_image`` and ``model``.
     inputs : path or sequence of path
         Image files, folders of images (nnU-Net ``_0000`` channel naming is grouped), or DICOM
         series folders; see :func:`medseg.infer.inputs.find_inputs`.
@@ -115,15 +116,17 @@ def predict_files(
                 on_case_progress(_id, d, t)
 
         try:
-            image = read_case_image(case)
-            prediction = predictor.predict_image(
-                image,
-                probabilities=probabilities,
-                uncertainty=uncertainty,
-                case_id=case.case_id,
-                on_progress=progress,
+            outputs.append(
+                predict_case(
+                    predictor,
+                    case,
+                    out,
+                    probabilities=probabilities,
+                    uncertainty=uncertainty,
+                    volumes_json=volumes_json,
+                    on_progress=progress,
+                )
             )
-            outputs.append(_write_case(prediction, case, out, predictor, volumes_json))
         except MedsegError as err:
             logger.warning("case %s failed: %s", case.case_id, err)
             failures.append(CaseFailure(case.case_id, case.paths, str(err)))
@@ -133,6 +136,30 @@ def predict_files(
         if on_progress is not None:
             on_progress(done, len(cases))
     return PredictReport(outputs, failures)
+
+
+def predict_case(
+    predictor: ImagePredictor,
+    case: InputCase,
+    out_dir: Path,
+    *,
+    probabilities: bool = False,
+    uncertainty: bool = False,
+    volumes_json: bool = True,
+    on_progress: ProgressFn | None = None,
+) -> CaseOutput:
+    """Read, predict and write one case into the existing folder ``out_dir``.
+
+    Raises what reading or predicting raises (:func:`predict_files` records it as a failure).
+    """
+    prediction = predictor.predict_image(
+        read_case_image(case),
+        probabilities=probabilities,
+        uncertainty=uncertainty,
+        case_id=case.case_id,
+        on_progress=on_progress,
+    )
+    return _write_case(prediction, case, Path(out_dir), predictor, volumes_json)
 
 
 def read_case_image(case: InputCase) -> Image:
@@ -173,7 +200,7 @@ def _write_case(
     prediction: Prediction,
     case: InputCase,
     out: Path,
-    predictor: Predictor,
+    predictor: ImagePredictor,
     volumes_json: bool,
 ) -> CaseOutput:
     extra: dict[str, Path] = {}

@@ -1,4 +1,4 @@
-"""Post-processing rules for label maps and their selection by cross-validation (DESIGN A7).
+"""Post-processing rules for label maps and their selection by cross-validation (docs/predict.md).
 
 Rules are data, saved as ``model/postprocessing.json``::
 

@@ -1,6 +1,6 @@
 """The :class:`Predictor`: a trained model folder applied to images, with the input's geometry.
 
-Pipeline per image (DESIGN A6, B4): check channels -> preprocess exactly as in training
+Pipeline per image (docs/predict.md): check channels -> preprocess exactly as in training
 (:func:`medseg.preprocess.preprocess_image`) -> Gaussian sliding window over every fold and
 mirror combination, averaging *probabilities* -> slab-wise resampling back to the input grid
 and argmax (:func:`medseg.preprocess.restore_to_original`) -> post-processing rules from
@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -23,11 +21,13 @@ from torch import nn
 from medseg._typing import PathLikeStr
 from medseg.errors import ConfigError, DatasetError, ModelFormatError
 from medseg.infer.export import restore_maps
+from medseg.infer.files import PredictReport, predict_files
 from medseg.infer.postprocessing import (
     PostprocessingRules,
     apply_postprocessing,
     load_postprocessing,
 )
+from medseg.infer.prediction import CaseProgressFn, Prediction, ProgressFn
 from medseg.infer.sliding_window import WindowSettings, sliding_window_predict
 from medseg.infer.uncertainty import member_entropy, mutual_information
 from medseg.io import Image
@@ -35,29 +35,7 @@ from medseg.preprocess import preprocess_image, restore_to_original
 from medseg.train.model_folder import ModelFolder
 from medseg.train.trainer import resolve_device
 
-if TYPE_CHECKING:
-    from medseg.infer.files import PredictReport
-
 logger = logging.getLogger(__name__)
-
-ProgressFn = Callable[[int, int], None]
-CaseProgressFn = Callable[[str, int, int], None]
-
-
-@dataclass(frozen=True)
-class Prediction:
-    """What :meth:`Predictor.predict_image` returns, all on the input image's voxel grid.
-
-    ``labels``: ``(1, *spatial)`` uint8 label map. ``probabilities``: ``(K, *spatial)`` float16
-    class (or region) probabilities, or ``None``. ``uncertainty``: ``{"entropy": Image,
-    "mutual_information": Image}`` of ``(1, *spatial)`` float32 maps in [0, 1], or empty.
-    ``members`` is the number of averaged predictions (folds x mirror combinations).
-    """
-
-    labels: Image
-    probabilities: Image | None = None
-    uncertainty: dict[str, Image] = field(default_factory=dict)
-    members: int = 1
 
 
 class Predictor:
@@ -254,8 +232,6 @@ class Predictor:
         on_case_progress: CaseProgressFn | None = None,
     ) -> PredictReport:
         """Predict files and folders into ``out_dir``; see :mod:`medseg.infer.files`."""
-        from medseg.infer.files import predict_files
-
         return predict_files(
             self,
             inputs,

@@ -7,8 +7,8 @@ size lists the spatial axes in the same order. Tiles are placed as in nnU-Net v2
 last voxel. Each tile's output is turned into probabilities (softmax, or sigmoid for
 region-based models), weighted by a Gaussian importance map (sigma = 1/8 of the patch, as in
 nnU-Net) and added to running sums. Every member (fold x mirror combination) adds its
-probabilities to the same sum, so the result is the mean *probability* over members (DESIGN
-B4.5), never the mean of logits.
+probabilities to the same sum, so the result is the mean *probability* over members (as nnU-Net
+does; docs/predict.md), never the mean of logits.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 Quick start::
 
     from medseg.interactive import Session, load_engine
-    session = Session(image, load_engine("classical"))   # or a trained model folder
+    session = Session(image)          # the shipped universal model; or Session(image, engine)
     session.add_box((10, 20, 30), (18, 60, 70))
     session.add_click((14, 40, 50), positive=False)
     prediction = session.predict()                       # .mask, .probabilities, .roi
@@ -26,6 +26,10 @@ _EXPORTS = {
     "region_of_interest": "medseg.interactive.session",
     "Engine": "medseg.interactive.engine",
     "load_engine": "medseg.interactive.engine",
+    "default_engine": "medseg.interactive.engine",
+    "universal_model_dir": "medseg.interactive.engine",
+    "UniversalTrainConfig": "medseg.interactive.universal",
+    "train_universal": "medseg.interactive.universal",
     "RandomWalkerEngine": "medseg.interactive.classical",
     "LearnedEngine": "medseg.interactive.learned",
     "InteractiveModelConfig": "medseg.interactive.network",

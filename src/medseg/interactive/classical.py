@@ -20,7 +20,7 @@ from skimage.segmentation import random_walker
 from skimage.transform import resize
 
 from medseg._typing import BoolArray, FloatArray, SpacingMM
-from medseg.interactive.engine import normalize_intensity
+from medseg.interactive.intensity import normalize_intensity
 from medseg.interactive.prompts import Box, Prompt, render_prompts
 
 _OBJECT, _BACKGROUND = 1, 2

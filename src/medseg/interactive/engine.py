@@ -6,10 +6,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
-import numpy as np
-
 from medseg._typing import BoolArray, FloatArray, SpacingMM
 from medseg.errors import ModelFormatError
+
+# re-exported: the engines' shared normalisation lives below them, in medseg.interactive.intensity
+from medseg.interactive.intensity import normalize_intensity as normalize_intensity
 from medseg.interactive.prompts import Prompt
 
 
@@ -49,34 +50,41 @@ class Engine(Protocol):
         ...
 
 
-def normalize_intensity(image: FloatArray, *, spatial_dims: int | None = None) -> FloatArray:
-    """Clip each channel to its 0.5-99.5 percentiles, then z-score it.
+UNIVERSAL = "universal"
+"""Name of the model that ships inside the package (see :func:`universal_model_dir`)."""
 
-    Parameters
-    ----------
-    image : ndarray, shape (C, ...) or (B, C, H, W)
-        Raw intensities.
-    spatial_dims : int, optional
-        How many trailing axes form one channel (default: all but the first). With a batch
-        of slices, ``spatial_dims=2`` normalises every slice's channels on their own, in one
-        vectorised pass.
 
-    Returns
-    -------
-    ndarray of float32, same shape
-        Zero mean, unit variance per channel (a constant channel becomes zeros).
+def universal_model_dir() -> Path:
+    """Folder of the shipped universal model (``interactive.json`` + ``model.safetensors``).
+
+    Raises
+    ------
+    ModelFormatError
+        When the package was installed without its weights.
     """
-    spatial_dims = image.ndim - 1 if spatial_dims is None else spatial_dims
-    axes = tuple(range(image.ndim - spatial_dims, image.ndim))
-    lo, hi = np.percentile(image, (0.5, 99.5), axis=axes, keepdims=True)
-    clipped = np.clip(image.astype(np.float32), lo.astype(np.float32), hi.astype(np.float32))
-    mean = clipped.mean(axis=axes, keepdims=True)
-    std = clipped.std(axis=axes, keepdims=True)
-    return np.where(std > 0, (clipped - mean) / np.where(std > 0, std, 1), 0).astype(np.float32)
+    folder = Path(__file__).parent / "weights" / UNIVERSAL
+    if not (folder / "model.safetensors").is_file():
+        raise ModelFormatError(
+            f"{folder}: the universal model's weights are missing from this medseg install; "
+            "reinstall medseg, or pass a model folder from `medseg train-interactive`"
+        )
+    return folder
+
+
+def default_engine() -> Engine:
+    """The engine used when none is given: the shipped universal model (no training needed)."""
+    from medseg.interactive.learned import LearnedEngine
+
+    engine = LearnedEngine.load(universal_model_dir())
+    engine.name = UNIVERSAL
+    return engine
 
 
 def load_engine(spec: str | Path) -> Engine:
-    """``"classical"`` gives the random-walker engine; a model folder gives the learned engine."""
+    """``"universal"`` gives the shipped model, ``"classical"`` the random walker, a model
+    folder the learned engine trained on it."""
+    if str(spec) == UNIVERSAL:
+        return default_engine()
     if str(spec) == "classical":
         from medseg.interactive.classical import RandomWalkerEngine
 
@@ -84,7 +92,7 @@ def load_engine(spec: str | Path) -> Engine:
     path = Path(spec)
     if not path.is_dir():
         raise ModelFormatError(
-            f"{path}: not 'classical' and not a model folder; train one with "
+            f"{path}: not 'universal', not 'classical' and not a model folder; train one with "
             "`medseg train-interactive DATASET -o MODEL`"
         )
     from medseg.interactive.learned import LearnedEngine

@@ -31,7 +31,7 @@ from torch import nn
 
 from medseg._typing import BoolArray, FloatArray, SpacingMM
 from medseg.errors import GeometryError
-from medseg.interactive.engine import normalize_intensity
+from medseg.interactive.intensity import normalize_intensity
 from medseg.interactive.network import InteractiveModelConfig, encode, load_model
 from medseg.interactive.prompts import Box, Click, Prompt, PromptMaps, Scribble, render_prompts
 

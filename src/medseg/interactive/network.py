@@ -117,8 +117,10 @@ def encode(
     """
     size = (config.size, config.size)
     dense = torch.cat([image.float(), previous[:, None].float()], dim=1)
-    dense = F.interpolate(dense, size=size, mode="bilinear", align_corners=False)
-    sparse = F.adaptive_max_pool2d(torch.stack([box, positive, negative], dim=1).float(), size)
+    sparse = torch.stack([box, positive, negative], dim=1).float()
+    if tuple(dense.shape[-2:]) != size:  # training crops already have the network's size
+        dense = F.interpolate(dense, size=size, mode="bilinear", align_corners=False)
+        sparse = F.adaptive_max_pool2d(sparse, size)
     r = config.click_radius
     if r and bool(sparse[:, 1:].any()):
         clicks = F.max_pool2d(sparse[:, 1:], 2 * r + 1, stride=1, padding=r)

@@ -10,7 +10,7 @@ import numpy.typing as npt
 
 from medseg._typing import BoolArray, FloatArray
 from medseg.errors import GeometryError
-from medseg.interactive.engine import Engine
+from medseg.interactive.engine import Engine, default_engine
 from medseg.interactive.prompts import Box, Click, Prompt, Scribble
 from medseg.io import Image
 
@@ -78,8 +78,10 @@ class Session:
     image : Image or ndarray
         An :class:`medseg.io.Image` (channel first) or a single-channel array of shape
         (Z, Y, X) or (Y, X) (unit spacing).
-    engine : Engine
-        The segmenter, e.g. :class:`~medseg.interactive.classical.RandomWalkerEngine`.
+    engine : Engine, optional
+        The segmenter, e.g. :class:`~medseg.interactive.classical.RandomWalkerEngine`;
+        default the universal model shipped with medseg
+        (:func:`~medseg.interactive.engine.default_engine`), which needs no training.
     margin, min_margin, min_size
         Region-of-interest rule, see :func:`region_of_interest`.
     """
@@ -87,7 +89,7 @@ class Session:
     def __init__(
         self,
         image: Image | npt.NDArray[np.generic],
-        engine: Engine,
+        engine: Engine | None = None,
         *,
         margin: float = 0.25,
         min_margin: int = 8,
@@ -99,7 +101,7 @@ class Session:
                 raise GeometryError(f"expected a (Z, Y, X) or (Y, X) array, got {array.shape}")
             image = Image.from_array(array[None])
         self.image = image
-        self.engine = engine
+        self.engine = engine if engine is not None else default_engine()
         self._roi_rule = {"margin": margin, "min_margin": min_margin, "min_size": min_size}
         self._prompts: list[Prompt] = []
         self._history: list[tuple[Prompt | None, BoolArray, bool]] = []

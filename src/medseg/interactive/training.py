@@ -33,7 +33,7 @@ from scipy import ndimage
 from medseg._config import to_jsonable
 from medseg.data.dataset import Dataset
 from medseg.errors import ConfigError, DatasetError
-from medseg.interactive.engine import normalize_intensity
+from medseg.interactive.intensity import normalize_intensity
 from medseg.interactive.network import InteractiveModelConfig, build_network, encode, save_model
 from medseg.interactive.prompts import Box, render_prompts
 from medseg.interactive.session import region_of_interest
@@ -113,6 +113,10 @@ class _Slices:
                 f"{dataset.root}: no labelled voxels of classes {values} to train on"
             )
 
+    def pick(self, rng: np.random.Generator) -> tuple[int, int, int, np.ndarray]:
+        """A random (case, class, axis, slices) entry, uniform over the index."""
+        return self.index[rng.integers(len(self.index))]
+
     def plane(self, i: int, axis: int, k: int) -> tuple[np.ndarray, np.ndarray]:
         if self.ndim == 2:
             return self.images[i], self.labels[i]
@@ -179,7 +183,7 @@ def _crop(
 def _sample(data: _Slices, rng: np.random.Generator, size: int) -> Sample:
     """One crop: normalised image (C, S, S), its mask (S, S), a neighbour slice's mask, and
     the cross-section of a 3D box when the crop comes from :func:`_volume_box_sample`."""
-    entry = data.index[rng.integers(len(data.index))]
+    entry = data.pick(rng)
     i, value, axis, slices = entry
     if data.ndim == 3 and rng.random() < 0.45:
         return _volume_box_sample(data, entry, rng, size)
@@ -319,30 +323,21 @@ def train_interactive(
     model_config = replace(config.model, image_channels=int(data.images[0].shape[0]))
     net = build_network(model_config)
     optimizer = torch.optim.Adam(net.parameters(), lr=config.learning_rate)
-    loss_fn = DiceCELoss(sigmoid=True)
-    size = model_config.size
     losses: list[float] = []
     for iteration in range(config.iterations):
-        samples = [_sample(data, rng, size) for _ in range(config.batch_size)]
-        prompts = [_first_prompt(gt, nb, box, rng) for _, gt, nb, box in samples]
-        gts = np.stack([s[1] for s in samples])
-        net.eval()
-        for _ in range(int(rng.integers(0, config.max_rounds + 1))):
-            with torch.inference_mode():
-                preds = net(_batch(samples, prompts, model_config))[:, 0].numpy() > 0
-            prompts = [
-                _correct(p, pred, gt, rng) for p, pred, gt in zip(prompts, preds, gts, strict=True)
-            ]
-        net.train()
-        logits = net(_batch(samples, prompts, model_config))
-        loss = loss_fn(logits, torch.from_numpy(gts[:, None].astype(np.float32)))
-        optimizer.zero_grad()
-        loss.backward()
+        progress = _progress(iteration, time.perf_counter() - start, config)
+        loss = train_step(
+            net,
+            optimizer,
+            data,
+            rng,
+            batch_size=config.batch_size,
+            max_rounds=config.max_rounds,
+            model_config=model_config,
+            learning_rate=_cosine(config.learning_rate, progress),
+        )
         progress = _progress(iteration + 1, time.perf_counter() - start, config)
-        for group in optimizer.param_groups:
-            group["lr"] = _cosine(config.learning_rate, progress)
-        optimizer.step()
-        losses.append(float(loss.detach()))
+        losses.append(loss)
         if on_progress is not None:
             on_progress(iteration + 1, max(iteration + 1, round((iteration + 1) / progress)))
         if progress >= 1.0 and iteration + 1 < config.iterations:
@@ -358,6 +353,53 @@ def train_interactive(
     }
     save_model(net.eval(), replace(model_config, training=info), Path(out))
     return TrainInteractiveResult(model_dir=Path(out), losses=losses, seconds=seconds)
+
+
+def train_step(
+    net: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    data: _Slices,
+    rng: np.random.Generator,
+    *,
+    batch_size: int,
+    max_rounds: int,
+    model_config: InteractiveModelConfig,
+    learning_rate: float,
+    device: str = "cpu",
+) -> float:
+    """One optimisation step on a batch of simulated interactions; returns the loss.
+
+    ``data`` is anything with ``pick(rng)``, ``plane(i, axis, k)``, ``labels`` and ``ndim``
+    like the in-memory dataset here (the universal trainer passes its pool of generated tasks).
+    The simulated user first prompts each crop, then 0-``max_rounds`` correction rounds run
+    the network without gradients and add a correction each; the loss (Dice + BCE) is taken
+    after the last round.
+    """
+    size = model_config.size
+    samples = [_sample(data, rng, size) for _ in range(batch_size)]
+    prompts = [_first_prompt(gt, nb, box, rng) for _, gt, nb, box in samples]
+    gts = np.stack([s[1] for s in samples])
+    net.eval()
+    for _ in range(int(rng.integers(0, max_rounds + 1))):
+        with torch.inference_mode():
+            logits = net(_batch(samples, prompts, model_config).to(device))
+        preds = logits[:, 0].float().cpu().numpy() > 0
+        prompts = [
+            _correct(p, pred, gt, rng) for p, pred, gt in zip(prompts, preds, gts, strict=True)
+        ]
+    net.train()
+    logits = net(_batch(samples, prompts, model_config).to(device))
+    target = torch.from_numpy(gts[:, None].astype(np.float32)).to(device)
+    loss = _LOSS(logits.float(), target)
+    optimizer.zero_grad()
+    loss.backward()
+    for group in optimizer.param_groups:
+        group["lr"] = learning_rate
+    optimizer.step()
+    return float(loss.detach())
+
+
+_LOSS = DiceCELoss(sigmoid=True)
 
 
 def _progress(done: int, seconds: float, config: InteractiveTrainConfig) -> float:

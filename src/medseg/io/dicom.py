@@ -1,9 +1,10 @@
-"""DICOM series in a folder: headers scanned with pydicom, pixels decoded by SimpleITK (GDCM).
+"""DICOM series in a folder: headers scanned and pixels decoded with pydicom.
 
 Slices are sorted by their ``ImagePositionPatient`` projected on the slice normal
-(``row cosine x column cosine``), never by file name or ``InstanceNumber``. Pixel values have
-each slice's own ``RescaleSlope``/``RescaleIntercept`` applied (Hounsfield units for CT); the
-result has the common dtype of all slices. Geometry is computed from
+(``row cosine x column cosine``), never by file name or ``InstanceNumber``. Pixels are decoded by
+pydicom with the rules of :mod:`medseg.io.dicom_pixels`: each slice's own modality LUT or
+``RescaleSlope``/``RescaleIntercept`` applied (Hounsfield units for CT), MONOCHROME1 not
+inverted; the result has the common dtype of all slices. Geometry is computed from
 the headers: origin is the first slice's position, direction columns are (normal, column cosine,
 row cosine) in array order, and the slice spacing is the median distance between positions.
 """
@@ -19,9 +20,9 @@ import numpy as np
 import numpy.typing as npt
 
 from medseg.errors import ImageReadError
+from medseg.io.dicom_pixels import decode_pixels, logged_warnings, open_dicom
 from medseg.io.header import check_voxel_count
 from medseg.io.image import Image
-from medseg.io.itk import itk_message
 
 logger = logging.getLogger(__name__)
 
@@ -37,8 +38,6 @@ _HEADER_TAGS = [
     *_REQUIRED_TAGS,
     "SeriesDescription",
     "Modality",
-    "RescaleSlope",
-    "RescaleIntercept",
 ]
 
 
@@ -49,7 +48,6 @@ class _Slice:
     orientation: np.ndarray  # (6,) row cosine then column cosine, (x, y, z)
     pixel_spacing: tuple[float, float]  # (between rows, between columns) mm
     shape: tuple[int, int]  # (rows, columns)
-    rescale: tuple[float, float]  # (RescaleSlope, RescaleIntercept)
     description: str
     modality: str
 
@@ -77,9 +75,13 @@ def read_dicom_series(folder: Path, *, series_uid: str | None = None) -> Image:
         slices with different orientations, sizes or overlapping positions, or a non-uniform
         slice spacing (missing slices).
     """
-    series = _group_series(folder)
+    with logged_warnings(str(folder)):
+        series = _group_series(folder)
     if not series:
-        raise ImageReadError(f"{folder}: no DICOM image series found in folder")
+        raise ImageReadError(
+            f"{folder}: no DICOM image series found in folder (DICOM images without "
+            "ImagePositionPatient, such as radiographs, are read one file at a time)"
+        )
     if series_uid is None:
         if len(series) > 1:
             listing = "; ".join(
@@ -104,12 +106,15 @@ def read_dicom_series(folder: Path, *, series_uid: str | None = None) -> Image:
     spacing_z = _slice_spacing(folder, positions)
     check_voxel_count(folder, (len(slices), *slices[0].shape))
 
-    if len({s.rescale for s in slices}) == 1:
-        array = _read_volume(folder, slices)
-    else:
-        planes = [_read_plane(s) for s in slices]
-        dtype = np.result_type(*(plane.dtype for plane in planes))
-        array = np.stack([plane.astype(dtype, copy=False) for plane in planes])
+    with logged_warnings(str(folder)):
+        plane = _read_plane(slices[0])
+        array = np.empty((len(slices), *plane.shape), plane.dtype)  # filled in place, one copy
+        array[0] = plane
+        for k, s in enumerate(slices[1:], start=1):
+            plane = _read_plane(s)
+            if (common := np.result_type(array.dtype, plane.dtype)) != array.dtype:
+                array = array.astype(common)  # a slice whose rescale needs a wider type
+            array[k] = plane
     first = slices[0]
     row_cosine, column_cosine = _unit(first.orientation[:3]), _unit(first.orientation[3:])
     direction_xyz = np.column_stack([row_cosine, column_cosine, normal])
@@ -127,43 +132,19 @@ def read_dicom_series(folder: Path, *, series_uid: str | None = None) -> Image:
     )
 
 
-def _read_volume(folder: Path, slices: list[_Slice]) -> npt.NDArray[Any]:
-    """Pixels of sorted slices sharing one rescale, shape (Z, Y, X), via ITK's series reader."""
-    import SimpleITK as sitk
-
-    reader = sitk.ImageSeriesReader()
-    reader.SetImageIO("GDCMImageIO")
-    reader.SetFileNames([str(s.path) for s in slices])
-    try:
-        array = sitk.GetArrayFromImage(reader.Execute())
-    except RuntimeError as err:
-        raise ImageReadError(f"{folder}: cannot decode DICOM pixels ({itk_message(err)})") from err
-    if array.shape != (len(slices), *slices[0].shape):
-        raise ImageReadError(
-            f"{folder}: expected {len(slices)} frames of {slices[0].shape}, decoded shape "
-            f"{array.shape}; multi-frame and colour DICOM are not supported in series folders"
-        )
-    return array
-
-
 def _read_plane(s: _Slice) -> npt.NDArray[Any]:
     """Pixels of one single-frame slice, shape (Y, X), with its own rescale applied.
 
-    Used when slices differ in ``RescaleSlope``/``RescaleIntercept`` (PET, some CT): ITK's
-    series reader picks one pixel type from the first slice and would truncate the others.
+    Decoded by pydicom with the rules of :mod:`medseg.io.dicom_pixels` (modality LUT applied,
+    MONOCHROME1 not inverted), each slice with its own ``RescaleSlope``/``RescaleIntercept``.
     """
-    import SimpleITK as sitk
-
-    try:
-        plane = sitk.GetArrayFromImage(sitk.ReadImage(str(s.path), imageIO="GDCMImageIO"))
-    except RuntimeError as err:
-        raise ImageReadError(f"{s.path}: cannot decode DICOM pixels ({itk_message(err)})") from err
-    if plane.shape[-2:] != s.shape or plane.size != s.shape[0] * s.shape[1]:
+    plane = decode_pixels(open_dicom(s.path), str(s.path))
+    if plane.shape != (1, 1, *s.shape):
         raise ImageReadError(
-            f"{s.path}: expected one {s.shape} frame, decoded shape {plane.shape}; "
+            f"{s.path}: expected one {s.shape} frame, decoded shape {plane.shape} (C, F, Y, X); "
             "multi-frame and colour DICOM are not supported in series folders"
         )
-    return plane.reshape(s.shape)
+    return plane[0, 0]
 
 
 def _group_series(folder: Path) -> dict[str, list[_Slice]]:
@@ -189,7 +170,6 @@ def _group_series(folder: Path) -> dict[str, list[_Slice]]:
                 orientation=np.asarray([float(v) for v in ds.ImageOrientationPatient]),
                 pixel_spacing=(float(ds.PixelSpacing[0]), float(ds.PixelSpacing[1])),
                 shape=(int(ds.Rows), int(ds.Columns)),
-                rescale=(float(ds.get("RescaleSlope", 1)), float(ds.get("RescaleIntercept", 0))),
                 description=str(ds.get("SeriesDescription", "")),
                 modality=str(ds.get("Modality", "")),
             )

@@ -24,7 +24,7 @@ MAX_DEFLATE_RATIO = 1032
 """Most that zlib/gzip data can expand (1032:1), which bounds what a file of a given size holds."""
 
 
-def check_voxel_count(path: Path, shape: tuple[int, ...], channels: int = 1) -> None:
+def check_voxel_count(path: Path | str, shape: tuple[int, ...], channels: int = 1) -> None:
     """Refuse headers that declare more than :data:`MAX_VOXELS` values (or a non-positive size)."""
     count = math.prod(shape) * channels
     if any(s <= 0 for s in shape) or channels <= 0:
@@ -63,6 +63,12 @@ def read_itk_header(path: Path) -> Any:
     try:
         reader.ReadImageInformation()
     except RuntimeError as err:
+        if "orthonormal" in str(err):
+            raise ImageReadError(
+                f"{path}: the header's direction is not orthonormal (a sheared or scaled "
+                "affine), which ITK cannot represent; resample the image onto an orthonormal "
+                "grid or fix its qform/sform"
+            ) from err
         raise ImageReadError(
             f"{path}: not a readable image (unknown format, corrupt header or wrong suffix)"
         ) from err
@@ -100,6 +106,11 @@ def check_nifti_header(path: Path) -> None:
         nifti = nib.load(path)
     except Exception as err:  # nibabel and gzip raise many types for non-NIfTI bytes
         raise ImageReadError(f"{path}: not a readable NIfTI image ({err})") from err
+    if not isinstance(nifti, nib.Nifti1Image | nib.Nifti2Image):
+        raise ImageReadError(
+            f"{path}: {type(nifti).__name__.removesuffix('Image')} file (surface or connectivity "
+            "data, not a voxel image); medseg reads NIfTI volumes"
+        )
     header = nifti.header
     shape = tuple(int(s) for s in header.get_data_shape())
     check_voxel_count(path, shape)

@@ -17,7 +17,12 @@ import numpy.typing as npt
 from medseg.errors import ImageReadError, ImageWriteError
 from medseg.io.header import read_itk_header
 from medseg.io.image import Image
-from medseg.io.nifti import read_nifti_array
+from medseg.io.nifti import (
+    flat_vector_affine,
+    geometry_from_affine,
+    mark_nifti_3d,
+    read_nifti_array,
+)
 
 
 def read_itk(path: Path) -> Image:
@@ -39,7 +44,12 @@ def read_itk(path: Path) -> Image:
     _check_dimension(reader.GetDimension(), path)
     meta = {"source": str(path)}
     if path.name.lower().endswith((".nii", ".nii.gz")):
-        return _with_itk_geometry(read_nifti_array(path, reader), reader, meta)
+        affine = flat_vector_affine(path, reader.GetDimension())
+        if affine is None:
+            return _with_itk_geometry(read_nifti_array(path, reader), reader, meta)
+        spacing, origin, direction = geometry_from_affine(affine, path)
+        array = read_nifti_array(path, reader, ndim=3)
+        return Image(array=array, spacing=spacing, origin=origin, direction=direction, meta=meta)
     try:
         itk_image = sitk.ReadImage(str(path))
     except RuntimeError as err:
@@ -110,6 +120,7 @@ def to_sitk(image: Image) -> Any:
     array = image.array
     if array.dtype == np.bool_:
         array = array.astype(np.uint8)
+    array = array.astype(array.dtype.newbyteorder("="), copy=False)
     if image.num_channels == 1:
         itk_image = sitk.GetImageFromArray(array[0])
     else:
@@ -142,6 +153,9 @@ def write_itk(image: Image, path: Path) -> None:
         sitk.WriteImage(to_sitk(image), str(path), useCompression=True)
     except RuntimeError as err:
         raise ImageWriteError(f"{path}: cannot write image ({itk_message(err)})") from err
+    flat_vector = image.ndim == 3 and image.spatial_shape[0] == 1 and image.num_channels > 1
+    if flat_vector and path.name.lower().endswith((".nii", ".nii.gz")):
+        mark_nifti_3d(path)
 
 
 def itk_message(err: Exception) -> str:

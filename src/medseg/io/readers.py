@@ -6,8 +6,10 @@ Suffix                 Format                          Write  Library
 ``.nii``, ``.nii.gz``  NIfTI-1                         yes    SimpleITK header, nibabel voxels
 ``.nrrd``, ``.nhdr``   NRRD (``.nhdr``: detached)      yes    SimpleITK
 ``.mha``, ``.mhd``     MetaImage (``.mhd``: detached)  yes    SimpleITK
-``.dcm``               one DICOM file, read as Z = 1   no     SimpleITK (GDCM)
-folder                 DICOM series                    no     pydicom headers, SimpleITK pixels
+``.dcm``, ``.dcm.gz``  one DICOM file (also any file   no     pydicom (+ pylibjpeg decoders)
+                       with the DICM preamble)
+folder                 DICOM series                    no     pydicom
+``.mgz``, ``.mgh``     FreeSurfer MGH                  no     nibabel
 ``.png``               PNG, 2D                         yes    Pillow
 ``.jpg``, ``.jpeg``    JPEG, 2D                        no     Pillow
 ``.tif``, ``.tiff``    TIFF, 2D                        yes    tifffile
@@ -24,8 +26,11 @@ from pathlib import Path
 from medseg._typing import PathLikeStr
 from medseg.errors import ImageReadError, ImageWriteError
 from medseg.io.dicom import read_dicom_series
+from medseg.io.dicom_file import read_dicom_file
+from medseg.io.dicom_pixels import has_dicom_preamble
 from medseg.io.image import Image
 from medseg.io.itk import read_itk, write_itk
+from medseg.io.nifti import read_mgh
 from medseg.io.raster2d import (
     PILLOW_SUFFIXES,
     TIFF_SUFFIXES,
@@ -35,8 +40,18 @@ from medseg.io.raster2d import (
 )
 
 ITK_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd")
-READ_SUFFIXES = (*ITK_SUFFIXES, ".dcm", *PILLOW_SUFFIXES, *TIFF_SUFFIXES)
+DICOM_SUFFIXES = (".dcm", ".dcm.gz")
+MGH_SUFFIXES = (".mgz", ".mgh")
+READ_SUFFIXES = (*ITK_SUFFIXES, *DICOM_SUFFIXES, *MGH_SUFFIXES, *PILLOW_SUFFIXES, *TIFF_SUFFIXES)
 WRITE_SUFFIXES = (*ITK_SUFFIXES, ".png", *TIFF_SUFFIXES)
+KNOWN_UNREAD = {
+    (".par", ".rec"): "Philips PAR/REC",
+    (".mnc",): "MINC",
+    (".head", ".brik", ".brik.gz"): "AFNI BRIK/HEAD",
+    (".v",): "ECAT",
+    (".hdr", ".img"): "Analyze 7.5 / NIfTI pair (.hdr + .img)",
+}
+"""Formats nibabel reads but medseg does not: refused by name, with the conversion to use."""
 
 
 def read_image(path: PathLikeStr, *, series_uid: str | None = None) -> Image:
@@ -71,15 +86,27 @@ def read_image(path: PathLikeStr, *, series_uid: str | None = None) -> Image:
     if series_uid is not None:
         raise ImageReadError(f"{path}: a series UID applies to DICOM folders, not to files")
     name = path.name.lower()
-    if not name.endswith(READ_SUFFIXES):
-        raise ImageReadError(
-            f"{path}: unsupported file type; medseg reads {', '.join(READ_SUFFIXES)} "
-            "and DICOM series folders"
-        )
     if path.stat().st_size == 0:
         raise ImageReadError(f"{path}: file is empty (0 bytes)")
+    if name.endswith(DICOM_SUFFIXES) or (
+        not name.endswith(READ_SUFFIXES) and has_dicom_preamble(path)
+    ):
+        return read_dicom_file(path)
+    for suffixes, format_name in KNOWN_UNREAD.items():
+        if name.endswith(suffixes):
+            raise ImageReadError(
+                f"{path}: {format_name} is not read by medseg; convert it to .nii.gz first "
+                "(nibabel reads it: nibabel.save(nibabel.load(path), 'image.nii.gz'))"
+            )
+    if not name.endswith(READ_SUFFIXES):
+        raise ImageReadError(
+            f"{path}: unsupported file type; medseg reads {', '.join(READ_SUFFIXES)}, "
+            "DICOM files without a suffix and DICOM series folders"
+        )
     if name.endswith(PILLOW_SUFFIXES + TIFF_SUFFIXES):
         return read_raster(path)
+    if name.endswith(MGH_SUFFIXES):
+        return read_mgh(path)
     return read_itk(path)
 
 

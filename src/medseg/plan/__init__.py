@@ -9,11 +9,10 @@ from medseg.plan.plan import (
     NetworkConfig,
     Plan,
     TrainingConfig,
-    load_plan,
     save_plan,
 )
 from medseg.plan.planner import make_plan
-from medseg.plan.validate import validate_plan
+from medseg.plan.validate import load_plan, validate_plan
 
 __all__ = [
     "ChannelNormalization",

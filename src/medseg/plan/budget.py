@@ -1,9 +1,10 @@
 """The compute budget a plan is fitted to: GPU memory on CUDA, training time on a CPU.
 
 On CUDA medseg follows nnU-Net's memory model (feature-map voxels of the network scaled from a
-reference of 560e6 at 8 GB). On a CPU, time is the limit (``docs/train.md``): a small network
-(8 -> 128 features) trained for many cheap iterations learns more in ten minutes than an
-nnU-Net-sized one, so the feature-map reference is scaled to the time one iteration may take.
+reference of 560e6 at 8 GB). On a CPU, time is the limit: a small network (8 -> 128 features)
+trained for many cheap iterations learns more in ten minutes than an nnU-Net-sized one (the
+measurements are in docs/plan.md, "Why a CPU plan is small"), so the feature-map reference is
+scaled to the time one iteration may take.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ class PlanBudget:
     reference_iteration_s : float
         CPU only: measured seconds per iteration of the reference network (8-16-32-64-128, patch
         64^3, batch 2) on 2 cores: 0.35 with bf16 autocast on a CPU with AVX-512 BF16, 1.0 in
-        float32 (measured; ``docs/train.md``).
+        float32 (docs/plan.md, "Why a CPU plan is small").
     min_time_scale : float
         CPU only: the per-iteration work is never planned below this fraction of the reference,
         so a tight budget trains fewer iterations rather than tiny patches.

@@ -6,12 +6,14 @@ size 1 so every later step works on 3D arrays (the 2D trainer samples slices alo
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 import numpy as np
 import numpy.typing as npt
 from scipy import ndimage
 
 from medseg.data.dataset import Case
-from medseg.errors import GeometryError
+from medseg.errors import DatasetError, GeometryError
 from medseg.io import Image, geometry_differences, read_image
 from medseg.io.channels import read_channels
 
@@ -19,8 +21,17 @@ Bbox = tuple[tuple[int, int], ...]
 """Half-open ``(start, stop)`` voxel ranges per spatial axis, array order (z, y, x)."""
 
 
-def read_case(case: Case) -> tuple[Image, npt.NDArray[np.integer] | None]:
+def read_case(
+    case: Case, allowed: Collection[int] | None = None
+) -> tuple[Image, npt.NDArray[np.integer] | None]:
     """Read all channels of ``case`` and its label map.
+
+    Parameters
+    ----------
+    case : Case
+    allowed : collection of int, optional
+        The label values the dataset declares (``LabelSpec.allowed_values``); a label map with
+        any other value is an error, before anything crops or maps it away.
 
     Returns
     -------
@@ -33,6 +44,8 @@ def read_case(case: Case) -> tuple[Image, npt.NDArray[np.integer] | None]:
     ------
     GeometryError
         If the label's grid differs from the image's.
+    DatasetError
+        If the label map holds a value outside ``allowed``.
     """
     image = read_channels(case.image_paths)
     if case.label_path is None:
@@ -48,7 +61,30 @@ def read_case(case: Case) -> tuple[Image, npt.NDArray[np.integer] | None]:
     label = label_image.array[0]
     if not np.issubdtype(label.dtype, np.integer):
         label = np.rint(label).astype(np.int32)
+    if allowed is not None:
+        check_label_values(label, allowed, str(case.label_path))
     return image, label
+
+
+def check_label_values(
+    label: npt.NDArray[np.integer], allowed: Collection[int], source: str
+) -> None:
+    """Raise :class:`DatasetError` naming ``source`` if ``label`` holds an undeclared value."""
+    unknown = sorted(set(np.unique(label).tolist()) - set(allowed))
+    if unknown:
+        raise DatasetError(
+            f"{source}: label values {unknown} not declared in the dataset labels "
+            f"{sorted(allowed)}; correct the label map or declare the values in dataset.json "
+            "(`medseg check DATASET` lists every case)"
+        )
+
+
+def plan_label_values(
+    labels: dict[str, int], regions: dict[str, tuple[int, ...]], ignore: int | None
+) -> frozenset[int]:
+    """Every value a label map may hold under a plan: 0, labels, region members, ignore."""
+    values = {0, *labels.values(), *(v for members in regions.values() for v in members)}
+    return frozenset(values if ignore is None else values | {ignore})
 
 
 def as_3d(array: npt.NDArray, ndim: int) -> npt.NDArray:

@@ -1,4 +1,4 @@
-"""Dataset fingerprint: the statistics the planning rules read (nnU-Net's fingerprint, DESIGN A2).
+"""Dataset fingerprint: the statistics the planning rules read (as nnU-Net's; docs/plan.md).
 
 Per case: spacing, shape, shape after cropping to the nonzero region and the fraction of voxels the
 crop keeps. Per channel: foreground intensity statistics from a deterministic sample. Per label:
@@ -162,7 +162,7 @@ def extract_fingerprint(
     counts: dict[int, list[int]] = {}
     sizes: dict[int, list[int]] = {}
     for done, case in enumerate(cases, start=1):
-        image, label = read_case(case)
+        image, label = read_case(case, dataset.labels.allowed_values)
         if spacings and len(image.spacing) != len(spacings[0]):
             raise DatasetError(
                 f"{case.image_paths[0]}: {image.ndim}D image in a dataset of "

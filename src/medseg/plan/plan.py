@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Literal
 
 from medseg import __version__
-from medseg._config import from_jsonable, read_json, write_json
+from medseg._config import write_json
 
 NormScheme = Literal["ct", "zscore", "none", "rescale_0_1", "rgb_0_1"]
 
@@ -160,13 +160,3 @@ class Plan:
 def save_plan(plan: Plan, path: Path) -> None:
     """Write ``plan.json`` (indented, sorted keys) atomically."""
     write_json(plan, path)
-
-
-def load_plan(path: Path) -> Plan:
-    """Read and validate ``plan.json``; unknown keys, wrong types or inconsistent values
-    (see :func:`medseg.plan.validate.validate_plan`) raise ``ConfigError``."""
-    from medseg.plan.validate import validate_plan
-
-    plan = from_jsonable(Plan, read_json(path), source=str(path))
-    validate_plan(plan, source=str(path))
-    return plan

@@ -1,4 +1,4 @@
-"""``make_plan``: the nnU-Net rules (DESIGN A3) fitted to a compute budget (DESIGN B4.1)."""
+"""``make_plan``: the nnU-Net rules fitted to a compute budget (docs/plan.md)."""
 
 from __future__ import annotations
 

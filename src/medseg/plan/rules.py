@@ -1,5 +1,5 @@
 """Planning rules that read only the fingerprint: target spacing, normalisation, resampling axis,
-class weights. Each returns its decision and a plain-English reason (DESIGN A3, B6).
+class weights. Each returns its decision and a plain-English reason (the rules: docs/plan.md).
 """
 
 from __future__ import annotations
@@ -149,11 +149,11 @@ def rare_class_weights(
 ) -> tuple[tuple[float, ...] | None, tuple[int, ...], float, str]:
     """CE weights and lesion-centred oversampling for rare foreground classes.
 
-    A foreground class is rare when its voxel count is below 10% of the largest foreground
-    class. Its CE weight is ``sqrt(largest / count)``, rounded, capped at 10; background and
-    common classes keep 1. Measured on a CPU budget (``docs/train.md``): a small lesion class
-    was learned only with a higher CE weight (5-10) and half or more of the patches centred on
-    it (lesion F1 0 without, 0.67-0.73 with).
+    A foreground class is rare when its voxel count is below 10% of the largest foreground class.
+    Its CE weight is ``sqrt(largest / count)``, rounded, capped at 10; background and common classes
+    keep 1. Measured on a CPU budget (docs/plan.md, "Why a CPU plan is small"): a small lesion class
+    was learned only with a higher CE weight (5-10) and half or more of the patches centred on it
+    (lesion F1 0 without, 0.67-0.73 with).
 
     Parameters
     ----------

@@ -1,4 +1,6 @@
-"""U-Net topology from spacing and patch size, and nnU-Net's feature-map size estimate (DESIGN A3).
+"""U-Net topology from spacing and patch size, and nnU-Net's feature-map size estimate.
+
+The rules are listed in docs/plan.md.
 
 All tuples are in array axis order (z, y, x) or (y, x); spacing in mm, sizes in voxels.
 """

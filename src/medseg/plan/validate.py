@@ -1,4 +1,4 @@
-"""Consistency checks for a :class:`Plan` beyond key and type validation.
+"""Reading ``plan.json`` (:func:`load_plan`) and the consistency checks beyond key and type.
 
 ``from_jsonable`` already rejects unknown keys and wrong types; these checks catch values that
 parse but cannot work together (a patch the network cannot pool, a class weight too few).
@@ -7,9 +7,19 @@ parse but cannot work together (a patch the network cannot pool, a class weight 
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
+from medseg._config import from_jsonable, read_json
 from medseg.errors import ConfigError
 from medseg.plan.plan import Configuration, Plan
+
+
+def load_plan(path: Path) -> Plan:
+    """Read and validate ``plan.json``; unknown keys, wrong types or inconsistent values
+    (see :func:`validate_plan`) raise ``ConfigError``."""
+    plan = from_jsonable(Plan, read_json(path), source=str(path))
+    validate_plan(plan, source=str(path))
+    return plan
 
 
 def validate_plan(plan: Plan, *, source: str = "plan") -> None:

@@ -35,7 +35,7 @@ from medseg._atomic import atomic_path
 from medseg._config import from_jsonable, read_json, to_jsonable, write_json
 from medseg.data.dataset import Case, Dataset
 from medseg.errors import DatasetError, MedsegError
-from medseg.plan.cases import input_signature, read_case
+from medseg.plan.cases import input_signature, plan_label_values, read_case
 from medseg.plan.plan import Plan
 from medseg.preprocess.case import CaseProperties, preprocess_case
 
@@ -181,7 +181,7 @@ def preprocess_dataset(
 
 def preprocess_to_cache(case: Case, plan: Plan, config_name: str, out: Path) -> str:
     """Preprocess one case and write its three files atomically; returns the case ID."""
-    image, label = read_case(case)
+    image, label = read_case(case, plan_label_values(plan.labels, plan.regions, plan.ignore_label))
     array, lab, props = preprocess_case(image, label, plan, config_name, case_id=case.case_id)
     payload = to_jsonable(props)
     payload["foreground_locations"] = foreground_locations(lab[0])

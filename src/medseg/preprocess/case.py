@@ -1,6 +1,7 @@
 """Preprocess one case (crop, normalise, resample) and map predictions back to its original grid.
 
-Order as in nnU-Net (DESIGN A4): crop to the nonzero box, normalise, resample; export reverses it.
+Order as in nnU-Net (docs/plan.md, Preprocessing): crop to the nonzero box, normalise, resample;
+export reverses it.
 Arrays are 3D throughout: a 2D image ``(C, Y, X)`` becomes ``(C, 1, Y, X)`` and gets its 2D shape
 back in :func:`restore_to_original`.
 """

@@ -1,4 +1,4 @@
-"""Intensity normalisation per channel, as planned in ``Plan.normalization`` (DESIGN A4)."""
+"""Intensity normalisation per channel, as planned in ``Plan.normalization`` (docs/plan.md)."""
 
 from __future__ import annotations
 

@@ -4,12 +4,13 @@ Grids are aligned at their outer voxel corners (``grid_mode=True`` in SciPy,
 ``align_corners=False`` in PyTorch), as in nnU-Net's ``skimage.transform.resize``: the physical
 extent of the volume is kept and only the voxel size changes.
 
-Orders follow nnU-Net (DESIGN A4): images order 3 (cubic B-spline, edge mode, clipped to the
-input range like ``skimage.transform.resize``), label maps order 1 on each label's mask, kept
-where >= 0.5, probabilities order 1. Along a strongly anisotropic ``separate_axis`` every array
-is resampled with order 0 after the in-plane resampling. Order 3 is a separable evaluation of
-SciPy's spline coefficients (:func:`cubic_zoom`; PyTorch has no tricubic mode); order 1 uses
-PyTorch. Both are several times faster than scikit-image (``benchmarks/bench_preprocess.py``).
+Orders follow nnU-Net (docs/plan.md, Preprocessing): images order 3 (cubic B-spline, edge mode,
+clipped to the input range like ``skimage.transform.resize``), label maps order 1 on each
+label's mask, kept where >= 0.5, probabilities order 1. Along a strongly anisotropic
+``separate_axis`` every array is resampled with order 0 after the in-plane resampling. Order 3
+is a separable evaluation of SciPy's spline coefficients (:func:`cubic_zoom`; PyTorch has no
+tricubic mode); order 1 uses PyTorch. Both are several times faster than scikit-image
+(``benchmarks/bench_preprocess.py``).
 """
 
 from __future__ import annotations

@@ -27,6 +27,7 @@ from medseg.train.splits import SPLITS_NAME, load_or_make_splits
 from medseg.train.trainer import (
     EpochCallback,
     FoldResult,
+    ParallelHooks,
     ProgressCallback,
     resolve_device,
     train_fold,
@@ -73,6 +74,7 @@ def train_model(
     resume: bool = True,
     on_progress: ProgressCallback | None = None,
     on_epoch: EpochCallback | None = None,
+    parallel: ParallelHooks | None = None,
 ) -> TrainResult:
     """Plan (if needed), preprocess and train folds of a dataset into a model folder.
 
@@ -113,6 +115,8 @@ def train_model(
         ``on_progress(iterations_done, iterations_total)`` over all requested folds.
     on_epoch : callable, optional
         Called with each epoch's log row (a dict, with the ``fold`` number added).
+    parallel : ParallelHooks, optional
+        Data-parallel training; use :func:`medseg.scale.ddp.train_distributed`, which sets it.
 
     Returns
     -------
@@ -200,6 +204,7 @@ def train_model(
                 final_validation=fold != ALL_FOLD,
                 on_progress=_shifted(on_progress, index, len(fold_list)),
                 on_epoch=None if on_epoch is None else _tagged(on_epoch, fold),
+                parallel=parallel,
             )
         )
     return TrainResult(

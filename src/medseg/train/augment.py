@@ -1,4 +1,4 @@
-"""On-the-fly augmentation with MONAI dictionary transforms, nnU-Net's recipe (DESIGN A5).
+"""On-the-fly augmentation with MONAI dictionary transforms, nnU-Net's recipe (docs/train.md).
 
 | transform (MONAI)                       | p          | range                               |
 |-----------------------------------------|------------|-------------------------------------|

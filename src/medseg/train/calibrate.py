@@ -1,12 +1,12 @@
 """Fit the number of epochs to a CPU time budget by timing real training steps on this machine.
 
-The planner (:mod:`medseg.plan.budget`) sizes patch and network from a *reference* iteration
-time (``docs/train.md``), but a CPU's real speed varies several-fold with its vector units, its
-load and its thread count. For an epoch-counted CPU run (a plan without
-``training.time_budget_s``), :func:`calibrate_epochs` times a few optimisation steps of the
-planned network at the planned patch and batch size, and sets ``training.epochs`` so that one
-fold fits ``time_budget_s``. Time-budgeted plans (the CPU default) need no calibration: they stop
-on the clock.
+The planner (:mod:`medseg.plan.budget`) sizes patch and network from a *reference* iteration time
+(docs/plan.md, "Why a CPU plan is small"), but a CPU's real speed varies several-fold with its
+vector units, its load and its thread count. For an epoch-counted CPU run (a plan without
+``training.time_budget_s``), :func:`calibrate_epochs` times a few optimisation steps of the planned
+network at the planned patch and batch size, and sets ``training.epochs`` so that one fold fits
+``time_budget_s``. Time-budgeted plans (the CPU default) need no calibration: they stop on the
+clock.
 """
 
 from __future__ import annotations

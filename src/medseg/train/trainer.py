@@ -1,6 +1,6 @@
 """Train one cross-validation fold: SGD + poly LR, Dice + CE, checkpoints, logs, resume.
 
-nnU-Net's recipe (DESIGN A5): SGD with Nesterov momentum, learning rate
+nnU-Net's recipe (docs/train.md): SGD with Nesterov momentum, learning rate
 ``lr * (1 - epoch / epochs) ** 0.9`` set at the start of each epoch, gradient norm clipped at
 ``grad_clip``, deep-supervision Dice + CE. Mixed precision: bf16 (or fp16 with a gradient scaler)
 autocast on CUDA; on a CPU only with ``mixed_precision="bf16"``, or ``"auto"`` on a CPU with
@@ -29,7 +29,7 @@ from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -53,6 +53,26 @@ logger = logging.getLogger(__name__)
 
 ProgressCallback = Callable[[int, int], None]
 EpochCallback = Callable[[dict[str, Any]], None]
+
+
+class ParallelHooks(Protocol):
+    """What data-parallel training (``medseg.scale.ddp``) changes in :func:`train_fold`.
+
+    ``is_writer``: this process writes logs, checkpoints and weights (rank 0). ``wrap(net)``:
+    the module that runs forward/backward (e.g. DistributedDataParallel). ``split(stream)``:
+    this rank's share of the batch stream. ``mean(value)``: a float averaged over ranks.
+    ``finish()``: wait until the writer has saved the fold.
+    """
+
+    is_writer: bool
+
+    def wrap(self, net: nn.Module) -> nn.Module: ...
+
+    def split(self, stream: BatchStream) -> BatchStream: ...
+
+    def mean(self, value: float) -> float: ...
+
+    def finish(self) -> None: ...
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -124,6 +144,7 @@ def train_fold(
     final_validation: bool = True,
     on_progress: ProgressCallback | None = None,
     on_epoch: EpochCallback | None = None,
+    parallel: ParallelHooks | None = None,
 ) -> FoldResult:
     """Train one fold and write it into the model folder ``model_dir``.
 
@@ -155,6 +176,11 @@ def train_fold(
         ``on_progress(iterations_done, iterations_total)`` after every training iteration.
     on_epoch : callable, optional
         Called with each epoch's log row (a dict) after it is written.
+    parallel : ParallelHooks, optional
+        Data-parallel training across processes (see ``medseg.scale.ddp``); only the writer
+        saves files, every process returns the result. Processes cannot agree on when a wall-clock
+        budget runs out, so a parallel run trains the plan's ``epochs`` even when the plan has a
+        ``time_budget_s``.
 
     Returns
     -------
@@ -167,6 +193,7 @@ def train_fold(
     dtype = autocast_dtype(tc.mixed_precision, dev)
     memory_format = _memory_format(ndim) if dtype is not None and dev.type == "cpu" else None
     path = fold_dir(model_dir, fold)
+    writer = parallel is None or parallel.is_writer
     path.mkdir(parents=True, exist_ok=True)
 
     previous_determinism = torch.are_deterministic_algorithms_enabled()
@@ -177,7 +204,7 @@ def train_fold(
         net = net.to(dev) if memory_format is None else net.to(dev, memory_format=memory_format)
         optimizer = build_optimizer(net, tc)
         loss_fn = _checked_loss(plan, config).to(dev)
-        timed = tc.time_budget_s is not None
+        timed = tc.time_budget_s is not None and parallel is None
         rows: list[dict[str, Any]] = []
         start = 0
         state = load_checkpoint(path, net, optimizer) if resume else None
@@ -211,8 +238,10 @@ def train_fold(
         transform = build_augmentation(ndim, mirror_axes=tc.mirror_axes) if tc.augment else None
         done = int(state["iterations"]) if timed and state else start * tc.iterations_per_epoch
         stream = BatchStream(sampler(train_ids), transform, seed=seed, start=done)
+        stream = stream if parallel is None else parallel.split(stream)
         batches = batch_iterator(stream, num_workers)
-        step = _Stepper(net, optimizer, loss_fn, dev, dtype, memory_format, tc.grad_clip, ndim)
+        step_net = net if parallel is None else parallel.wrap(net)
+        step = _Stepper(step_net, optimizer, loss_fn, dev, dtype, memory_format, tc.grad_clip, ndim)
         title = f"{plan.dataset_name} {path.name.replace('_', ' ')}"
         saved = {"epochs": tc.epochs, "time_budget_s": tc.time_budget_s, "seed": seed}
         if timed:
@@ -247,7 +276,7 @@ def train_fold(
                 net, optimizer, step, batches, val_batches, loss_fn, plan, tc, path,
                 start=start, rows=rows, fold=fold, saved=saved, title=title,
                 device=dev, dtype=dtype, memory_format=memory_format,
-                on_progress=on_progress, on_epoch=on_epoch,
+                on_progress=on_progress, on_epoch=on_epoch, parallel=parallel,
             )  # fmt: skip
             del batches
             patch_dice = {k[5:]: float(v) for k, v in rows[-1].items() if k.startswith("dice_")}
@@ -258,15 +287,18 @@ def train_fold(
                 "val_cases": list(val_ids),
                 "epochs": tc.epochs,
             }
-            if final_validation:
+            if final_validation and writer:
                 per_case = validate_cases(
                     net, source, val_ids, plan, config_name, device=dev, dtype=dtype
                 )
                 metrics.update(dice=mean_over_cases(per_case), method=METHOD, per_case=per_case)
         val_dice = metrics["dice"]
         metrics["mean_dice"] = _nanmean(val_dice.values())
-        save_fold(model_dir, fold, net, val_metrics=metrics)
-        remove_checkpoints(path)
+        if writer:
+            save_fold(model_dir, fold, net, val_metrics=metrics)
+            remove_checkpoints(path)
+        if parallel is not None:
+            parallel.finish()
     finally:
         torch.use_deterministic_algorithms(previous_determinism)
     finite_losses = [r["train_loss"] for r in rows if math.isfinite(float(r["train_loss"]))]
@@ -298,8 +330,14 @@ def build_optimizer(net: nn.Module, tc: TrainingConfig) -> torch.optim.Optimizer
 def _train_epochs(
     net, optimizer, step, batches, val_batches, loss_fn, plan, tc, path, *,
     start, rows, fold, saved, title, device, dtype, memory_format, on_progress, on_epoch,
+    parallel,
 ) -> list[dict[str, Any]]:  # fmt: skip
-    """nnU-Net's epoch loop: poly LR per epoch, patch validation and a checkpoint every epoch."""
+    """nnU-Net's epoch loop: poly LR per epoch, patch validation and a checkpoint every epoch.
+
+    Under data-parallel training (``parallel``) the training loss is averaged over processes and
+    only the writer process writes the log, the plot and the checkpoint.
+    """
+    writer = parallel is None or parallel.is_writer
     total = tc.epochs * tc.iterations_per_epoch
     done = start * tc.iterations_per_epoch
     for epoch in range(start, tc.epochs):
@@ -323,9 +361,10 @@ def _train_epochs(
         val_loss, dice = patch_validation(
             net, loss_fn, val_batches, plan, device, dtype, memory_format
         )
+        train_loss = float(np.mean(finite))
         row = {
             "epoch": epoch + 1,
-            "train_loss": float(np.mean(finite)),
+            "train_loss": train_loss if parallel is None else parallel.mean(train_loss),
             "val_loss": val_loss,
             "lr": optimizer.param_groups[0]["lr"],
             "epoch_s": round(time.perf_counter() - tic, 3),
@@ -333,9 +372,10 @@ def _train_epochs(
             "mean_dice": _nanmean(dice.values()),
         }
         rows.append(row)
-        write_log_csv(rows, path / "log.csv")
-        plot_progress(rows, path / "progress.png", title=title)
-        save_checkpoint(path, net, optimizer, {**saved, "epoch": epoch + 1, "rows": rows})
+        if writer:
+            write_log_csv(rows, path / "log.csv")
+            plot_progress(rows, path / "progress.png", title=title)
+            save_checkpoint(path, net, optimizer, {**saved, "epoch": epoch + 1, "rows": rows})
         if on_epoch is not None:
             on_epoch(row)
     return rows

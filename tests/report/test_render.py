@@ -1,0 +1,53 @@
+"""report.html and report.pdf: same figures in both, self-contained, display orientation."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+from report_shapes import make_image
+
+from medseg.report import LabelInfo, build_report, write_report
+from medseg.report.figures import display_volume
+
+GEOMETRY = {"spacing": (3.0, 1.0, 1.0), "origin": (0.0, 0.0, 0.0), "direction": np.eye(3)}
+
+
+def _case():
+    labels = np.zeros((10, 48, 48), np.uint8)
+    labels[1:9, 6:42, 6:42] = 1
+    labels[1:9, 20:30, 10:20] = 2
+    for k, (z, y, x) in enumerate([(4, 10, 30), (5, 32, 32), (3, 36, 10)]):
+        labels[z - 1 : z + 2, y : y + 4 + k, x : x + 3] = 3
+    image = make_image((labels * 40 + 10).astype(np.int16), **GEOMETRY, meta={"modality": "CT"})
+    return image, make_image(labels, **GEOMETRY)
+
+
+def test_html_and_pdf_hold_the_same_figures(tmp_path):
+    image, seg = _case()
+    info = LabelInfo(names={1: "liver", 2: "kidney", 3: "tumour"})
+    report = build_report(image, seg, labels=info)
+    paths = write_report(report, image, seg, tmp_path, formats=("html", "pdf"))
+    page = paths["html"].read_text()
+    figures = re.findall(r"src='data:image/png;base64,", page)
+    assert len(figures) == 4  # liver, kidney, one lesion sheet, volume plot
+    assert "http" not in page.replace("https://", "")  # nothing fetched from elsewhere
+    assert "Three tumours" in page
+    pdf = paths["pdf"].read_bytes()
+    assert pdf.startswith(b"%PDF")
+    assert len(re.findall(rb"/Type /Page\b", pdf)) == 1 + 4  # text page + the same 4 figures
+    assert report.to_dict()["units"]["intensity"] == "HU"
+
+
+def test_display_orientation_undoes_a_flipped_storage():
+    image, seg = _case()
+    flipped_geometry = {
+        **GEOMETRY,
+        "direction": np.diag([1.0, -1.0, -1.0]),
+        "origin": (0.0, 47.0, 47.0),
+    }
+    flipped = make_image(seg.array[0, :, ::-1, ::-1].copy(), **flipped_geometry)
+    plain = display_volume(image, seg.array[0], ct=True)
+    other = display_volume(flipped, flipped.array[0], ct=True)
+    assert np.array_equal(plain.labels, other.labels)
+    assert np.allclose(other.to_display((4, 0, 0)), (4, 47, 47))
