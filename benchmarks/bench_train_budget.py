@@ -1,35 +1,38 @@
-"""medseg's defaults vs a hand-tuned MONAI DynUNet loop: same data, same wall-clock training budget.
+"""medseg's defaults vs a hand-tuned MONAI DynUNet loop and nnU-Net v2: same data, same budget.
 
-Plain script: ``python benchmarks/bench_train_budget.py [--budgets 300 600 1200] [--work DIR]``.
+Plain script: ``python benchmarks/bench_train_budget.py [--budgets 600 300 1200] [--work DIR]``.
 
-1. Writes ``make_brain_example(cases=24, test_cases=8, seed=7, spacing_mm=2.0)``: another seed
-   and more cases than the demo (16 + 4, seed 0), so nothing is tuned to the demo's data.
-2. For each budget (seconds of training, validation included):
+1. Writes ``make_brain_example(cases=24, test_cases=8, seed=7, lesion_counts=(1, 10))`` in
+   nnU-Net's raw layout: another seed, more cases and fewer lesions per case than the demo
+   (20 cases, seed 0, 2-15 lesions), so nothing is tuned to the demo's data.
+2. For each budget (seconds of training), one after the other on the same cores:
 
    * **medseg**: ``train_model(..., folds="all", budget=PlanBudget.for_device("cpu",
      time_budget_s=budget))`` with every default (plan, time-budgeted schedule, whole-case
-     validation and best-model choice, rare-class sampling and loss), then ``Predictor`` without
-     mirroring TTA on the held-out cases.
-   * **MONAI loop** (plain PyTorch + MONAI, hand-tuned as in ``docs/train.md``): ``DynUNet`` of the
-     plan's filters, kernels and strides without deep supervision, the plan's patch and batch, bf16
-     autocast + ``channels_last_3d`` where the CPU has AVX-512 BF16, SGD Nesterov (momentum 0.99,
-     lr 0.01, weight decay 3e-5) with poly decay over elapsed / budget, ``DiceCELoss`` with CE
-     weight 10 on the lesion label, 60 % of patches centred on a lesion voxel, random flips; on
-     medseg's preprocessed cache (same crop, normalisation and spacing). It predicts the
-     held-out cases with MONAI's sliding window (overlap 0.5, Gaussian), brought back to the
+     validation inside the budget and best-model choice, rare-class sampling and loss), then
+     ``Predictor`` without mirroring TTA on the held-out cases.
+   * **monai** (plain PyTorch + MONAI, hand-tuned as in ``docs/train.md``): ``DynUNet`` of the
+     plan's filters, kernels and strides without deep supervision, the plan's patch and batch,
+     bf16 autocast + ``channels_last_3d`` where the CPU has AVX-512 BF16, SGD Nesterov (momentum
+     0.99, lr 0.01, weight decay 3e-5) with poly decay over elapsed / budget, ``DiceCELoss``
+     with CE weight 10 on the lesion label, 60 % of patches centred on a lesion voxel, random
+     flips; on medseg's preprocessed cache (same crop, normalisation and spacing). It predicts
+     the held-out cases with MONAI's sliding window (overlap 0.5, Gaussian), brought back to the
      original grid by ``medseg.preprocess.restore_to_original``. Its learning curve is measured
-     with the clock paused (free for it) on the same cases medseg validates on.
-   * **nnU-Net v2** (``--nnunet``, needs ``benchmarks/nnunet_env.sh``): run
-     ``benchmarks/bench_train_vs_nnunet.py --seconds <budget>`` on the same machine.
+     with the clock paused (free for it) on the cases medseg validates on.
+   * **nnunet** (needs the environment of ``benchmarks/nnunet_env.sh``, ``--nnunet-venv``):
+     stock ``nnUNetPlans`` 3d_fullres and ``nnUNetTrainer``, its one epoch stopped after the
+     budget (``bench_train_vs_nnunet.run_nnunet``), predicted without mirroring.
 
-3. Both prediction folders are scored by ``medseg.evaluate.evaluate_folders``: Dice per class
-   (mean over cases), lesion Dice, and lesion F1 from one-to-one matched components (IoU > 0.5)
-   with TP/FP/FN summed over the test cases.
+3. Every prediction folder is scored by ``medseg.evaluate.evaluate_folders``: Dice per class
+   (mean over cases), and lesion F1 from one-to-one matched components (IoU > 0.5) with
+   TP/FP/FN summed over the held-out cases.
 
 Printed: one table row per method and budget with iterations, training seconds, GM/WM/lesion
-Dice and lesion F1, the CPU model and ``uptime`` load before and after each run (the machine
-may be shared: compare rows of the same run). ``curve.png`` plots validation Dice (mean of the
-classes) against training time; ``results.json`` holds everything.
+Dice, lesion F1 and the ``uptime`` load before and after each run, and the CPU model (the
+machine may be shared: compare rows of the same run). ``curve.png`` plots validation Dice
+(mean of the classes, training cases) against training time, with each method's held-out
+mean Dice as a star; ``results.json`` holds everything.
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ import json
 import math
 import os
 import platform
-import subprocess
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -297,77 +300,121 @@ def plot(results: list[dict], path: Path) -> None:
     for r in results:
         if r["curve"]:
             t, d = zip(*r["curve"], strict=True)
-            ax.plot(t, d, marker="o", label=f"{r['method']} ({r['budget_s']:g} s)")
+            line = ax.plot(t, d, marker="o", label=f"{r['method']} ({r['budget_s']:g} s)")[0]
+            color = line.get_color()
+        else:
+            color = None
+        held_out = np.mean([r[f"dice_{name}"] for name in CLASSES])
+        ax.plot([r["train_s"]], [held_out], marker="*", markersize=13, color=color, ls="none",
+                label=f"{r['method']} ({r['budget_s']:g} s), held-out")  # fmt: skip
     ax.set(xlabel="training time (s)", ylabel="validation Dice (mean of classes)", ylim=(0, 1))
-    ax.set_title("Validation Dice against training time")
+    ax.set_title("Validation Dice (lines) and held-out Dice (stars) against training time")
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right", fontsize="small")
     fig.savefig(path, format="png")
 
 
+def run_nnunet(dataset_dir: Path, work: Path, venv: Path, budget_s: float) -> dict:
+    """nnU-Net v2's stock plan and trainer, training stopped after ``budget_s`` (no TTA)."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    from bench_train_vs_nnunet import run_nnunet as run
+
+    info = run(dataset_dir, work, venv, budget_s, torch.get_num_threads())
+    pred = work / "pred"
+    if pred.exists():
+        shutil.rmtree(pred)
+    (work / "pred_nnunet").rename(pred)
+    return {
+        "iterations": info["iterations"],
+        "train_s": round(info["iteration_s"], 1),
+        "wall_s": round(info["train_s"], 1),
+        "predict_s": round(info["predict_s"], 1),
+        "curve": [],
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--budgets", type=float, nargs="+", default=[300.0])
+    parser.add_argument("--budgets", type=float, nargs="+", default=[600.0])
     parser.add_argument("--work", type=Path, default=Path("bench_train_budget"))
     parser.add_argument("--seed", type=int, default=7, help="data seed (the demo uses 0)")
     parser.add_argument("--cases", type=int, default=24)
     parser.add_argument("--test-cases", type=int, default=8)
-    parser.add_argument("--methods", nargs="+", default=["medseg", "monai"])
-    parser.add_argument("--nnunet", action="store_true", help="also run nnU-Net v2 (separate env)")
+    parser.add_argument(
+        "--lesions", type=int, nargs=2, default=[1, 10], help="lesions per case (demo: 2 15)"
+    )
+    parser.add_argument(
+        "--methods", nargs="+", default=["medseg", "monai", "nnunet"], help="medseg monai nnunet"
+    )
+    parser.add_argument(
+        "--nnunet-venv",
+        type=Path,
+        default=Path("/tmp/nnunet-venv"),
+        help="built by benchmarks/nnunet_env.sh; nnunet is skipped if absent",
+    )
     args = parser.parse_args()
     from medseg.data import load_dataset
     from medseg.data.example import make_brain_example
     from medseg.plan import PlanBudget, make_plan
     from medseg.preprocess import preprocess_dataset
+    from medseg.train.timed import _spread
 
     args.work.mkdir(parents=True, exist_ok=True)
-    dataset_dir = args.work / "Dataset002_BrainBench"
+    # nnU-Net's raw layout, so that nnU-Net reads the very same files
+    dataset_dir = args.work / "nnUNet_raw" / "Dataset001_BrainBench"
     if not (dataset_dir / "dataset.json").is_file():
         make_brain_example(
-            dataset_dir, cases=args.cases, test_cases=args.test_cases, seed=args.seed
+            dataset_dir,
+            cases=args.cases,
+            test_cases=args.test_cases,
+            seed=args.seed,
+            lesion_counts=tuple(args.lesions),
         )
     dataset = load_dataset(dataset_dir)
     ids = sorted(c.case_id for c in dataset.labelled)
+    methods = list(args.methods)
+    if "nnunet" in methods and not (args.nnunet_venv / "bin" / "python").is_file():
+        print(f"nnU-Net skipped: no environment at {args.nnunet_venv} (benchmarks/nnunet_env.sh)")
+        methods.remove("nnunet")
     print(f"CPU: {cpu_model()}; torch threads {torch.get_num_threads()}; load {load()}")
+    print(
+        f"data: {args.cases} training + {args.test_cases} held-out brains, seed {args.seed}, "
+        f"{args.lesions[0]}-{args.lesions[1]} lesions per case"
+    )
     results = []
     for budget in args.budgets:
         plan = make_plan(dataset, budget=PlanBudget.for_device("cpu", time_budget_s=budget))
         cache = preprocess_dataset(dataset, plan, "3d", args.work / "cache")
-        from medseg.train.timed import _spread
-
         val_ids = _spread(ids, plan.configuration("3d").training.max_val_cases)
-        for method in args.methods:
+        for method in methods:
             out = args.work / f"{method}_{int(budget)}"
             before = load()
             if method == "medseg":
                 info = run_medseg(dataset, out, budget, seed=1)
-            else:
+            elif method == "monai":
                 info = run_monai(plan, cache, ids, dataset, out, budget, 1, val_ids)
+            else:
+                info = run_nnunet(dataset_dir, out, args.nnunet_venv, budget)
             info.update(method=method, budget_s=budget, load_before=before, load_after=load())
             info.update(score(out / "pred", dataset_dir))
             results.append(info)
             print(json.dumps({k: v for k, v in info.items() if k != "curve"}), flush=True)
-        if args.nnunet:
-            subprocess.run(
-                [sys.executable, str(Path(__file__).parent / "bench_train_vs_nnunet.py"),
-                 "--seconds", str(budget), "--work", str(args.work / f"nnunet_{int(budget)}")],
-                check=False,
-            )  # fmt: skip
-    (args.work / "results.json").write_text(json.dumps(results, indent=1))
-    plot(results, args.work / "curve.png")
+            (args.work / "results.json").write_text(json.dumps(results, indent=1))
+            plot(results, args.work / "curve.png")
     print(f"\nCPU: {cpu_model()}; load now {load()}")
     print(
         "| method | budget s | iterations | train s | GM Dice | WM Dice | lesion Dice "
-        "| lesion F1 (TP/FP/FN) |"
+        "| lesion F1 (TP/FP/FN) | load before / after |"
     )
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|")
     for r in results:
         les = r["lesions"]
         print(
             f"| {r['method']} | {r['budget_s']:g} | {r['iterations']} | {r['train_s']} | "
             f"{r['dice_grey_matter']:.3f} | {r['dice_white_matter']:.3f} | "
             f"{r['dice_lesion']:.3f} | {r['lesion_f1']:.2f} "
-            f"({les['tp']:g}/{les['fp']:g}/{les['fn']:g}) |"
+            f"({les['tp']:g}/{les['fp']:g}/{les['fn']:g}) | {r['load_before']} / "
+            f"{r['load_after']} |"
         )
 
 
