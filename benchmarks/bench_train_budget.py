@@ -314,13 +314,19 @@ def plot(results: list[dict], path: Path) -> None:
     fig.savefig(path, format="png")
 
 
-def run_nnunet(dataset_dir: Path, work: Path, venv: Path, budget_s: float) -> dict:
-    """nnU-Net v2's stock plan and trainer, training stopped after ``budget_s`` (no TTA)."""
+def run_nnunet(dataset_dir: Path, out: Path, venv: Path, budget_s: float) -> dict:
+    """nnU-Net v2's stock plan and trainer, training stopped after ``budget_s`` (no TTA).
+
+    nnU-Net's folders (``nnUNet_preprocessed``, ``nnUNet_results``) and logs go next to
+    ``nnUNet_raw``; the predictions are moved to ``out/pred``.
+    """
     sys.path.insert(0, str(Path(__file__).parent))
     from bench_train_vs_nnunet import run_nnunet as run
 
+    work = dataset_dir.parent.parent
     info = run(dataset_dir, work, venv, budget_s, torch.get_num_threads())
-    pred = work / "pred"
+    out.mkdir(parents=True, exist_ok=True)
+    pred = out / "pred"
     if pred.exists():
         shutil.rmtree(pred)
     (work / "pred_nnunet").rename(pred)
@@ -381,7 +387,9 @@ def main() -> None:
         f"data: {args.cases} training + {args.test_cases} held-out brains, seed {args.seed}, "
         f"{args.lesions[0]}-{args.lesions[1]} lesions per case"
     )
-    results = []
+    saved = args.work / "results.json"
+    # rows of earlier runs for other methods or budgets are kept (one method may be rerun alone)
+    results = json.loads(saved.read_text()) if saved.is_file() else []
     for budget in args.budgets:
         plan = make_plan(dataset, budget=PlanBudget.for_device("cpu", time_budget_s=budget))
         cache = preprocess_dataset(dataset, plan, "3d", args.work / "cache")
@@ -397,9 +405,10 @@ def main() -> None:
                 info = run_nnunet(dataset_dir, out, args.nnunet_venv, budget)
             info.update(method=method, budget_s=budget, load_before=before, load_after=load())
             info.update(score(out / "pred", dataset_dir))
+            results = [r for r in results if (r["method"], r["budget_s"]) != (method, budget)]
             results.append(info)
             print(json.dumps({k: v for k, v in info.items() if k != "curve"}), flush=True)
-            (args.work / "results.json").write_text(json.dumps(results, indent=1))
+            saved.write_text(json.dumps(results, indent=1))
             plot(results, args.work / "curve.png")
     print(f"\nCPU: {cpu_model()}; load now {load()}")
     print(
