@@ -280,9 +280,12 @@ def postprocess(
         )
     for step in choice.steps:
         target = "foreground" if step.label is None else f"label {step.label}"
+        if step.size is not None:
+            target += f", < {step.size} voxels"
         verdict = "kept" if step.accepted else "rejected"
+        metric = "lesion F1" if step.metric == "lesion_f1" else "Dice"
         Console(soft_wrap=True).print(
-            f"{step.step} ({target}): Dice {step.dice_before:.4f} -> {step.dice_after:.4f}, "
-            f"{verdict}"
+            f"{step.step} ({target}): {metric} {step.dice_before:.4f} -> "
+            f"{step.dice_after:.4f}, {verdict}"
         )
     err.print(f"rules written to {choice.path}")
