@@ -1,0 +1,556 @@
+"""The scanner of one segment of a phrase: words left to right into a partial clause.
+
+See :mod:`medseg.text.parse` for the steps around it and docs/text.md for the grammar. Each word
+class is tried in a fixed priority (numbers with units, comparators, quantities, counts,
+superlatives, sides, directions, relations, new/old, nouns, fillers), so parsing is
+deterministic.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import cast
+
+from medseg.text import lexicon as lx
+from medseg.text.query import (
+    Clause,
+    Direction,
+    Measure,
+    NotUnderstood,
+    Operator,
+    Order,
+    OrderKey,
+    Quantity,
+    Relation,
+    RelationKind,
+    Side,
+)
+from medseg.text.vocabulary import VOCABULARY, canonical_words
+
+NEAR_DEFAULT_MM = 10.0
+"""Reach of "near STRUCTURE" without a stated distance."""
+
+
+@dataclass(frozen=True)
+class Classes:
+    """The model's classes as the grammar sees them: value -> name and canonical words."""
+
+    names: dict[int, str]
+    lesion_values: frozenset[int]
+    words: dict[int, tuple[str, ...]] = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(
+            self, "words", {v: canonical_words(n) for v, n in sorted(self.names.items())}
+        )
+
+    @property
+    def structure_values(self) -> tuple[int, ...]:
+        return tuple(v for v in self.words if v not in self.lesion_values)
+
+    def known_words(self) -> set[str]:
+        return {w for words in self.words.values() for w in words}
+
+    def containing(self, words: list[str]) -> tuple[int, ...]:
+        """Classes whose name contains every one of ``words``."""
+        return tuple(v for v, cw in self.words.items() if all(w in cw for w in words))
+
+
+@dataclass(frozen=True)
+class _Item:
+    kind: str  # "word", "num", "class"
+    text: str
+    plural: bool = False
+    labels: tuple[int, ...] = ()
+
+
+@dataclass
+class _Partial:
+    words: list[str] = field(default_factory=list)
+    labels: tuple[int, ...] | None = None
+    plural: bool = False
+    count: int | None = None
+    lesion_ids: list[int] = field(default_factory=list)
+    side: Side | None = None
+    directions: list[Direction] = field(default_factory=list)
+    measures: list[Measure] = field(default_factory=list)
+    relations: list[Relation] = field(default_factory=list)
+    order: Order | None = None
+    new: bool | None = None
+    total: Measure | None = None
+    ends_with_relation: bool = False
+    only_adjectives: bool = True
+
+    def conditions(self) -> bool:
+        return bool(
+            self.count is not None
+            or self.lesion_ids
+            or self.side
+            or self.directions
+            or self.measures
+            or self.relations
+            or self.order
+            or self.new is not None
+            or self.total
+        )
+
+    def merge(self, other: _Partial) -> None:
+        """Add ``other``'s conditions (a segment without a target) to this clause."""
+        self.words += other.words
+        self.count = other.count if other.count is not None else self.count
+        self.lesion_ids += other.lesion_ids
+        self.side = other.side or self.side
+        self.directions += other.directions
+        self.measures += other.measures
+        self.relations += other.relations
+        self.order = other.order or self.order
+        self.new = other.new if other.new is not None else self.new
+        self.total = other.total or self.total
+        self.ends_with_relation = other.ends_with_relation
+
+    def clause(self, context: bool = False) -> Clause:
+        plural = (
+            self.plural or (self.count is not None and self.count > 1) or len(self.lesion_ids) > 1
+        )
+        return Clause(
+            words=" ".join(self.words),
+            labels=self.labels or (),
+            plural=plural,
+            count=self.count,
+            lesion_ids=tuple(self.lesion_ids),
+            side=self.side,
+            directions=tuple(dict.fromkeys(self.directions)),
+            measures=tuple(self.measures),
+            relations=tuple(self.relations),
+            order=self.order,
+            new=self.new,
+            total=self.total,
+            context=context,
+        )
+
+
+class _Scanner:
+    """Reads one segment's items into a :class:`_Partial`, left to right."""
+
+    def __init__(self, items: list[_Item], classes: Classes) -> None:
+        self.items = items
+        self.classes = classes
+        self.i = 0
+        self.p = _Partial(words=[it.text for it in items])
+        self.unknown: list[str] = []
+        self.missing: list[str] = []
+        self.ignored: list[str] = []
+        self.pending_quantity: Quantity | None = None
+
+    # -- helpers --------------------------------------------------------------------------
+    def peek(self, k: int = 0) -> _Item | None:
+        j = self.i + k
+        return self.items[j] if j < len(self.items) else None
+
+    def word(self, k: int = 0) -> str:
+        item = self.peek(k)
+        return item.text if item is not None and item.kind != "class" else ""
+
+    def match(self, table: dict[tuple[str, ...], str]) -> tuple[str, int] | None:
+        for key in sorted(table, key=len, reverse=True):
+            if all(self.word(k) == w for k, w in enumerate(key)):
+                return table[key], len(key)
+        return None
+
+    def number(self, k: int = 0) -> float | None:
+        item = self.peek(k)
+        if item is None or item.kind == "class":
+            return None
+        if item.kind == "num":
+            return float(item.text)
+        value = lx.NUMBER_WORDS.get(item.text)
+        return None if value is None else float(value)
+
+    def set_target(self, labels: tuple[int, ...], plural: bool) -> None:
+        if self.p.labels is None:
+            self.p.labels, self.p.plural = labels, self.p.plural or plural
+            return
+        lesions = self.classes.lesion_values
+        old_is_lesion = all(v in lesions for v in self.p.labels)
+        new_is_lesion = all(v in lesions for v in labels)
+        if not old_is_lesion and new_is_lesion:  # "liver lesion": the organ says where
+            self.p.relations.append(Relation(kind="in", labels=self.p.labels))
+            self.p.labels, self.p.plural = labels, self.p.plural or plural
+        elif old_is_lesion and not new_is_lesion:  # "lesion liver"
+            self.p.relations.append(Relation(kind="in", labels=labels))
+        elif old_is_lesion and set(labels) & set(self.p.labels):  # "metastatic lesions"
+            self.p.labels = tuple(v for v in self.p.labels if v in labels)
+            self.p.plural = self.p.plural or plural
+        else:
+            names = [self.classes.names[v] for v in self.p.labels + labels]
+            raise NotUnderstood(
+                f"two targets without a relation between them ({', '.join(names)})",
+                suggestion="join them with 'and', or relate them: 'lesions in the liver'",
+            )
+
+    # -- main loop ------------------------------------------------------------------------
+    def run(self) -> _Partial:
+        while self.i < len(self.items):
+            self.step()
+        return self.p
+
+    def step(self) -> None:
+        item = self.items[self.i]
+        w = item.text
+        if item.kind == "class":
+            self.i += 1
+            self.target_from_class(item)
+            return
+        self.p.only_adjectives = self.p.only_adjectives and (
+            w in lx.SIDES or w in lx.DIRECTIONS or w in lx.FILLERS
+        )
+        self.p.ends_with_relation = False
+        if self.number() is not None and self.measurement():
+            return
+        comparator = self.match(cast(dict[tuple[str, ...], str], lx.COMPARATORS))
+        if w == "between" or (comparator and self.number(comparator[1]) is not None):
+            self.threshold(comparator)
+            return
+        quantity = self.match(cast(dict[tuple[str, ...], str], lx.QUANTITY_WORDS))
+        if quantity:
+            self.pending_quantity = cast(Quantity, quantity[0])
+            self.i += quantity[1]
+            self.skip({"of", "is"})
+            return
+        if self.number() is not None:
+            self.counted()
+            return
+        if w in lx.SUPERLATIVES:
+            key, descending = lx.SUPERLATIVES[w]
+            self.i += 1
+            self.set_order(cast(OrderKey, key), self.p.count, descending=descending)
+            return
+        if w in ("most", "least") and self.word(1) in lx.DIRECTIONS | lx.SIDES.keys():
+            direction = lx.DIRECTIONS.get(self.word(1), self.word(1))
+            key = direction if w == "most" else lx.OPPOSITE.get(direction, direction)
+            self.i += 2
+            self.set_order(cast(OrderKey, key), self.p.count)
+            return
+        if w in lx.CLOSEST_WORDS | lx.FARTHEST_WORDS:
+            self.i += 1
+            self.skip({"to", "from", "the"})
+            labels = self.object(w)
+            if labels is not None:
+                key: OrderKey = "distance_mm"
+                far = w in lx.FARTHEST_WORDS
+                self.set_order(key, self.p.count, descending=far, reference=labels)
+            return
+        if w in lx.SIDES:
+            self.side_word(cast(Side, lx.SIDES[w]))
+            return
+        if w in lx.DIRECTIONS:
+            self.direction_word(cast(Direction, lx.DIRECTIONS[w]))
+            return
+        if w in lx.DIRECTION_PREPOSITIONS:
+            self.i += 1
+            self.relation(cast(RelationKind, lx.DIRECTION_PREPOSITIONS[w]), w)
+            return
+        if w == "in" and self.word(1) == "front" and self.word(2) == "of":
+            self.i += 3
+            self.relation("anterior", "in front of")
+            return
+        if w in ("within",) and self.number(1) is not None:
+            self.near_within()
+            return
+        if w == "of" and self.number(1) is not None:  # "the lesion of 2 ml"
+            self.i += 1
+            return
+        if w in lx.IN_WORDS:
+            self.i += 1
+            self.relation("in", w)
+            return
+        if w in lx.TOUCH_WORDS:
+            self.i += 1
+            self.skip({"to", "with", "the"})
+            self.relation("touching", w)
+            return
+        if w in lx.NEAR_WORDS:
+            self.i += 1
+            self.skip({"to", "the"})
+            self.relation("near", w, distance=NEAR_DEFAULT_MM)
+            return
+        if w in lx.NEW_WORDS or w in lx.OLD_WORDS:
+            self.p.new = w in lx.NEW_WORDS
+            self.i += 1
+            return
+        if w in lx.LESION_NOUNS or w in lx.ORGAN_NOUNS or w in self.classes.known_words():
+            self.noun_phrase()
+            return
+        self.i += 1
+        if w in lx.PLURAL_WORDS:
+            self.p.plural = True
+        if w in lx.FILLERS or w in ("and", "or", "plus"):
+            return
+        if w in lx.DESCRIPTIVE:
+            self.ignored.append(w)
+        elif w in VOCABULARY:
+            self.missing.append(w)
+        else:
+            self.unknown.append(w)
+
+    # -- pieces ---------------------------------------------------------------------------
+    def skip(self, words: set[str]) -> None:
+        while self.word() in words:
+            self.i += 1
+
+    def set_order(
+        self,
+        key: OrderKey,
+        n: int | None,
+        *,
+        descending: bool = True,
+        reference: tuple[int, ...] = (),
+    ) -> None:
+        item = self.peek()
+        if item is not None and item.kind == "num":  # "largest 3 lesions"
+            n = int(float(item.text))
+            self.i += 1
+        self.p.order = Order(key=key, n=max(n or 1, 1), descending=descending, reference=reference)
+        self.p.count = None
+
+    def measurement(self) -> bool:
+        """``N UNIT`` (a measured value), ``N × M mm`` (RECIST axes), optional ``in total``."""
+        value = self.number()
+        decimals = self._decimals(self.peek())
+        if self.word(1) == "×" and self.number(2) is not None and self.word(3) in lx.UNITS:
+            kind, factor = lx.UNITS[self.word(3)]
+            if kind != "length":
+                return False
+            second = float(self.number(2) or 0.0)
+            tolerance = 0.5 * 10.0 ** -max(decimals, self._decimals(self.peek(2))) * factor
+            self.p.measures.append(
+                Measure(
+                    quantity="long_axis_mm",
+                    op="~",
+                    value=float(value or 0.0) * factor,
+                    tolerance=tolerance,
+                )
+            )
+            self.p.measures.append(
+                Measure(
+                    quantity="short_axis_mm", op="~", value=second * factor, tolerance=tolerance
+                )
+            )
+            self.i += 4
+            return True
+        if self.word(1) not in lx.UNITS:
+            return False
+        kind, factor = lx.UNITS[self.word(1)]
+        quantity = self._quantity(kind)
+        measure = Measure(
+            quantity=quantity,
+            op="~",
+            value=float(value or 0.0) * factor,
+            tolerance=0.5 * 10.0**-decimals * factor,
+        )
+        self.i += 2
+        if self.word() == "in" and self.word(1) == "total":
+            self.i += 2
+            if quantity == "volume_ml":
+                self.p.total = measure
+                return True
+        self.p.measures.append(measure)
+        return True
+
+    def threshold(self, comparator: tuple[str, int] | None) -> None:
+        first = self.word()
+        if first == "between":
+            self.i += 1
+            low = self.number()
+            if low is None or self.word(1) != "and" or self.number(2) is None:
+                self.unknown.append("between")
+                return
+            high, unit = self.number(2), self.word(3)
+            if unit not in lx.UNITS:
+                raise NotUnderstood(
+                    "'between' needs a unit after the second number",
+                    suggestion="between 2 and 5 ml",
+                )
+            kind, factor = lx.UNITS[unit]
+            quantity = self._quantity(kind)
+            self.p.measures.append(Measure(quantity=quantity, op=">=", value=low * factor))
+            self.p.measures.append(Measure(quantity=quantity, op="<=", value=(high or 0) * factor))
+            self.i += 4
+            return
+        assert comparator is not None
+        op, size = comparator
+        self.i += size
+        value = float(self.number() or 0.0)
+        unit = self.word(1)
+        if unit not in lx.UNITS:
+            raise NotUnderstood(
+                f"'{' '.join(self.p.words)}': a number needs a unit (ml, cc, mm3, mm or cm)",
+                suggestion=f"{first} {value:g} ml",
+            )
+        kind, factor = lx.UNITS[unit]
+        quantity = self._quantity(kind, length_word=first in lx.LENGTH_COMPARATIVES)
+        self.p.measures.append(
+            Measure(quantity=quantity, op=cast(Operator, op), value=value * factor)
+        )
+        self.i += 2
+
+    def counted(self) -> None:
+        """A number before a noun ("two lesions") or a superlative ("the two largest")."""
+        value = int(self.number() or 0)
+        self.i += 1
+        self.p.count = value
+
+    def near_within(self) -> None:
+        """``within N mm of STRUCTURE``."""
+        value = float(self.number(1) or 0.0)
+        unit = self.word(2)
+        if unit not in lx.UNITS or lx.UNITS[unit][0] != "length":
+            raise NotUnderstood("'within N' needs mm or cm", suggestion="within 10 mm of the liver")
+        self.i += 3
+        self.skip({"of", "from", "the"})
+        self.relation("near", "within", distance=value * lx.UNITS[unit][1], skip_fillers=False)
+
+    def side_word(self, side: Side) -> None:
+        self.i += 1
+        if self.word() in ("of", "to") and side != "midline":
+            self.i += 1
+            self.relation(cast(RelationKind, side), f"{side} of")
+            return
+        if self.word() in lx.REGION_WORDS and not self._region_is_class():
+            self.i += 1
+        self.p.side = side
+
+    def direction_word(self, direction: Direction) -> None:
+        self.i += 1
+        if self.word() in ("to", "of", "than"):
+            self.i += 1
+            self.relation(cast(RelationKind, direction), f"{direction} to")
+            return
+        if self.word() in lx.REGION_WORDS and not self._region_is_class():
+            self.i += 1
+        self.p.directions.append(direction)
+
+    def relation(
+        self,
+        kind: RelationKind,
+        word: str,
+        *,
+        distance: float | None = None,
+        skip_fillers: bool = True,
+    ) -> None:
+        if skip_fillers:
+            self.skip({"the", "a", "an", "of", "with", "to"})
+        labels = self.object(word)
+        if labels is not None:
+            self.p.relations.append(Relation(kind=kind, labels=labels, distance_mm=distance))
+            self.p.ends_with_relation = True
+
+    def object(self, word: str) -> tuple[int, ...] | None:
+        """The structure after a relation word, or a side ("in the left hemisphere")."""
+        self.skip({"the", "a", "an"})
+        item = self.peek()
+        if item is None:
+            self.unknown.append(word)
+            return None
+        if item.kind == "class":
+            self.i += 1
+            return item.labels
+        if item.text in lx.SIDES:
+            self.side_word(cast(Side, lx.SIDES[item.text]))
+            if self.peek() is not None and self.peek().kind == "class":  # "in the left lung"
+                labels = self.peek().labels
+                self.i += 1
+                return labels
+            return None
+        if item.text in lx.DIRECTIONS:
+            self.direction_word(cast(Direction, lx.DIRECTIONS[item.text]))
+            return None
+        words = self._anatomy_run()
+        if words:
+            labels = self.classes.containing(words)
+            if labels:
+                return labels
+            self.missing.append(" ".join(words))
+            return ()
+        self.unknown.append(word)
+        return None
+
+    def target_from_class(self, item: _Item) -> None:
+        self.set_target(item.labels, item.plural)
+        self.lesion_id()
+
+    def noun_phrase(self) -> None:
+        """Words naming a target that did not spell a whole class name."""
+        item = self.items[self.i]
+        w = item.text
+        if w in lx.ORGAN_NOUNS:
+            self.i += 1
+            self.set_target(self.classes.structure_values, item.plural)
+            return
+        words = self._anatomy_run()
+        plural = any(it.plural for it in self.items[self.i - len(words) : self.i])
+        labels = self._labels_for(words)
+        if labels:
+            self.set_target(labels, plural)
+            self.lesion_id()
+            return
+        for k in range(len(words) - 1, 0, -1):  # "kidney lesion": a structure, then a target
+            head, tail = self._labels_for(words[:k]), self._labels_for(words[k:])
+            if head and tail:
+                self.set_target(head, plural)
+                self.set_target(tail, plural)
+                self.lesion_id()
+                return
+        self.missing.append(" ".join(words))
+
+    def _labels_for(self, words: list[str]) -> tuple[int, ...]:
+        """Classes named by ``words``; a generic lesion noun means the lesion classes whose
+        names contain the other words ("liver lesion" -> liver_tumor), or all of them."""
+        labels = self.classes.containing(words)
+        if not labels and words[-1] in lx.GENERIC_LESION_NOUNS:
+            rest = words[:-1]
+            labels = tuple(
+                v
+                for v in sorted(self.classes.lesion_values)
+                if not rest or v in self.classes.containing(rest)
+            )
+        return labels
+
+    def lesion_id(self) -> None:
+        """``lesion 3``, ``lesion #3``, ``lesion number 3`` after a lesion target."""
+        if self.p.labels is None or not all(v in self.classes.lesion_values for v in self.p.labels):
+            return
+        k = 1 if self.word() in lx.ID_WORDS else 0
+        item = self.peek(k)
+        if item is not None and item.kind == "num" and item.text.isdigit():
+            if self.word(k + 1) in lx.UNITS or self.word(k + 1) == "×":
+                return
+            self.p.lesion_ids.append(int(item.text))
+            self.i += k + 1
+
+    def _anatomy_run(self) -> list[str]:
+        known = self.classes.known_words() | lx.LESION_NOUNS
+        words = []
+        while self.peek() is not None and self.peek().kind == "word" and self.word() in known:
+            words.append(self.word())
+            self.i += 1
+        return words
+
+    def _region_is_class(self) -> bool:
+        return self.word() in self.classes.known_words()
+
+    def _quantity(self, kind: str, *, length_word: bool = False) -> Quantity:
+        pending, self.pending_quantity = self.pending_quantity, None
+        if kind == "volume":
+            if pending not in (None, "volume_ml"):
+                raise NotUnderstood("a length (diameter, axis) was given in ml", suggestion="10 mm")
+            return "volume_ml"
+        if pending == "volume_ml":
+            raise NotUnderstood("a volume was given in mm", suggestion="volume over 5 ml")
+        return pending or "longest_diameter_mm"
+
+    @staticmethod
+    def _decimals(item: _Item | None) -> int:
+        if item is None or item.kind != "num" or "." not in item.text:
+            return 0
+        return len(item.text.split(".", 1)[1])
