@@ -35,7 +35,9 @@ def random_case(seed: int) -> Image:
         for _ in range(int(rng.integers(1, 5))):
             size = next(sizes)
             for _attempt in range(50):
-                start = [int(rng.integers(0, n - s)) for n, s in zip(labels.shape, size, strict=True)]
+                start = [
+                    int(rng.integers(0, n - s)) for n, s in zip(labels.shape, size, strict=True)
+                ]
                 box = tuple(slice(a, a + s) for a, s in zip(start, size, strict=True))
                 grown = tuple(slice(max(b.start - 1, 0), b.stop + 1) for b in box)
                 if not taken[grown].any():
