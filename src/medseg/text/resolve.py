@@ -201,7 +201,8 @@ def _check_count(clause: Clause, pool: list[Instance], scene: Scene, notes: list
     if clause.context or wanted == 0:
         notes.append(message)
         return
-    noun = scene.classes.names[pool[0].label].replace("_", " ") if pool else "lesion"
+    kinds = {i.label for i in pool}
+    noun = scene.classes.names[pool[0].label].replace("_", " ") if len(kinds) == 1 else "lesion"
     raise AmbiguousQuery(
         message,
         candidates=listed,
