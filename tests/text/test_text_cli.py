@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 
 import numpy as np
-from conftest import NAMES, VARIANTS, canonical_labels, canonical_object
 from typer.testing import CliRunner
 
+from conftest import NAMES, VARIANTS, canonical_labels, canonical_object
 from medseg.cli.main import app_typer
 from medseg.io import Image, read_image, write_image
 from medseg.report import LabelInfo, build_report
@@ -30,8 +30,16 @@ def test_find_writes_mask_with_geometry_and_explanation(tmp_path: Path) -> None:
     image, seg_path, dataset, seg = _files(tmp_path)
     result = CliRunner().invoke(
         app_typer,
-        ["find", str(image), str(seg_path), "the largest lesion on the left"]
-        + ["--dataset-json", str(dataset), "-o", str(tmp_path / "out")],
+        [
+            "find",
+            str(image),
+            str(seg_path),
+            "the largest lesion on the left",
+            "--dataset-json",
+            str(dataset),
+            "-o",
+            str(tmp_path / "out"),
+        ],
     )
     assert result.exit_code == 0, result.output
     mask = read_image(tmp_path / "out" / "selection.nii.gz")
@@ -47,8 +55,16 @@ def test_find_ambiguous_is_one_line_and_exit_1(tmp_path: Path) -> None:
     image, seg_path, dataset, _ = _files(tmp_path)
     result = CliRunner().invoke(
         app_typer,
-        ["find", str(image), str(seg_path), "the lesion", "--dataset-json", str(dataset)]
-        + ["-o", str(tmp_path / "out")],
+        [
+            "find",
+            str(image),
+            str(seg_path),
+            "the lesion",
+            "--dataset-json",
+            str(dataset),
+            "-o",
+            str(tmp_path / "out"),
+        ],
     )
     assert result.exit_code != 0
     assert isinstance(result.exception, AmbiguousQuery)  # main() prints MedsegError in one line
@@ -64,8 +80,16 @@ def test_ground_resolves_report_sentences(tmp_path: Path) -> None:
     (tmp_path / "report.txt").write_text(text)
     result = CliRunner().invoke(
         app_typer,
-        ["ground", str(tmp_path / "report.txt"), str(image), str(seg_path)]
-        + ["--dataset-json", str(dataset), "-o", str(tmp_path / "g")],
+        [
+            "ground",
+            str(tmp_path / "report.txt"),
+            str(image),
+            str(seg_path),
+            "--dataset-json",
+            str(dataset),
+            "-o",
+            str(tmp_path / "g"),
+        ],
     )
     assert result.exit_code == 0, result.output
     data = json.loads((tmp_path / "g" / "grounding.json").read_text())

@@ -6,8 +6,8 @@ import json
 
 import numpy as np
 import pytest
-from conftest import NAMES, VARIANTS, canonical_labels
 
+from conftest import NAMES, VARIANTS, canonical_labels
 from medseg.io import Image
 from medseg.report import PriorScan
 from medseg.text import (
@@ -88,7 +88,8 @@ def test_spelling_corrections_are_reported(scene) -> None:  # type: ignore[no-un
 def test_short_words_are_not_corrected() -> None:
     classes = Classes({1: "gray_matter", 2: "white_matter"}, frozenset())
     query = parse("the WM", classes)
-    assert query.clauses[0].labels == (2,) and not query.corrections
+    assert query.clauses[0].labels == (2,)
+    assert not query.corrections
     with pytest.raises(NotUnderstood):
         parse("the xm", classes)
 
@@ -99,10 +100,12 @@ def test_explanation_json_has_measurements(scene) -> None:  # type: ignore[no-un
     assert clause["classes"] == ["tumor", "metastasis"]
     assert clause["candidates"] == 7
     (lesion,) = clause["selected"]
-    assert lesion["structure"] == "liver" and lesion["side"] == "right"
+    assert lesion["structure"] == "liver"
+    assert lesion["side"] == "right"
     assert lesion["volume_ml"] == pytest.approx(216 * 0.012)
     assert data["voxels"] == 216
-    assert "in liver" in clause["reading"] and "largest 1" in clause["reading"]
+    assert "in liver" in clause["reading"]
+    assert "largest 1" in clause["reading"]
 
 
 def test_new_lesions_against_a_prior() -> None:
@@ -115,7 +118,8 @@ def test_new_lesions_against_a_prior() -> None:
     new = find(scene, "new lesions")
     assert int(new.mask.sum()) == int(((labels == 5) | (labels == 6)).sum()) - 64
     old = find(scene, "persistent lesions")
-    assert int(old.mask.sum()) == 64 and bool(old.mask[7, 7, 7])
+    assert int(old.mask.sum()) == 64
+    assert bool(old.mask[7, 7, 7])
     largest_new = find(scene, "the largest new lesion").mask
     expected = np.zeros_like(largest_new)
     expected[12:18, 14:20, 12:18] = True  # lesion B
