@@ -249,6 +249,9 @@ FILLERS = {
     "prior",
     "previous",
     "count",
+    "overall",
+    "patient",
+    "body",
 }
 """Words that carry no condition here (some also act inside a longer pattern)."""
 

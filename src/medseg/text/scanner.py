@@ -173,14 +173,14 @@ class _Scanner:
         lesions = self.classes.lesion_values
         old_is_lesion = all(v in lesions for v in self.p.labels)
         new_is_lesion = all(v in lesions for v in labels)
-        if not old_is_lesion and new_is_lesion:  # "liver lesion": the organ says where
+        if set(labels) & set(self.p.labels):  # "metastatic lesions", "renal organ"
+            self.p.labels = tuple(v for v in self.p.labels if v in labels)
+            self.p.plural = self.p.plural or plural
+        elif not old_is_lesion and new_is_lesion:  # "liver lesion": the organ says where
             self.p.relations.append(Relation(kind="in", labels=self.p.labels))
             self.p.labels, self.p.plural = labels, self.p.plural or plural
         elif old_is_lesion and not new_is_lesion:  # "lesion liver"
             self.p.relations.append(Relation(kind="in", labels=labels))
-        elif old_is_lesion and set(labels) & set(self.p.labels):  # "metastatic lesions"
-            self.p.labels = tuple(v for v in self.p.labels if v in labels)
-            self.p.plural = self.p.plural or plural
         else:
             names = [self.classes.names[v] for v in self.p.labels + labels]
             raise NotUnderstood(
@@ -220,6 +220,10 @@ class _Scanner:
         if self.number() is not None:
             self.counted()
             return
+        if w == "top" and self.number(1) is not None:  # "the top two lesions"
+            self.i += 1
+            self.set_order("volume_ml", None)
+            return
         if w in lx.SUPERLATIVES:
             key, descending = lx.SUPERLATIVES[w]
             self.i += 1
@@ -257,7 +261,7 @@ class _Scanner:
         if w in ("within",) and self.number(1) is not None:
             self.near_within()
             return
-        if w == "of" and self.number(1) is not None:  # "the lesion of 2 ml"
+        if self._preposition_is_filler(w):
             self.i += 1
             return
         if w in lx.IN_WORDS:
@@ -306,9 +310,8 @@ class _Scanner:
         descending: bool = True,
         reference: tuple[int, ...] = (),
     ) -> None:
-        item = self.peek()
-        if item is not None and item.kind == "num":  # "largest 3 lesions"
-            n = int(float(item.text))
+        if self.number() is not None and self.word(1) not in lx.UNITS:  # "largest 3 lesions"
+            n = int(self.number() or 1)
             self.i += 1
         self.p.order = Order(key=key, n=max(n or 1, 1), descending=descending, reference=reference)
         self.p.count = None
@@ -527,6 +530,20 @@ class _Scanner:
                 return
             self.p.lesion_ids.append(int(item.text))
             self.i += k + 1
+
+    def _preposition_is_filler(self, w: str) -> bool:
+        """ "of"/"in"/"by" that introduce no structure: "largest of the lesions", "lesions of
+        more than 1 ml", "2 cm in diameter", "in contact with", "by volume"."""
+        after = self.word(1)
+        if w == "of":
+            nxt = self.peek(2) if after in ("the", "a", "all") else self.peek(1)
+            names_structure = nxt is not None and (
+                nxt.kind == "class" or nxt.text in self.classes.known_words()
+            )
+            return self.p.labels is None or not names_structure
+        if w in ("in", "by"):
+            return after in ("diameter", "volume", "size", "length") or after in lx.TOUCH_WORDS
+        return False
 
     def _anatomy_run(self) -> list[str]:
         known = self.classes.known_words() | lx.LESION_NOUNS

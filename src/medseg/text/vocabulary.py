@@ -64,6 +64,11 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
     "cyst": ("cystic",),
     "carcinoma": ("hcc", "cancer"),
     # sides
+    "in liver": ("intrahepatic",),
+    "in spleen": ("intrasplenic",),
+    "in kidney": ("intrarenal",),
+    "in lung": ("intrapulmonary",),
+    "in brain": ("intracerebral", "intracranial"),
     "left": ("lt", "sinister", "left-sided", "left sided"),
     "right": ("rt", "dexter", "right-sided", "right sided"),
 }
@@ -111,6 +116,7 @@ def tokenize(text: str) -> list[str]:
     ``x`` between two numbers (``30 x 20 mm``) becomes ``×``; ``cm³`` becomes ``cm3``.
     """
     text = text.lower().replace("cm³", "cm3").replace("mm³", "mm3")
+    text = re.sub(r"(?<=[a-z])'s\b", "", text)  # possessive: "the liver's lesions"
     text = _UNIT_GLUE.sub(r"\1 \2", text)
     text = re.sub(r"(\d)\s*[x*]\s*(\d)", r"\1 × \2", text)
     text = re.sub(r"[-_/]", " ", text)
