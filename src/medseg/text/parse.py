@@ -21,8 +21,9 @@ import re
 from dataclasses import replace
 
 from medseg.text import lexicon as lx
+from medseg.text.pieces import Classes, Item, Partial
 from medseg.text.query import Clause, NotUnderstood, Query, Relation
-from medseg.text.scanner import Classes, _Item, _Partial, _Scanner
+from medseg.text.scanner import Scanner
 from medseg.text.vocabulary import normalise_words, suggestions, tokenize
 
 __all__ = ["Classes", "parse"]
@@ -63,7 +64,7 @@ def parse(text: str, classes: Classes) -> Query:
         corrections += fixed
         partials = []
         for segment in _distribute_sides(_segments(words)):
-            scanner = _Scanner(_class_items(segment, classes), classes)
+            scanner = Scanner(_class_items(segment, classes), classes)
             partials.append(scanner.run())
             unknown += scanner.unknown
             missing += scanner.missing
@@ -87,13 +88,13 @@ def parse(text: str, classes: Classes) -> Query:
     )
 
 
-def _class_items(words: list[tuple[str, bool]], classes: Classes) -> list[_Item]:
+def _class_items(words: list[tuple[str, bool]], classes: Classes) -> list[Item]:
     """Items with every run of words that spells a whole class name (any order) merged."""
     by_words: dict[tuple[str, ...], list[int]] = {}
     for value, cw in classes.words.items():
         by_words.setdefault(tuple(sorted(cw)), []).append(value)
     longest = max((len(k) for k in by_words), default=0)
-    items: list[_Item] = []
+    items: list[Item] = []
     i = 0
     while i < len(words):
         for size in range(min(longest, len(words) - i), 0, -1):
@@ -101,7 +102,7 @@ def _class_items(words: list[tuple[str, bool]], classes: Classes) -> list[_Item]
             key = tuple(sorted(w for w, _ in window))
             if key in by_words:
                 items.append(
-                    _Item(
+                    Item(
                         "class",
                         " ".join(w for w, _ in window),
                         plural=any(p for _, p in window),
@@ -113,7 +114,7 @@ def _class_items(words: list[tuple[str, bool]], classes: Classes) -> list[_Item]
         else:
             word, plural = words[i]
             kind = "num" if _is_number(word) else "word"
-            items.append(_Item(kind, word, plural=plural))
+            items.append(Item(kind, word, plural=plural))
             i += 1
     return items
 
@@ -156,8 +157,8 @@ def _distribute_sides(segments: list[Words]) -> list[Words]:
     return out
 
 
-def _merge(partials: list[_Partial], classes: Classes, notes: list[str]) -> list[_Partial]:
-    merged: list[_Partial] = []
+def _merge(partials: list[Partial], classes: Classes, notes: list[str]) -> list[Partial]:
+    merged: list[Partial] = []
     for p in partials:
         bare = p.labels is not None and not p.conditions()
         if p.labels is None and merged:

@@ -8,16 +8,13 @@ deterministic.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import cast
 
 from medseg.text import lexicon as lx
+from medseg.text.pieces import Classes, Item, Partial
 from medseg.text.query import (
-    Clause,
     Direction,
-    Measure,
     NotUnderstood,
-    Operator,
     Order,
     OrderKey,
     Quantity,
@@ -25,147 +22,27 @@ from medseg.text.query import (
     RelationKind,
     Side,
 )
-from medseg.text.vocabulary import VOCABULARY, canonical_words
+from medseg.text.reader import Reader
+from medseg.text.vocabulary import VOCABULARY
 
 NEAR_DEFAULT_MM = 10.0
 """Reach of "near STRUCTURE" without a stated distance."""
 
 
-@dataclass(frozen=True)
-class Classes:
-    """The model's classes as the grammar sees them: value -> name and canonical words."""
+class Scanner(Reader):
+    """Reads one segment's items into a :class:`Partial`, left to right."""
 
-    names: dict[int, str]
-    lesion_values: frozenset[int]
-    words: dict[int, tuple[str, ...]] = field(init=False)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(
-            self, "words", {v: canonical_words(n) for v, n in sorted(self.names.items())}
-        )
-
-    @property
-    def structure_values(self) -> tuple[int, ...]:
-        return tuple(v for v in self.words if v not in self.lesion_values)
-
-    def known_words(self) -> set[str]:
-        return {w for words in self.words.values() for w in words}
-
-    def containing(self, words: list[str]) -> tuple[int, ...]:
-        """Classes whose name contains every one of ``words``."""
-        return tuple(v for v, cw in self.words.items() if all(w in cw for w in words))
-
-
-@dataclass(frozen=True)
-class _Item:
-    kind: str  # "word", "num", "class"
-    text: str
-    plural: bool = False
-    labels: tuple[int, ...] = ()
-
-
-@dataclass
-class _Partial:
-    words: list[str] = field(default_factory=list)
-    labels: tuple[int, ...] | None = None
-    plural: bool = False
-    count: int | None = None
-    lesion_ids: list[int] = field(default_factory=list)
-    side: Side | None = None
-    directions: list[Direction] = field(default_factory=list)
-    measures: list[Measure] = field(default_factory=list)
-    relations: list[Relation] = field(default_factory=list)
-    order: Order | None = None
-    new: bool | None = None
-    total: Measure | None = None
-    ends_with_relation: bool = False
-    only_adjectives: bool = True
-
-    def conditions(self) -> bool:
-        return bool(
-            self.count is not None
-            or self.lesion_ids
-            or self.side
-            or self.directions
-            or self.measures
-            or self.relations
-            or self.order
-            or self.new is not None
-            or self.total
-        )
-
-    def merge(self, other: _Partial) -> None:
-        """Add ``other``'s conditions (a segment without a target) to this clause."""
-        self.words += other.words
-        self.count = other.count if other.count is not None else self.count
-        self.lesion_ids += other.lesion_ids
-        self.side = other.side or self.side
-        self.directions += other.directions
-        self.measures += other.measures
-        self.relations += other.relations
-        self.order = other.order or self.order
-        self.new = other.new if other.new is not None else self.new
-        self.total = other.total or self.total
-        self.ends_with_relation = other.ends_with_relation
-
-    def clause(self, context: bool = False) -> Clause:
-        plural = (
-            self.plural or (self.count is not None and self.count > 1) or len(self.lesion_ids) > 1
-        )
-        return Clause(
-            words=" ".join(self.words),
-            labels=self.labels or (),
-            plural=plural,
-            count=self.count,
-            lesion_ids=tuple(self.lesion_ids),
-            side=self.side,
-            directions=tuple(dict.fromkeys(self.directions)),
-            measures=tuple(self.measures),
-            relations=tuple(self.relations),
-            order=self.order,
-            new=self.new,
-            total=self.total,
-            context=context,
-        )
-
-
-class _Scanner:
-    """Reads one segment's items into a :class:`_Partial`, left to right."""
-
-    def __init__(self, items: list[_Item], classes: Classes) -> None:
+    def __init__(self, items: list[Item], classes: Classes) -> None:
         self.items = items
         self.classes = classes
         self.i = 0
-        self.p = _Partial(words=[it.text for it in items])
+        self.p = Partial(words=[it.text for it in items])
         self.unknown: list[str] = []
         self.missing: list[str] = []
         self.ignored: list[str] = []
         self.pending_quantity: Quantity | None = None
 
     # -- helpers --------------------------------------------------------------------------
-    def peek(self, k: int = 0) -> _Item | None:
-        j = self.i + k
-        return self.items[j] if j < len(self.items) else None
-
-    def word(self, k: int = 0) -> str:
-        item = self.peek(k)
-        return item.text if item is not None and item.kind != "class" else ""
-
-    def match(self, table: dict[tuple[str, ...], str]) -> tuple[str, int] | None:
-        for key in sorted(table, key=len, reverse=True):
-            if all(self.word(k) == w for k, w in enumerate(key)):
-                return table[key], len(key)
-        return None
-
-    def number(self, k: int = 0) -> float | None:
-        item = self.peek(k)
-        if item is None or item.kind == "class":
-            return None
-        if item.kind == "num":
-            return float(item.text)
-        value = lx.NUMBER_WORDS.get(item.text)
-        return None if value is None else float(value)
-
     def set_target(self, labels: tuple[int, ...], plural: bool) -> None:
         if self.p.labels is None:
             self.p.labels, self.p.plural = labels, self.p.plural or plural
@@ -189,7 +66,7 @@ class _Scanner:
             )
 
     # -- main loop ------------------------------------------------------------------------
-    def run(self) -> _Partial:
+    def run(self) -> Partial:
         while self.i < len(self.items):
             self.step()
         return self.p
@@ -298,10 +175,6 @@ class _Scanner:
             self.unknown.append(w)
 
     # -- pieces ---------------------------------------------------------------------------
-    def skip(self, words: set[str]) -> None:
-        while self.word() in words:
-            self.i += 1
-
     def set_order(
         self,
         key: OrderKey,
@@ -315,87 +188,6 @@ class _Scanner:
             self.i += 1
         self.p.order = Order(key=key, n=max(n or 1, 1), descending=descending, reference=reference)
         self.p.count = None
-
-    def measurement(self) -> bool:
-        """``N UNIT`` (a measured value), ``N × M mm`` (RECIST axes), optional ``in total``."""
-        value = self.number()
-        decimals = self._decimals(self.peek())
-        if self.word(1) == "×" and self.number(2) is not None and self.word(3) in lx.UNITS:
-            kind, factor = lx.UNITS[self.word(3)]
-            if kind != "length":
-                return False
-            second = float(self.number(2) or 0.0)
-            tolerance = 0.5 * 10.0 ** -max(decimals, self._decimals(self.peek(2))) * factor
-            self.p.measures.append(
-                Measure(
-                    quantity="long_axis_mm",
-                    op="~",
-                    value=float(value or 0.0) * factor,
-                    tolerance=tolerance,
-                )
-            )
-            self.p.measures.append(
-                Measure(
-                    quantity="short_axis_mm", op="~", value=second * factor, tolerance=tolerance
-                )
-            )
-            self.i += 4
-            return True
-        if self.word(1) not in lx.UNITS:
-            return False
-        kind, factor = lx.UNITS[self.word(1)]
-        quantity = self._quantity(kind)
-        measure = Measure(
-            quantity=quantity,
-            op="~",
-            value=float(value or 0.0) * factor,
-            tolerance=0.5 * 10.0**-decimals * factor,
-        )
-        self.i += 2
-        if self.word() == "in" and self.word(1) == "total":
-            self.i += 2
-            if quantity == "volume_ml":
-                self.p.total = measure
-                return True
-        self.p.measures.append(measure)
-        return True
-
-    def threshold(self, comparator: tuple[str, int] | None) -> None:
-        first = self.word()
-        if first == "between":
-            self.i += 1
-            low = self.number()
-            if low is None or self.word(1) != "and" or self.number(2) is None:
-                self.unknown.append("between")
-                return
-            high, unit = self.number(2), self.word(3)
-            if unit not in lx.UNITS:
-                raise NotUnderstood(
-                    "'between' needs a unit after the second number",
-                    suggestion="between 2 and 5 ml",
-                )
-            kind, factor = lx.UNITS[unit]
-            quantity = self._quantity(kind)
-            self.p.measures.append(Measure(quantity=quantity, op=">=", value=low * factor))
-            self.p.measures.append(Measure(quantity=quantity, op="<=", value=(high or 0) * factor))
-            self.i += 4
-            return
-        assert comparator is not None
-        op, size = comparator
-        self.i += size
-        value = float(self.number() or 0.0)
-        unit = self.word(1)
-        if unit not in lx.UNITS:
-            raise NotUnderstood(
-                f"'{' '.join(self.p.words)}': a number needs a unit (ml, cc, mm3, mm or cm)",
-                suggestion=f"{first} {value:g} ml",
-            )
-        kind, factor = lx.UNITS[unit]
-        quantity = self._quantity(kind, length_word=first in lx.LENGTH_COMPARATIVES)
-        self.p.measures.append(
-            Measure(quantity=quantity, op=cast(Operator, op), value=value * factor)
-        )
-        self.i += 2
 
     def counted(self) -> None:
         """A number before a noun ("two lesions") or a superlative ("the two largest")."""
@@ -478,7 +270,7 @@ class _Scanner:
         self.unknown.append(word)
         return None
 
-    def target_from_class(self, item: _Item) -> None:
+    def target_from_class(self, item: Item) -> None:
         self.set_target(item.labels, item.plural)
         self.lesion_id()
 
@@ -555,19 +347,3 @@ class _Scanner:
 
     def _region_is_class(self) -> bool:
         return self.word() in self.classes.known_words()
-
-    def _quantity(self, kind: str, *, length_word: bool = False) -> Quantity:
-        pending, self.pending_quantity = self.pending_quantity, None
-        if kind == "volume":
-            if pending not in (None, "volume_ml"):
-                raise NotUnderstood("a length (diameter, axis) was given in ml", suggestion="10 mm")
-            return "volume_ml"
-        if pending == "volume_ml":
-            raise NotUnderstood("a volume was given in mm", suggestion="volume over 5 ml")
-        return pending or "longest_diameter_mm"
-
-    @staticmethod
-    def _decimals(item: _Item | None) -> int:
-        if item is None or item.kind != "num" or "." not in item.text:
-            return 0
-        return len(item.text.split(".", 1)[1])

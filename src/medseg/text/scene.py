@@ -30,8 +30,8 @@ from medseg.report.lesions import (
 )
 from medseg.report.longitudinal import Change, compare_with_prior
 from medseg.report.measure import Box
+from medseg.text.pieces import Classes
 from medseg.text.query import QueryError, Side
-from medseg.text.scanner import Classes
 
 
 @dataclass(frozen=True)
