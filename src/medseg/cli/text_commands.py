@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -106,6 +106,42 @@ def ground(
     Console(stderr=True).print(
         f"{resolved} of {len(grounded)} sentences resolved; wrote {paths['json']}", highlight=False
     )
+
+
+def find_in_predictions(
+    outputs: list[Any], inputs: list[Path], model: Path, phrase: str, out_dir: Path
+) -> None:
+    """``medseg predict --text``: :func:`medseg.text.find_files` on each predicted case.
+
+    ``outputs`` are the predictor's :class:`~medseg.infer.files.CaseOutput` records; the class
+    names come from the model folder. A phrase that does not resolve on one case is reported
+    for that case; the others are still written.
+    """
+    from rich.console import Console
+
+    from medseg.infer.inputs import find_inputs
+    from medseg.text import QueryError, find_files
+
+    paths = {case.case_id: case.paths for case in find_inputs(inputs)}
+    out, err = Console(soft_wrap=True), Console(stderr=True, soft_wrap=True)
+    for case in outputs:
+        try:
+            selection, written = find_files(
+                paths[case.case_id][0],
+                case.labels_path,
+                phrase,
+                out_dir / case.case_id,
+                label_names=model,
+            )
+        except QueryError as error:
+            err.print(f"[red]text[/red] {case.case_id}: {error}", highlight=False)
+            continue
+        chosen = ", ".join(_label(describe) for describe in _selected(selection.to_dict()))
+        out.print(f"{case.case_id}: {chosen or 'nothing'} -> {written['mask']}", highlight=False)
+
+
+def _selected(explanation: dict[str, Any]) -> list[dict[str, Any]]:
+    return [s for c in explanation["clauses"] if not c["context_only"] for s in c["selected"]]
 
 
 def _names(dataset_json: Path | None, model: Path | None) -> Path | None:
