@@ -23,12 +23,17 @@ from medseg.text import QueryError, Selection, build_scene, find
 
 @dataclass(frozen=True)
 class TextPromptResult:
-    """The object edited, what the phrase selected, and the label-map update."""
+    """The object edited, what the phrase selected, and the label-map update.
+
+    ``edited`` says whether the session's history got a step (one undo takes it back), even
+    when the refined mask equals what was there.
+    """
 
     label: int
     selection: Selection
     update: LabelUpdate
     refined: bool
+    edited: bool
 
 
 def text_prompt(
@@ -98,9 +103,12 @@ def text_prompt(
         session.add_box(where.min(axis=0).tolist(), where.max(axis=0).tolist())
         wanted = session.predict().mask
     own = multi.labels == label
-    if refine or label not in classes or len(classes) > 1:
+    edited = refine or label not in classes or len(classes) > 1
+    if edited:
         update = multi.restore(label, (own & ~selection.mask) | wanted)
     else:  # nothing to change: the selection is only explained
         nothing = tuple(slice(0, 0) for _ in multi.shape)
         update = LabelUpdate(label, nothing, np.zeros((0,) * len(multi.shape), np.uint8))
-    return TextPromptResult(label=label, selection=selection, update=update, refined=refine)
+    return TextPromptResult(
+        label=label, selection=selection, update=update, refined=refine, edited=edited
+    )
