@@ -10,8 +10,8 @@ import json
 from pathlib import Path
 
 import numpy as np
+from text_phantom import NAMES, VARIANTS, canonical_labels, canonical_object
 
-from conftest import NAMES, VARIANTS, canonical_labels, canonical_object
 from medseg.io import Image
 from medseg.text import QueryError, build_scene, find
 

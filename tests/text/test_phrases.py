@@ -10,8 +10,8 @@ for the not-understood message and ``!ERR`` for another query error.
 from __future__ import annotations
 
 import numpy as np
+from text_phantom import NAMES, canonical_object
 
-from conftest import NAMES, canonical_object
 from medseg.text import AmbiguousQuery, NotUnderstood, QueryError, build_scene, find
 
 PHRASES: list[tuple[str, str]] = [

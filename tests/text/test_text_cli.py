@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 
 import numpy as np
+from text_phantom import NAMES, VARIANTS, canonical_labels, canonical_object
 from typer.testing import CliRunner
 
-from conftest import NAMES, VARIANTS, canonical_labels, canonical_object
 from medseg.cli.main import app_typer
 from medseg.io import Image, read_image, write_image
 from medseg.report import LabelInfo, build_report

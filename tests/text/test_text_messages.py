@@ -6,8 +6,8 @@ import json
 
 import numpy as np
 import pytest
+from text_phantom import NAMES, VARIANTS, canonical_labels
 
-from conftest import NAMES, VARIANTS, canonical_labels
 from medseg.io import Image
 from medseg.report import PriorScan
 from medseg.text import (

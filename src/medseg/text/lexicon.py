@@ -282,7 +282,6 @@ DESCRIPTIVE = {
 """Descriptive words read and ignored; the explanation lists them."""
 
 PLURAL_WORDS = {"all", "every", "each", "any", "both"}
-SINGULAR_WORDS = {"a", "an", "single", "one"}
 
 
 def grammar_words() -> set[str]:

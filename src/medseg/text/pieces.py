@@ -60,6 +60,7 @@ class Partial:
     order: Order | None = None
     new: bool | None = None
     total: Measure | None = None
+    group: str | None = None
     ends_with_relation: bool = False
     only_adjectives: bool = True
 
@@ -108,4 +109,5 @@ class Partial:
             new=self.new,
             total=self.total,
             context=context,
+            group=self.group,
         )

@@ -95,7 +95,8 @@ class Clause:
     midline and the centre of the image; ``new`` is ``True`` for lesions absent from a prior
     scan, ``False`` for lesions seen before. ``total`` is a stated total volume, checked only.
     ``context`` marks a clause that a later one (after ";") refers back to: it is checked and
-    explained but not selected.
+    explained but not selected. ``group`` (a name) makes the structures of ``labels`` one
+    instance ("left lung" over the classes of its lobes).
     """
 
     words: str
@@ -111,6 +112,7 @@ class Clause:
     new: bool | None = None
     total: Measure | None = None
     context: bool = False
+    group: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

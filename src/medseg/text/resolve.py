@@ -102,7 +102,8 @@ def resolve(query: Query, scene: Scene) -> Selection:
 
 def _clause(clause: Clause, scene: Scene) -> ClauseResult:
     notes: list[str] = []
-    pool = scene.instances(clause.labels)
+    group = clause.group if clause.order is None else None  # "the largest lobe": each lobe
+    pool = scene.instances(clause.labels, group=group)
     candidates = len(pool)
     if clause.lesion_ids:
         pool = [i for i in pool if i.lesion and i.lesion.lesion_id in clause.lesion_ids]
@@ -138,7 +139,7 @@ def _by_side(pool: list[Instance], side: str, scene: Scene, notes: list[str]) ->
         if own == side:
             kept.append(inst)
         elif inst.lesion is None and own == "midline" and side != "midline":
-            kept.append(Instance(inst.label, inst.name, clip=side))  # type: ignore[arg-type]
+            kept.append(Instance(inst.label, inst.name, clip=side, group=inst.group))  # type: ignore[arg-type]
             notes.append(f"{inst.name} spans the midline: its {side} part is selected")
     return kept
 

@@ -121,6 +121,9 @@ class Scanner(Reader):
                 far = w in lx.FARTHEST_WORDS
                 self.set_order(key, self.p.count, descending=far, reference=labels)
             return
+        if (w in lx.SIDES or w in lx.DIRECTIONS) and self._class_run_ahead():
+            self.noun_phrase()  # "left upper lobe": side and direction words of class names
+            return
         if w in lx.SIDES:
             self.side_word(cast(Side, lx.SIDES[w]))
             return
@@ -247,6 +250,8 @@ class Scanner(Reader):
         if item is None:
             self.unknown.append(word)
             return None
+        if item.kind == "word" and self._class_run_ahead():  # "in the left upper lobe"
+            return self.classes.containing(self._anatomy_run())
         if item.kind == "class":
             self.i += 1
             return item.labels
@@ -287,6 +292,8 @@ class Scanner(Reader):
         labels = self._labels_for(words)
         if labels:
             self.set_target(labels, plural)
+            if not plural and self._is_group(labels):
+                self.p.group = " ".join(words)
             self.lesion_id()
             return
         for k in range(len(words) - 1, 0, -1):  # "kidney lesion": a structure, then a target
@@ -298,10 +305,32 @@ class Scanner(Reader):
                 return
         self.missing.append(" ".join(words))
 
+    def _is_group(self, labels: tuple[int, ...]) -> bool:
+        """Several structures that differ by more than a side word make one instance: "the left
+        lung" is its lobes together, while "the kidney" (left or right?) stays ambiguous."""
+        if len(labels) < 2 or any(v in self.classes.lesion_values for v in labels):
+            return False
+        unsided = {tuple(w for w in self.classes.words[v] if w not in lx.SIDES) for v in labels}
+        return len(unsided) > 1
+
+    def _class_run_ahead(self) -> bool:
+        """Whether the words from here on spell part of a class name beyond side/direction words."""
+        known = self.classes.known_words()
+        run = []
+        k = 0
+        while self.peek(k) is not None and self.peek(k).kind == "word" and self.word(k) in known:
+            run.append(self.word(k))
+            k += 1
+        adjectives = set(lx.SIDES) | set(lx.DIRECTIONS)
+        return any(w not in adjectives for w in run) and bool(self.classes.containing(run))
+
     def _labels_for(self, words: list[str]) -> tuple[int, ...]:
         """Classes named by ``words``; a generic lesion noun means the lesion classes whose
         names contain the other words ("liver lesion" -> liver_tumor), or all of them."""
         labels = self.classes.containing(words)
+        structures = tuple(v for v in labels if v not in self.classes.lesion_values)
+        if structures and not lx.LESION_NOUNS & set(words):  # "the lungs", not lung nodules
+            labels = structures
         if not labels and words[-1] in lx.GENERIC_LESION_NOUNS:
             rest = words[:-1]
             labels = tuple(

@@ -39,17 +39,20 @@ class Instance:
     """One selectable thing: a lesion of the table, or a whole structure (optionally one side).
 
     ``clip`` keeps only the structure's voxels on that side of the patient's midline ("the left
-    lung" when the model has one class for both lungs).
+    lung" when the model has one class for both lungs); ``group`` lists the classes that make one
+    structure together ("the left lung" when the model has a class per lobe).
     """
 
     label: int
     name: str
     lesion: Lesion | None = None
     clip: Side | None = None
+    group: tuple[int, ...] = ()
 
     @property
-    def key(self) -> tuple[int, int, str]:
-        return (self.label, self.lesion.lesion_id if self.lesion else 0, self.clip or "")
+    def key(self) -> tuple[int, int, str, tuple[int, ...]]:
+        lesion_id = self.lesion.lesion_id if self.lesion else 0
+        return (self.label, lesion_id, self.clip or "", self.group)
 
 
 @dataclass
@@ -70,10 +73,14 @@ class Scene:
     _cache: dict[Any, Any] = field(default_factory=dict, repr=False)
 
     # -- instances ------------------------------------------------------------------------
-    def instances(self, labels: tuple[int, ...]) -> list[Instance]:
-        """Lesions of the lesion classes among ``labels`` and one instance per structure."""
+    def instances(self, labels: tuple[int, ...], group: str | None = None) -> list[Instance]:
+        """Lesions of the lesion classes among ``labels`` and one instance per structure, or,
+        with ``group`` (its name), the structures together as one instance."""
         out: list[Instance] = []
         names = self.classes.names
+        present = tuple(v for v in labels if v in self.boxes)
+        if group is not None and present:
+            return [Instance(present[0], group, group=present)]
         for value in labels:
             if value in self.classes.lesion_values:
                 out += [
@@ -203,8 +210,16 @@ class Scene:
         return x
 
     def _structure_mask(self, inst: Instance) -> tuple[Box, npt.NDArray[np.bool_]]:
-        box = self.boxes[inst.label]
-        mask = self.labels[box] == inst.label
+        if inst.group:
+            boxes = [self.boxes[v] for v in inst.group]
+            box = tuple(
+                slice(min(b[a].start for b in boxes), max(b[a].stop for b in boxes))
+                for a in range(3)
+            )
+            mask = np.isin(self.labels[box], inst.group)
+        else:
+            box = self.boxes[inst.label]
+            mask = self.labels[box] == inst.label
         if inst.clip is not None:
             x = self._x_lps(box)
             if inst.clip == "left":
