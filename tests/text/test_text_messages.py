@@ -124,3 +124,25 @@ def test_new_lesions_against_a_prior() -> None:
     expected = np.zeros_like(largest_new)
     expected[12:18, 14:20, 12:18] = True  # lesion B
     assert np.array_equal(largest_new, expected)
+
+
+def test_random_word_salad_gives_a_query_error_or_a_selection(scene) -> None:  # type: ignore[no-untyped-def]
+    """Bad input gets one clear error, never another exception (2000 random phrases)."""
+    import random
+
+    from medseg.text import lexicon
+
+    words = [*sorted(lexicon.grammar_words()), "liver", "spleen", "kidney", "tumor", "lesion"]
+    words += ["5", "0.5", "12.3", "ml", "mm", "×", ",", ";", "(", ")", "#", "3", "2"]
+    rng = random.Random(0)
+    outcomes = {"selection": 0, "error": 0}
+    for _ in range(2000):
+        phrase = " ".join(rng.choice(words) for _ in range(rng.randint(1, 8)))
+        try:
+            selection = find(scene, phrase)
+        except QueryError as err:
+            outcomes["error"] += bool(str(err))
+        else:
+            outcomes["selection"] += selection.mask.shape == scene.labels.shape
+    assert sum(outcomes.values()) == 2000
+    assert outcomes["selection"] > 0

@@ -106,7 +106,7 @@ class Scanner(Reader):
             self.i += 1
             self.set_order(cast(OrderKey, key), self.p.count, descending=descending)
             return
-        if w in ("most", "least") and self.word(1) in lx.DIRECTIONS | lx.SIDES.keys():
+        if w in ("most", "least") and self.word(1) in {*lx.DIRECTIONS, "left", "right"}:
             direction = lx.DIRECTIONS.get(self.word(1), self.word(1))
             key = direction if w == "most" else lx.OPPOSITE.get(direction, direction)
             self.i += 2
