@@ -27,7 +27,7 @@ from medseg.text.query import QueryError
 from medseg.text.resolve import Selection, resolve
 from medseg.text.scene import Scene, build_scene
 
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
+_SENTENCE_END = re.compile(r"(?<=[.!?:])\s+|\n\s*\n")
 _MASK_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".mha")
 
 
@@ -63,8 +63,10 @@ class GroundedSentence:
 
 
 def split_sentences(text: str) -> list[str]:
-    """A free-text report's sentences (split after ``.``, ``!``, ``?`` and at line breaks)."""
-    return [s.strip() for s in _SENTENCE_END.split(text) if s and s.strip(" .\t")]
+    """A free-text report's sentences: split after ``.``, ``!``, ``?``, ``:`` followed by a
+    space or line break (not inside ``2.6``), and at blank lines; wrapped lines are joined."""
+    parts = _SENTENCE_END.split(text)
+    return [" ".join(s.split()) for s in parts if s and s.strip(" .\t\n")]
 
 
 def ground(scene: Scene, report_text: str) -> list[GroundedSentence]:

@@ -126,6 +126,12 @@ DIRECTIONS = {
     "lower": "inferior",
     "caudal": "inferior",
     "bottom": "inferior",
+    "anteriorly": "anterior",
+    "posteriorly": "posterior",
+    "superiorly": "superior",
+    "inferiorly": "inferior",
+    "cranially": "superior",
+    "caudally": "inferior",
 }
 OPPOSITE = {
     "anterior": "posterior",
@@ -278,10 +284,22 @@ DESCRIPTIVE = {
     "dominant",
     "index",
     "target",
+    "normal",
+    "unremarkable",
+    "enlarged",
+    "measurable",
+    "additional",
+    "further",
+    "other",
+    "second",
+    "third",
+    "smaller",
+    "larger",
+    "bigger",
 }
 """Descriptive words read and ignored; the explanation lists them."""
 
-PLURAL_WORDS = {"all", "every", "each", "any", "both"}
+PLURAL_WORDS = {"all", "every", "each", "any", "both", "multiple", "several", "numerous", "few"}
 
 
 def grammar_words() -> set[str]:
@@ -290,7 +308,9 @@ def grammar_words() -> set[str]:
     words.update(NUMBER_WORDS, UNITS, SUPERLATIVES, SIDES, REGION_WORDS, DIRECTIONS)
     words.update(DIRECTION_PREPOSITIONS, IN_WORDS, TOUCH_WORDS, NEAR_WORDS, CLOSEST_WORDS)
     words.update(FARTHEST_WORDS, NEW_WORDS, OLD_WORDS, ID_WORDS, LESION_NOUNS, ORGAN_NOUNS)
-    words.update(FILLERS, DESCRIPTIVE, {"and", "or", "plus", "between", "least", "than"})
+    words.update(
+        FILLERS, DESCRIPTIVE, PLURAL_WORDS, {"and", "or", "plus", "between", "least", "than"}
+    )
     for table in (COMPARATORS, QUANTITY_WORDS):
         for key in table:
             words.update(key)

@@ -129,6 +129,8 @@ def _clause(clause: Clause, scene: Scene) -> ClauseResult:
     if clause.order is not None:
         pool = _ordered(pool, clause, scene)[: clause.order.n]
     _check_count(clause, pool, scene, notes)
+    if clause.count == 0:  # "no lesion in the spleen" states an absence: nothing is selected
+        pool = []
     return ClauseResult(clause, candidates, tuple(pool), tuple(notes))
 
 

@@ -168,6 +168,7 @@ class Scanner(Reader):
         self.i += 1
         if w in lx.PLURAL_WORDS:
             self.p.plural = True
+            return
         if w in lx.FILLERS or w in ("and", "or", "plus"):
             return
         if w in lx.DESCRIPTIVE:
@@ -254,13 +255,13 @@ class Scanner(Reader):
             return self.classes.containing(self._anatomy_run())
         if item.kind == "class":
             self.i += 1
+            if self.word() in lx.REGION_WORDS:  # "the right hepatic lobe": a part of the liver
+                self.i += 1
             return item.labels
         if item.text in lx.SIDES:
             self.side_word(cast(Side, lx.SIDES[item.text]))
             if self.peek() is not None and self.peek().kind == "class":  # "in the left lung"
-                labels = self.peek().labels
-                self.i += 1
-                return labels
+                return self.object(word)
             return None
         if item.text in lx.DIRECTIONS:
             self.direction_word(cast(Direction, lx.DIRECTIONS[item.text]))
