@@ -62,7 +62,6 @@ class Partial:
     total: Measure | None = None
     group: str | None = None
     ends_with_relation: bool = False
-    only_adjectives: bool = True
 
     def conditions(self) -> bool:
         return bool(

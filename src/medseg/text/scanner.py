@@ -78,9 +78,6 @@ class Scanner(Reader):
             self.i += 1
             self.target_from_class(item)
             return
-        self.p.only_adjectives = self.p.only_adjectives and (
-            w in lx.SIDES or w in lx.DIRECTIONS or w in lx.FILLERS
-        )
         self.p.ends_with_relation = False
         if self.number() is not None and self.measurement():
             return
