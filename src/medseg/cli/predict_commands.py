@@ -61,6 +61,15 @@ def predict(
             help="For DICOM series inputs, also write <case>_seg.dcm (DICOM-SEG of the series).",
         ),
     ] = False,
+    text: Annotated[
+        str | None,
+        typer.Option(
+            "--text",
+            metavar="PHRASE",
+            help='Also select what PHRASE names ("largest lesion on the left"): '
+            "OUTPUT/text/<case>/selection.* (see medseg find).",
+        ),
+    ] = None,
     runtime: Annotated[
         str, typer.Option("--runtime", help="Network engine: torch, or onnx (onnxruntime).")
     ] = "torch",
@@ -148,6 +157,10 @@ def predict(
         from medseg.cli.report_commands import report_predictions
 
         report_predictions(report.outputs, inputs, predictor.model, output / "reports")
+    if text is not None:
+        from medseg.cli.text_commands import find_in_predictions
+
+        find_in_predictions(report.outputs, inputs, model, text, output / "text")
     if not report.ok:
         # a MedsegError (not typer.Exit) so that the console entry point exits with code 1
         raise MedsegError(

@@ -436,5 +436,5 @@ async function main() {
 }
 
 // for scripted checks (the browser test) and debugging from the console
-window.medsegViewer = { nv, state, openCase, save };
+window.medsegViewer = { nv, state, openCase, save, api, applyUpdate, showUndoState, setStatus };
 main();
