@@ -4,8 +4,23 @@ See ``docs/weak.md``. The parts:
 
 - :mod:`medseg.weak.sparse`: simulate scribbles / clicks / partial slices with an ``ignore``
   label, check sparse label files, the naive baseline.
+- :mod:`medseg.weak.raters`: several raters per case (``labelsTr/<case>_rater<k>``), STAPLE
+  consensus (SimpleITK), agreement maps; :mod:`medseg.weak.rater_metrics`: per-rater Dice,
+  Dice to the consensus, generalised energy distance, calibration against rater agreement.
 """
 
+from medseg.weak.rater_metrics import (
+    evaluate_against_raters,
+    generalised_energy_distance,
+    score_against_raters,
+)
+from medseg.weak.raters import (
+    consensus_dataset,
+    rater_frequency,
+    read_raters,
+    staple_consensus,
+    staple_probability,
+)
 from medseg.weak.sparse import (
     SparseConfig,
     annotated_fraction,
@@ -23,9 +38,17 @@ __all__ = [
     "annotated_fraction",
     "check_sparse_values",
     "click_label",
+    "consensus_dataset",
+    "evaluate_against_raters",
+    "generalised_energy_distance",
     "make_sparse_dataset",
     "naive_label",
+    "rater_frequency",
+    "read_raters",
+    "score_against_raters",
     "scribble_label",
     "slice_label",
     "sparse_coverage",
+    "staple_consensus",
+    "staple_probability",
 ]

@@ -1,8 +1,8 @@
 """Write a new nnU-Net-format dataset whose training labels are derived from another's.
 
 Used by the weak-label tools (scribbles, clicks, corrupted labels, box pseudo-masks, rater
-consensus): the images and any test split are copied unchanged, every training label map is
-replaced by ``derive(index, case_id, label)``, and ``dataset.json`` is copied with its labels
+consensus): the images, any rater files and any test split are copied unchanged, every training
+label map is replaced by ``derive(index, case)``, and ``dataset.json`` is copied with its labels
 updated (an ``ignore`` label added for sparse annotations) and a ``weak_labels`` entry saying
 how the labels were made.
 """
@@ -19,12 +19,12 @@ import numpy as np
 
 from medseg._atomic import atomic_path
 from medseg.data import load_dataset
-from medseg.data.dataset import Dataset, LabelSpec
+from medseg.data.dataset import Case, Dataset, LabelSpec
 from medseg.data.nnunet import write_dataset_json
 from medseg.errors import DatasetError
 from medseg.io import Image, read_image, write_image
 
-Derive = Callable[[int, str, Image], np.ndarray]
+Derive = Callable[[int, Case], Image]
 ProgressCallback = Callable[[int, int], None]
 
 
@@ -46,6 +46,7 @@ def derive_dataset(
     out: Path,
     derive: Derive,
     *,
+    cases: tuple[Case, ...] | None = None,
     labels: LabelSpec,
     description: Mapping[str, Any],
     on_progress: ProgressCallback | None = None,
@@ -59,8 +60,9 @@ def derive_dataset(
     out : Path
         New dataset folder; must be absent or empty.
     derive : callable
-        ``derive(index, case_id, label_image) -> label array`` of shape (Z, Y, X) or (Y, X),
-        integer values.
+        ``derive(index, case) -> label image`` (one channel, integer values, the case's grid).
+    cases : tuple of Case, optional
+        Cases to write (default: the labelled ones).
     labels : LabelSpec
         Labels of the new dataset (e.g. the source's with an ``ignore`` label added).
     description : mapping
@@ -77,19 +79,17 @@ def derive_dataset(
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise DatasetError(f"{out}: already exists and is not an empty folder; choose a new one")
     ending = source.file_ending
-    cases = source.labelled
+    cases = source.labelled if cases is None else cases
     for folder in ("imagesTr", "labelsTr"):
         (out / folder).mkdir(parents=True, exist_ok=True)
     for index, case in enumerate(cases):
         for path in case.image_paths:
             _copy(path, out / "imagesTr" / path.name)
-        assert case.label_path is not None  # labelled cases only
-        label = read_image(case.label_path)
-        array = np.asarray(derive(index, case.case_id, label))
-        write_image(
-            label.with_array(array[None].astype(np.int16)),
-            out / "labelsTr" / f"{case.case_id}{ending}",
-        )
+        for path in case.rater_paths:
+            _copy(path, out / "labelsTr" / path.name)
+        label = derive(index, case)
+        label = label.with_array(np.asarray(label.array).astype(np.int16))
+        write_image(label, out / "labelsTr" / f"{case.case_id}{ending}")
         if on_progress is not None:
             on_progress(index + 1, len(cases))
     for split in ("imagesTs", "labelsTs"):
@@ -105,6 +105,13 @@ def derive_dataset(
         extra={**_source_extra(source), "weak_labels": dict(description)},
     )
     return out
+
+
+def read_label(case: Case) -> Image:
+    """The label image of a labelled case."""
+    if case.label_path is None:
+        raise DatasetError(f"case {case.case_id!r} has no label file")
+    return read_image(case.label_path)
 
 
 def with_ignore(labels: LabelSpec) -> LabelSpec:

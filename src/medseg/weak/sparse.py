@@ -33,14 +33,15 @@ import numpy as np
 from scipy import ndimage
 
 from medseg._atomic import write_text_atomic
-from medseg.data.dataset import Dataset, LabelSpec
+from medseg.data.dataset import Case, Dataset, LabelSpec
 from medseg.errors import DatasetError
-from medseg.io import read_image
+from medseg.io import Image, read_image
 from medseg.weak._derive import (
     ProgressCallback,
     case_rng,
     derive_dataset,
     load_labelled,
+    read_label,
     with_ignore,
 )
 
@@ -260,12 +261,15 @@ def make_sparse_dataset(
     simulate = {"clicks": click_label, "slices": slice_label}.get(kind, scribble_label)
     fractions: list[float] = []
 
-    def derive(index: int, case_id: str, label) -> np.ndarray:
+    def derive(index: int, case: Case) -> Image:
+        label = read_label(case)
         sparse = simulate(
             label.array[0], ignore=spec.ignore, rng=case_rng(seed, index), config=config
         )
         fractions.append(annotated_fraction(sparse, spec.ignore))
-        return naive_label(sparse, spec.ignore) if kind == "naive-scribbles" else sparse
+        return label.with_array(
+            (naive_label(sparse, spec.ignore) if kind == "naive-scribbles" else sparse)[None]
+        )
 
     labels = source.labels if kind == "naive-scribbles" else spec
     description = {

@@ -1,0 +1,173 @@
+"""Training from imperfect labels on the built-in brain example: each variant vs full labels.
+
+Plain script: ``python benchmarks/bench_weak.py [--seconds 120] [--work DIR] [--variants ...]``.
+
+1. Writes ``make_brain_example(cases=--train-cases, test_cases=--test-cases, seed=0)`` at
+   ``--spacing`` mm: complete labels (background, grey matter, white matter, lesion).
+2. Derives the weak training sets from it with ``medseg.weak`` (same images, same held-out
+   cases with their complete labels):
+
+   - ``full``: the complete labels (the reference);
+   - ``scribbles``: scribbles on every fifth axial slice, each lesion marked by one stroke of at
+     most 5 voxels, everything else ``ignore`` (``make_sparse_dataset(kind="scribbles")``);
+   - ``naive-scribbles``: the same scribbles read as complete masks (unmarked = background): the
+     naive baseline;
+   - ``corrupt30``: 30 % of the cases corrupted (``corrupt_dataset``) and trained as if clean;
+   - ``boxes``: one box per connected component turned into pseudo-masks by the classical
+     (random-walker) engine (``boxes_dataset``);
+   - ``staple``: three simulated raters per case (independent corruptions of every case) and
+     their STAPLE consensus as the training label.
+3. Trains every variant with ``train_model(folds="all", device="cpu")`` on the same CPU plan
+   with ``--seconds`` of training each, predicts the held-out cases (no TTA) and scores them
+   against their complete labels with ``medseg.evaluate.evaluate_folders``.
+
+Printed: held-out Dice per class of every variant, its ratio to ``full`` (the goal of a weak
+variant is a ratio near 1; the naive baseline shows what ignoring the weakness costs), the
+annotated-voxel fraction of sparse variants, the CPU model and ``uptime`` load before and
+after. With a short budget the reference itself is far from converged: read the ratios as
+short-budget figures, not as what the variants reach after full training.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+LESION = 3
+
+
+def _uptime() -> str:
+    return Path("/proc/loadavg").read_text().split(" ", 3)[:3].__str__()
+
+
+def _cpu_model() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+def _scribbles(full: Path, out: Path, seed: int) -> Path:
+    from medseg.weak import SparseConfig, make_sparse_dataset
+
+    config = SparseConfig(every=5, stroke_classes=(LESION,), stroke_length=5)
+    return make_sparse_dataset(full, out, kind="scribbles", config=config, seed=seed)
+
+
+def _naive_scribbles(full: Path, out: Path, seed: int) -> Path:
+    from medseg.weak import SparseConfig, make_sparse_dataset
+
+    config = SparseConfig(every=5, stroke_classes=(LESION,), stroke_length=5)
+    return make_sparse_dataset(full, out, kind="naive-scribbles", config=config, seed=seed)
+
+
+def _full(full: Path, out: Path, seed: int) -> Path:
+    return full
+
+
+VARIANTS: dict[str, Callable[[Path, Path, int], Path]] = {
+    "full": _full,
+    "scribbles": _scribbles,
+    "naive-scribbles": _naive_scribbles,
+}
+
+
+def train_and_score(dataset: Path, work: Path, seconds: float, reference: Path) -> dict:
+    """Train ``dataset`` for ``seconds``, predict ``reference``'s held-out cases, score them."""
+    from medseg.evaluate import evaluate_folders
+    from medseg.infer import Predictor
+    from medseg.infer.files import predict_files
+    from medseg.plan import PlanBudget
+    from medseg.train import train_model
+
+    start = time.perf_counter()
+    result = train_model(
+        dataset,
+        work / "model",
+        folds="all",
+        device="cpu",
+        budget=PlanBudget.for_device("cpu", time_budget_s=seconds),
+    )
+    train_s = time.perf_counter() - start
+    metrics = json.loads((result.folds[0].path / "val_metrics.json").read_text())
+    predictor = Predictor(result.model_dir, device="cpu", fast=True)
+    report = predict_files(predictor, reference / "imagesTs", work / "pred")
+    if not report.ok:
+        raise RuntimeError(f"prediction failed: {report.failures}")
+    scored = evaluate_folders(
+        work / "pred",
+        reference / "labelsTs",
+        dataset_json=reference / "dataset.json",
+        report=False,
+    )
+    dice = {
+        name: (stats.get("dice") or {}).get("mean")
+        for name, stats in scored.summary["classes"].items()
+    }
+    return {"dice": dice, "train_s": round(train_s, 1), "iterations": metrics.get("iterations")}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=120.0, help="training time per variant")
+    parser.add_argument("--work", type=Path, default=Path("/tmp/medseg-bench-weak"))
+    parser.add_argument("--train-cases", type=int, default=12)
+    parser.add_argument("--test-cases", type=int, default=4)
+    parser.add_argument("--spacing", type=float, default=3.0, help="example voxel size, mm")
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--variants", nargs="*", default=list(VARIANTS), choices=list(VARIANTS))
+    args = parser.parse_args()
+
+    import torch
+
+    from medseg.data.example import make_brain_example
+    from medseg.weak import sparse_coverage
+
+    torch.set_num_threads(args.threads)
+    if args.work.exists():
+        shutil.rmtree(args.work)
+    full = make_brain_example(
+        args.work / "Dataset001_BrainExample",
+        cases=args.train_cases,
+        test_cases=args.test_cases,
+        seed=0,
+        spacing_mm=args.spacing,
+    )
+    print(
+        f"CPU: {_cpu_model()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
+        f"{args.threads} threads; {args.train_cases} training + {args.test_cases} held-out "
+        f"brain cases at {args.spacing:g} mm; {args.seconds:.0f} s training per variant"
+    )
+    print("load before:", _uptime(), flush=True)
+    results = {}
+    for name in ["full", *[v for v in args.variants if v != "full"]]:
+        dataset = VARIANTS[name](full, args.work / f"data_{name}", 0)
+        note = ""
+        if name in ("scribbles",):
+            note = f"annotated {100 * sparse_coverage(dataset)['mean']:.2f} % of voxels"
+        results[name] = {
+            **train_and_score(dataset, args.work / name, args.seconds, full),
+            "note": note,
+        }
+        print(name, json.dumps(results[name]), "load:", _uptime(), flush=True)
+    classes = list(results["full"]["dice"])
+    print("\n| variant | " + " | ".join(classes) + " | iterations | note |")
+    print("|---|" + "---|" * (len(classes) + 2))
+    for name, res in results.items():
+        cells = []
+        for c in classes:
+            value, ref = res["dice"].get(c), results["full"]["dice"].get(c)
+            ratio = f" ({value / ref:.0%})" if value is not None and ref else ""
+            cells.append("n/a" if value is None else f"{value:.3f}{ratio}")
+        print(f"| {name} | " + " | ".join(cells) + f" | {res['iterations']} | {res['note']} |")
+    print("load after:", _uptime())
+
+
+if __name__ == "__main__":
+    main()
