@@ -7,8 +7,16 @@ See ``docs/weak.md``. The parts:
 - :mod:`medseg.weak.raters`: several raters per case (``labelsTr/<case>_rater<k>``), STAPLE
   consensus (SimpleITK), agreement maps; :mod:`medseg.weak.rater_metrics`: per-rater Dice,
   Dice to the consensus, generalised energy distance, calibration against rater agreement.
+- :mod:`medseg.weak.corrupt`: controlled label corruption (missing components, flipped
+  classes, erosion/dilation, shifts), deterministic by seed; simulated raters.
 """
 
+from medseg.weak.corrupt import (
+    CorruptionConfig,
+    corrupt_dataset,
+    corrupt_label,
+    simulate_raters,
+)
 from medseg.weak.rater_metrics import (
     evaluate_against_raters,
     generalised_energy_distance,
@@ -34,11 +42,14 @@ from medseg.weak.sparse import (
 )
 
 __all__ = [
+    "CorruptionConfig",
     "SparseConfig",
     "annotated_fraction",
     "check_sparse_values",
     "click_label",
     "consensus_dataset",
+    "corrupt_dataset",
+    "corrupt_label",
     "evaluate_against_raters",
     "generalised_energy_distance",
     "make_sparse_dataset",
@@ -47,6 +58,7 @@ __all__ = [
     "read_raters",
     "score_against_raters",
     "scribble_label",
+    "simulate_raters",
     "slice_label",
     "sparse_coverage",
     "staple_consensus",
