@@ -12,11 +12,11 @@ Plain script: ``python benchmarks/bench_weak.py [--seconds 120] [--work DIR] [--
      most 5 voxels, everything else ``ignore`` (``make_sparse_dataset(kind="scribbles")``);
    - ``naive-scribbles``: the same scribbles read as complete masks (unmarked = background): the
      naive baseline;
-   - ``corrupt30``: 30 % of the cases corrupted (``corrupt_dataset``) and trained as if clean;
-   - ``boxes``: one box per connected component turned into pseudo-masks by the classical
-     (random-walker) engine (``boxes_dataset``);
-   - ``staple``: three simulated raters per case (independent corruptions of every case) and
-     their STAPLE consensus as the training label.
+   - ``corrupt30``: 30 % of the cases corrupted (``corrupt_dataset``: missing components,
+     flipped classes, erosion/dilation, shifts) and trained as if clean (naive);
+   - ``staple``: three simulated raters per case (``simulate_raters``: independent corruptions
+     of every case) and their STAPLE consensus (``consensus_dataset``) as the training label;
+   - ``single-rater``: rater 0 alone as the training label (the naive baseline of ``staple``).
 3. Trains every variant with ``train_model(folds="all", device="cpu")`` on the same CPU plan
    with ``--seconds`` of training each, predicts the held-out cases (no TTA) and scores them
    against their complete labels with ``medseg.evaluate.evaluate_folders``.
@@ -71,10 +71,43 @@ def _full(full: Path, out: Path, seed: int) -> Path:
     return full
 
 
+def _corrupt30(full: Path, out: Path, seed: int) -> Path:
+    from medseg.weak import CorruptionConfig, corrupt_dataset
+
+    return corrupt_dataset(full, out, config=CorruptionConfig(case_fraction=0.3), seed=seed)
+
+
+def _raters(full: Path, out: Path, seed: int) -> Path:
+    from medseg.weak import simulate_raters
+
+    return simulate_raters(full, out.with_name(out.name + "_raters"), raters=3, seed=seed)
+
+
+def _staple(full: Path, out: Path, seed: int) -> Path:
+    from medseg.weak import consensus_dataset
+
+    return consensus_dataset(_raters(full, out, seed), out)
+
+
+def _single_rater(full: Path, out: Path, seed: int) -> Path:
+    """Rater 0 of the simulated raters alone, as the training label (the naive baseline)."""
+    raters = _raters(full, out.with_name(out.name + "_src"), seed)
+    shutil.copytree(raters, out)
+    for path in (out / "labelsTr").iterdir():
+        if "_rater0" in path.name:
+            path.rename(path.with_name(path.name.replace("_rater0", "")))
+        else:
+            path.unlink()
+    return out
+
+
 VARIANTS: dict[str, Callable[[Path, Path, int], Path]] = {
     "full": _full,
     "scribbles": _scribbles,
     "naive-scribbles": _naive_scribbles,
+    "corrupt30": _corrupt30,
+    "staple": _staple,
+    "single-rater": _single_rater,
 }
 
 
@@ -145,16 +178,15 @@ def main() -> None:
         f"brain cases at {args.spacing:g} mm; {args.seconds:.0f} s training per variant"
     )
     print("load before:", _uptime(), flush=True)
+    names = ["full", *[v for v in args.variants if v != "full"]]
+    datasets = {name: VARIANTS[name](full, args.work / f"data_{name}", 0) for name in names}
     results = {}
-    for name in ["full", *[v for v in args.variants if v != "full"]]:
-        dataset = VARIANTS[name](full, args.work / f"data_{name}", 0)
+    for name, dataset in datasets.items():
         note = ""
-        if name in ("scribbles",):
+        if name == "scribbles":
             note = f"annotated {100 * sparse_coverage(dataset)['mean']:.2f} % of voxels"
-        results[name] = {
-            **train_and_score(dataset, args.work / name, args.seconds, full),
-            "note": note,
-        }
+        scores = train_and_score(dataset, args.work / name, args.seconds, full)
+        results[name] = {**scores, "note": note}
         print(name, json.dumps(results[name]), "load:", _uptime(), flush=True)
     classes = list(results["full"]["dice"])
     print("\n| variant | " + " | ".join(classes) + " | iterations | note |")

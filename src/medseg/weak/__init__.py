@@ -9,6 +9,8 @@ See ``docs/weak.md``. The parts:
   Dice to the consensus, generalised energy distance, calibration against rater agreement.
 - :mod:`medseg.weak.corrupt`: controlled label corruption (missing components, flipped
   classes, erosion/dilation, shifts), deterministic by seed; simulated raters.
+- :mod:`medseg.weak.partial`: partially labelled cases (``annotated_classes`` in
+  dataset.json, checked) and the marginal Dice + CE loss.
 """
 
 from medseg.weak.corrupt import (
@@ -17,6 +19,7 @@ from medseg.weak.corrupt import (
     corrupt_label,
     simulate_raters,
 )
+from medseg.weak.partial import MarginalLoss, annotated_classes, annotated_mask
 from medseg.weak.rater_metrics import (
     evaluate_against_raters,
     generalised_energy_distance,
@@ -43,8 +46,11 @@ from medseg.weak.sparse import (
 
 __all__ = [
     "CorruptionConfig",
+    "MarginalLoss",
     "SparseConfig",
+    "annotated_classes",
     "annotated_fraction",
+    "annotated_mask",
     "check_sparse_values",
     "click_label",
     "consensus_dataset",
