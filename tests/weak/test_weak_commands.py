@@ -34,6 +34,11 @@ def test_sparse_corrupt_raters_consensus_check(monkeypatch, capsys, phantom_data
     code, out, _ = _run(monkeypatch, capsys, ["weak", "check", str(sparse)])
     assert code == 0
     assert "% of voxels annotated" in out
+    boxed = tmp_path / "boxed"
+    assert (
+        _run(monkeypatch, capsys, ["weak", "boxes", str(phantom_dataset), "-o", str(boxed)])[0] == 0
+    )
+    assert json.loads((boxed / "dataset.json").read_text())["weak_labels"]["kind"] == "boxes"
     noisy = tmp_path / "noisy"
     assert (
         _run(monkeypatch, capsys, ["weak", "corrupt", str(phantom_dataset), "-o", str(noisy)])[0]

@@ -118,6 +118,24 @@ def score_raters(
     console.print(f"GED^2 {mean['ged']:.3f} (rater disagreement {mean['rater_distance']:.3f})")
 
 
+@weak_app.command("boxes")
+def boxes(
+    dataset: DatasetArg,
+    output: Annotated[Path, output_option("New dataset folder (absent or empty).")],
+    box_file: Annotated[
+        Path | None,
+        typer.Option("--boxes", help="Box JSON file (default: boxes of the labels' components)."),
+    ] = None,
+    uncertain_as_ignore: Annotated[
+        bool, typer.Option(help="Box voxels the engine leaves out become ignore, not background.")
+    ] = False,
+) -> None:
+    """Write a copy whose training labels are box pseudo-masks (classical random walker)."""
+    from medseg.weak import boxes_dataset
+
+    _report(boxes_dataset(dataset, output, boxes=box_file, uncertain_as_ignore=uncertain_as_ignore))
+
+
 @weak_app.command("check")
 def check(dataset: DatasetArg) -> None:
     """Check weak labels: sparse values and coverage, partial-label declarations."""

@@ -11,8 +11,11 @@ See ``docs/weak.md``. The parts:
   classes, erosion/dilation, shifts), deterministic by seed; simulated raters.
 - :mod:`medseg.weak.partial`: partially labelled cases (``annotated_classes`` in
   dataset.json, checked) and the marginal Dice + CE loss.
+- :mod:`medseg.weak.boxes`: box labels (a JSON box file) -> pseudo-masks by the classical
+  random-walker engine.
 """
 
+from medseg.weak.boxes import LabelBox, box_pseudo_mask, boxes_dataset, boxes_from_label, read_boxes
 from medseg.weak.corrupt import (
     CorruptionConfig,
     corrupt_dataset,
@@ -46,11 +49,15 @@ from medseg.weak.sparse import (
 
 __all__ = [
     "CorruptionConfig",
+    "LabelBox",
     "MarginalLoss",
     "SparseConfig",
     "annotated_classes",
     "annotated_fraction",
     "annotated_mask",
+    "box_pseudo_mask",
+    "boxes_dataset",
+    "boxes_from_label",
     "check_sparse_values",
     "click_label",
     "consensus_dataset",
@@ -61,6 +68,7 @@ __all__ = [
     "make_sparse_dataset",
     "naive_label",
     "rater_frequency",
+    "read_boxes",
     "read_raters",
     "score_against_raters",
     "scribble_label",
