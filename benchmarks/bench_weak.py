@@ -2,21 +2,26 @@
 
 Plain script: ``python benchmarks/bench_weak.py [--seconds 120] [--work DIR] [--variants ...]``.
 
-1. Writes ``make_brain_example(cases=--train-cases, test_cases=--test-cases, seed=0)`` at
-   ``--spacing`` mm: complete labels (background, grey matter, white matter, lesion).
+1. Writes the brain example (``--example brain2d``: ``make_brain2d_example``, axial slices, the
+   default, which a short CPU budget can train; ``brain``: the 3D ``make_brain_example``) with
+   ``--train-cases`` + ``--test-cases`` cases, seed 0, at ``--spacing`` mm: complete labels
+   (background, grey matter, white matter, lesion).
 2. Derives the weak training sets from it with ``medseg.weak`` (same images, same held-out
    cases with their complete labels):
 
    - ``full``: the complete labels (the reference);
-   - ``scribbles``: scribbles on every fifth axial slice, each lesion marked by one stroke of at
-     most 5 voxels, everything else ``ignore`` (``make_sparse_dataset(kind="scribbles")``);
+   - ``scribbles``: medial-line scribbles of every region (on every fifth slice in 3D; a 2D
+     slice is scribbled whole), each lesion marked by one stroke of at most 5 voxels,
+     everything else ``ignore`` (``make_sparse_dataset(kind="scribbles")``);
    - ``naive-scribbles``: the same scribbles read as complete masks (unmarked = background): the
      naive baseline;
    - ``corrupt30``: 30 % of the cases corrupted (``corrupt_dataset``: missing components,
      flipped classes, erosion/dilation, shifts) and trained as if clean (naive);
    - ``staple``: three simulated raters per case (``simulate_raters``: independent corruptions
      of every case) and their STAPLE consensus (``consensus_dataset``) as the training label;
-   - ``single-rater``: rater 0 alone as the training label (the naive baseline of ``staple``).
+   - ``single-rater``: rater 0 alone as the training label (the naive baseline of ``staple``);
+   - ``boxes``: one box per connected component of every class, turned into pseudo-masks by
+     the classical random-walker engine (``boxes_dataset``).
 3. Trains every variant with ``train_model(folds="all", device="cpu")`` on the same CPU plan
    with ``--seconds`` of training each, predicts the held-out cases (no TTA) and scores them
    against their complete labels with ``medseg.evaluate.evaluate_folders``.
@@ -101,6 +106,12 @@ def _single_rater(full: Path, out: Path, seed: int) -> Path:
     return out
 
 
+def _boxes(full: Path, out: Path, seed: int) -> Path:
+    from medseg.weak import boxes_dataset
+
+    return boxes_dataset(full, out)
+
+
 VARIANTS: dict[str, Callable[[Path, Path, int], Path]] = {
     "full": _full,
     "scribbles": _scribbles,
@@ -108,6 +119,7 @@ VARIANTS: dict[str, Callable[[Path, Path, int], Path]] = {
     "corrupt30": _corrupt30,
     "staple": _staple,
     "single-rater": _single_rater,
+    "boxes": _boxes,
 }
 
 
@@ -150,32 +162,35 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=120.0, help="training time per variant")
     parser.add_argument("--work", type=Path, default=Path("/tmp/medseg-bench-weak"))
-    parser.add_argument("--train-cases", type=int, default=12)
-    parser.add_argument("--test-cases", type=int, default=4)
-    parser.add_argument("--spacing", type=float, default=3.0, help="example voxel size, mm")
+    parser.add_argument("--example", choices=["brain2d", "brain"], default="brain2d")
+    parser.add_argument("--train-cases", type=int, default=20)
+    parser.add_argument("--test-cases", type=int, default=8)
+    parser.add_argument("--spacing", type=float, default=None, help="voxel size, mm")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--variants", nargs="*", default=list(VARIANTS), choices=list(VARIANTS))
     args = parser.parse_args()
 
     import torch
 
-    from medseg.data.example import make_brain_example
+    from medseg.data.example import make_brain2d_example, make_brain_example
     from medseg.weak import sparse_coverage
 
     torch.set_num_threads(args.threads)
     if args.work.exists():
         shutil.rmtree(args.work)
-    full = make_brain_example(
+    make = make_brain_example if args.example == "brain" else make_brain2d_example
+    spacing = args.spacing or (3.0 if args.example == "brain" else 1.0)
+    full = make(
         args.work / "Dataset001_BrainExample",
         cases=args.train_cases,
         test_cases=args.test_cases,
         seed=0,
-        spacing_mm=args.spacing,
+        spacing_mm=spacing,
     )
     print(
         f"CPU: {_cpu_model()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
         f"{args.threads} threads; {args.train_cases} training + {args.test_cases} held-out "
-        f"brain cases at {args.spacing:g} mm; {args.seconds:.0f} s training per variant"
+        f"{args.example} cases at {spacing:g} mm; {args.seconds:.0f} s training per variant"
     )
     print("load before:", _uptime(), flush=True)
     names = ["full", *[v for v in args.variants if v != "full"]]

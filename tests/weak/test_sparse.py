@@ -68,6 +68,21 @@ def test_simulators_are_deterministic_by_seed() -> None:
     assert len(offsets) > 1  # the seed moves the annotated slices
 
 
+def test_2d_maps_are_scribbled_as_one_slice() -> None:
+    label = phantom_label()[8]
+    config = SparseConfig(every=5, stroke_classes=(2,), stroke_length=2)
+    sparse = scribble_label(label, ignore=IGNORE, rng=_rng(3), config=config)
+    assert sparse.shape == label.shape
+    marked = sparse != IGNORE
+    np.testing.assert_array_equal(sparse[marked], label[marked])
+    assert {0, 1, 2} <= set(np.unique(sparse).tolist())
+    assert (
+        np.count_nonzero(click_label(label, ignore=IGNORE, rng=_rng()) == 2) == 1
+    )  # one lesion here
+    with pytest.raises(DatasetError, match="3D"):
+        slice_label(label, ignore=IGNORE, rng=_rng())
+
+
 def test_clicks_mark_one_deep_voxel_per_component() -> None:
     label = phantom_label()
     clicks = click_label(label, ignore=IGNORE, rng=_rng())

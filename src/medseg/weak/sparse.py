@@ -19,13 +19,14 @@ under a seed:
 - :func:`naive_label`: the naive baseline, a sparse map read as if it were complete (ignored
   voxels become background).
 
-All arrays are spatial label maps, shape (Z, Y, X), integer values.
+All arrays are spatial label maps, shape (Z, Y, X) (or (Y, X) for scribbles and clicks on 2D
+images), integer values.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
@@ -74,8 +75,8 @@ def scribble_label(
 
     Parameters
     ----------
-    label : ndarray of int, shape (Z, Y, X)
-        Complete label map.
+    label : ndarray of int, shape (Z, Y, X) or (Y, X)
+        Complete label map; a 2D map is scribbled as one slice.
     ignore : int
         Value of unmarked voxels.
     rng : numpy.random.Generator
@@ -89,6 +90,9 @@ def scribble_label(
     from skimage.morphology import skeletonize
 
     label = np.asarray(label)
+    if label.ndim == 2:  # a 2D image is one slice, always scribbled
+        flat = replace(config, every=1)
+        return scribble_label(label[None], ignore=ignore, rng=rng, config=flat)[0]
     _check_ignore(label, ignore)
     out = np.full(label.shape, ignore, dtype=np.int16)
     strokes = set(config.stroke_classes)
@@ -144,8 +148,10 @@ def slice_label(
     rng: np.random.Generator,
     config: SparseConfig = SparseConfig(),
 ) -> np.ndarray:
-    """Every ``config.every``-th slice along axis 0 complete, the others ``ignore``."""
+    """Every ``config.every``-th slice along axis 0 complete, the others ``ignore`` (3D only)."""
     label = np.asarray(label)
+    if label.ndim != 3:
+        raise DatasetError(f"partial slices need 3D label maps, got shape {label.shape}")
     _check_ignore(label, ignore)
     out = np.full(label.shape, ignore, dtype=np.int16)
     offset = int(rng.integers(config.every))
