@@ -149,8 +149,15 @@ def test_rater_layout_consensus_and_evaluation(tmp_path: Path) -> None:
     predictions.mkdir()
     label = read_image(root / "labelsTr" / "case_0_rater0.nii.gz")
     write_image(label.with_array(phantom_label()[None]), predictions / "case_0.nii.gz")
+    agreement = rater_frequency(read_raters(case)[0], 3)
+    probabilities = np.round(agreement * 255).astype(np.uint8)
+    write_image(
+        Image(probabilities, label.spacing, label.origin, label.direction),
+        predictions / "case_0_probabilities.nii.gz",
+    )
     result = evaluate_against_raters(predictions, root, tmp_path / "raters.json")
     assert list(result["cases"]) == ["case_0"]
+    assert result["mean"]["calibration_error"]["1"] < 0.01  # the agreement itself
     assert result["mean"]["consensus_dice"]["1"] > 0.95
     assert (tmp_path / "raters.json").is_file()
 

@@ -116,6 +116,9 @@ def score_raters(
     for key in ("mean_rater_dice", "consensus_dice"):
         console.print(f"{key}: " + ", ".join(f"{c} {v:.3f}" for c, v in mean[key].items()))
     console.print(f"GED^2 {mean['ged']:.3f} (rater disagreement {mean['rater_distance']:.3f})")
+    if "calibration_error" in mean:
+        errors = mean["calibration_error"].items()
+        console.print("calibration error: " + ", ".join(f"{c} {v:.3f}" for c, v in errors))
 
 
 @weak_app.command("boxes")

@@ -29,9 +29,9 @@ import numpy as np
 
 from medseg._atomic import write_text_atomic
 from medseg.data.dataset import Dataset
-from medseg.errors import DatasetError
+from medseg.errors import DatasetError, GeometryError
 from medseg.evaluate.overlap import dice
-from medseg.io import read_image
+from medseg.io import Image, geometry_differences, read_image
 from medseg.weak.raters import rater_frequency, read_raters, staple_consensus
 
 
@@ -160,7 +160,10 @@ def evaluate_against_raters(
     Parameters
     ----------
     predictions : path
-        Folder of ``<case><file ending>`` label maps (``medseg predict`` output).
+        Folder of ``<case><file ending>`` label maps (``medseg predict`` output). Where
+        ``<case>_probabilities.nii.gz`` is there too (``medseg predict --probabilities``:
+        softmax, channel = label value, stored x 255), calibration against the raters'
+        agreement is scored as well.
     dataset : Dataset or path
         The several-raters dataset (``labelsTr/<case>_rater<k>``).
     output : path, optional
@@ -190,7 +193,10 @@ def evaluate_against_raters(
             continue
         predicted = read_image(path)
         raters, _ = read_raters(case, predicted)
-        cases[case.case_id] = score_against_raters(predicted.array[0], raters, classes)
+        probabilities = _probabilities(folder / f"{case.case_id}_probabilities.nii.gz", predicted)
+        cases[case.case_id] = score_against_raters(
+            predicted.array[0], raters, classes, probabilities=probabilities
+        )
     if not cases:
         raise DatasetError(
             f"{folder}: no prediction named <case>{source.file_ending} for a case with rater "
@@ -202,11 +208,29 @@ def evaluate_against_raters(
     return result
 
 
+def _probabilities(path: Path, predicted: Image) -> np.ndarray | None:
+    """Softmax probabilities saved by ``medseg predict`` (uint8 x 255), or None if absent."""
+    if not path.is_file():
+        return None
+    image = read_image(path)
+    problems = geometry_differences(image, predicted)
+    if problems:
+        raise GeometryError(f"{path}: does not match its label map ({'; '.join(problems)})")
+    array = image.array.astype(np.float32)
+    return array / 255.0 if image.array.dtype == np.uint8 else array
+
+
 def _summary(cases: dict[str, Any]) -> dict[str, Any]:
     rows = list(cases.values())
     out: dict[str, Any] = {}
     for key in ("mean_rater_dice", "consensus_dice"):
         out[key] = {c: _nanmean([r[key][c] for r in rows]) for c in rows[0][key]}
+    calibrated = [r for r in rows if "calibration_error" in r]
+    if calibrated:
+        out["calibration_error"] = {
+            c: _nanmean([r["calibration_error"][c] for r in calibrated])
+            for c in calibrated[0]["calibration_error"]
+        }
     out["ged"] = _nanmean([r["ged"] for r in rows])
     out["rater_distance"] = _nanmean([r["rater_distance"] for r in rows])
     return out
