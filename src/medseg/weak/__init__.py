@@ -11,11 +11,18 @@ See ``docs/weak.md``. The parts:
   classes, erosion/dilation, shifts), deterministic by seed; simulated raters.
 - :mod:`medseg.weak.partial`: partially labelled cases (``annotated_classes`` in
   dataset.json, checked) and the marginal Dice + CE loss.
+- :mod:`medseg.weak.correction`: early-learning label correction for noisy labels (ADELE-style,
+  simplified), through the ``wrap_loss`` hook of :func:`medseg.train.train_model`.
 - :mod:`medseg.weak.boxes`: box labels (a JSON box file) -> pseudo-masks by the classical
   random-walker engine.
 """
 
 from medseg.weak.boxes import LabelBox, box_pseudo_mask, boxes_dataset, boxes_from_label, read_boxes
+from medseg.weak.correction import (
+    LabelCorrection,
+    correction_wrapper,
+    train_with_label_correction,
+)
 from medseg.weak.corrupt import (
     CorruptionConfig,
     corrupt_dataset,
@@ -50,6 +57,7 @@ from medseg.weak.sparse import (
 __all__ = [
     "CorruptionConfig",
     "LabelBox",
+    "LabelCorrection",
     "MarginalLoss",
     "SparseConfig",
     "annotated_classes",
@@ -61,6 +69,7 @@ __all__ = [
     "check_sparse_values",
     "click_label",
     "consensus_dataset",
+    "correction_wrapper",
     "corrupt_dataset",
     "corrupt_label",
     "evaluate_against_raters",
@@ -77,4 +86,5 @@ __all__ = [
     "sparse_coverage",
     "staple_consensus",
     "staple_probability",
+    "train_with_label_correction",
 ]
