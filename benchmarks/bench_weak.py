@@ -17,6 +17,8 @@ Plain script: ``python benchmarks/bench_weak.py [--seconds 120] [--work DIR] [--
      naive baseline;
    - ``corrupt30``: 30 % of the cases corrupted (``corrupt_dataset``: missing components,
      flipped classes, erosion/dilation, shifts) and trained as if clean (naive);
+   - ``corrupt30-corrected``: the same labels trained with early-learning label correction
+     (``medseg.weak.correction``: after half the budget, confident disagreements relabelled);
    - ``staple``: three simulated raters per case (``simulate_raters``: independent corruptions
      of every case) and their STAPLE consensus (``consensus_dataset``) as the training label;
    - ``single-rater``: rater 0 alone as the training label (the naive baseline of ``staple``);
@@ -117,19 +119,23 @@ VARIANTS: dict[str, Callable[[Path, Path, int], Path]] = {
     "scribbles": _scribbles,
     "naive-scribbles": _naive_scribbles,
     "corrupt30": _corrupt30,
+    "corrupt30-corrected": _corrupt30,
     "staple": _staple,
     "single-rater": _single_rater,
     "boxes": _boxes,
 }
 
 
-def train_and_score(dataset: Path, work: Path, seconds: float, reference: Path) -> dict:
+def train_and_score(
+    dataset: Path, work: Path, seconds: float, reference: Path, *, correct: bool = False
+) -> dict:
     """Train ``dataset`` for ``seconds``, predict ``reference``'s held-out cases, score them."""
     from medseg.evaluate import evaluate_folders
     from medseg.infer import Predictor
     from medseg.infer.files import predict_files
     from medseg.plan import PlanBudget
     from medseg.train import train_model
+    from medseg.weak import correction_wrapper
 
     start = time.perf_counter()
     result = train_model(
@@ -138,6 +144,7 @@ def train_and_score(dataset: Path, work: Path, seconds: float, reference: Path) 
         folds="all",
         device="cpu",
         budget=PlanBudget.for_device("cpu", time_budget_s=seconds),
+        wrap_loss=correction_wrapper(start_fraction=0.5, threshold=0.9) if correct else None,
     )
     train_s = time.perf_counter() - start
     metrics = json.loads((result.folds[0].path / "val_metrics.json").read_text())
@@ -200,7 +207,8 @@ def main() -> None:
         note = ""
         if name == "scribbles":
             note = f"annotated {100 * sparse_coverage(dataset)['mean']:.2f} % of voxels"
-        scores = train_and_score(dataset, args.work / name, args.seconds, full)
+        correct = name.endswith("-corrected")
+        scores = train_and_score(dataset, args.work / name, args.seconds, full, correct=correct)
         results[name] = {**scores, "note": note}
         print(name, json.dumps(results[name]), "load:", _uptime(), flush=True)
     classes = list(results["full"]["dice"])
