@@ -77,3 +77,34 @@ def test_wrapper_reads_the_run_length_from_the_configuration() -> None:
         ).time_budget_s
         == 60.0
     )
+
+
+def test_train_command_passes_the_correction_hook(monkeypatch, phantom_dataset, tmp_path) -> None:
+    from types import SimpleNamespace
+
+    from typer.testing import CliRunner
+
+    import medseg.train
+    from medseg.cli.main import app_typer
+
+    seen = {}
+
+    def fake_train_model(dataset, output, **kwargs):
+        seen.update(kwargs)
+        return SimpleNamespace(model_dir=output, configuration="3d", folds=[], cv_metrics={})
+
+    monkeypatch.setattr(medseg.train, "train_model", fake_train_model)
+    args = ["train", str(phantom_dataset), "-o", str(tmp_path / "m"), "--correct-labels", "0.6"]
+    result = CliRunner().invoke(app_typer, args)
+    assert result.exit_code == 0, result.output
+    wrapped = seen["wrap_loss"](
+        DeepSupervisionLoss(SegmentationLoss()),
+        SimpleNamespace(
+            training=SimpleNamespace(epochs=1, iterations_per_epoch=2, time_budget_s=None)
+        ),
+    )
+    assert isinstance(wrapped, LabelCorrection)
+    assert wrapped.start_fraction == 0.6
+    seen.clear()
+    assert CliRunner().invoke(app_typer, args[:4]).exit_code == 0
+    assert "wrap_loss" not in seen
