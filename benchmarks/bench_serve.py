@@ -2,7 +2,7 @@
 
 Usage::
 
-    python benchmarks/bench_serve.py [--engine learned|classical|PATH] [--seconds 60]
+    python benchmarks/bench_serve.py [--engine universal|classical|PATH] [--seconds 60]
                                      [--sessions 20] [--threads N]
 
 ``--threads`` caps torch and BLAS threads of the server and of the in-process peer alike.
@@ -24,8 +24,8 @@ temporary folder of synthetic cases. Rows:
   sending correction clicks for ``--seconds``: throughput, p50/p95 round trip, errors (goal 0)
   and the server's peak resident memory (``VmHWM``).
 
-``learned`` without a shipped model uses untrained weights of the default configuration
-(latency does not depend on the weights).
+``universal`` (the default) is the promptable model shipped inside the package, the engine
+``medseg serve`` uses without ``--engine``.
 """
 
 from __future__ import annotations
@@ -75,24 +75,6 @@ def write_cases(root: Path, sessions: int) -> dict[str, np.ndarray]:
     write_image(Image.from_array(image[None], spacing=(1.0, 1.0, 1.0)), root / "d3.nii.gz")
     refs["d3"] = ref
     return refs
-
-
-def engine_spec(spec: str, folder: Path) -> str:
-    """A spec the CLI can load: ``learned`` without a shipped model -> untrained weights."""
-    if spec != "learned":
-        return spec
-    try:
-        load_engine("learned")
-        return spec
-    except Exception:
-        import torch
-
-        from medseg.interactive.network import InteractiveModelConfig, build_network, save_model
-
-        torch.manual_seed(0)
-        config = InteractiveModelConfig()
-        save_model(build_network(config), config, folder / "untrained")
-        return str(folder / "untrained")
 
 
 def free_port() -> int:
@@ -292,7 +274,7 @@ def cpu_model() -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--engine", default="learned")
+    parser.add_argument("--engine", default="universal")
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--sessions", type=int, default=20)
     parser.add_argument("--clicks", type=int, default=5)
@@ -310,7 +292,7 @@ def main() -> None:
         data = root / "cases"
         data.mkdir()
         refs = write_cases(data, args.sessions)
-        spec = engine_spec(args.engine, root)
+        spec = args.engine
         engine = load_engine(spec)
         process, base = start_server(data, root / "out", spec, args.sessions, args.threads)
         try:

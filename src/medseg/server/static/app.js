@@ -56,6 +56,11 @@ const nv = new niivue.Niivue({
   multiplanarShowRender: niivue.SHOW_RENDER.ALWAYS,
   isColorbar: false,
   crosshairWidth: 0.5,
+  // the page owns the keyboard: NiiVue's own V (cycle layouts), C and P (clip planes) would
+  // fire with the view tool's key and change the layout under the user
+  viewModeHotKey: "",
+  clipPlaneHotKey: "",
+  cycleClipPlaneHotKey: "",
 });
 
 function labelColormap() {
@@ -79,6 +84,43 @@ function labelVolume() {
   return nv.volumes[1];
 }
 
+// Voxel <-> world. NiiVue draws slices of its RAS-reoriented voxel grid, and its own voxel
+// helpers (mm2vox, vox2mm) index that grid, which is mirrored for most files (ITK writes i to
+// the left). Prompts need the stored file's voxel (i, j, k): go through world millimetres with
+// the true (oblique) frame of the drawn grid and the file's own affine (hdr.affine, rows).
+function vox2mm(vox) {
+  const A = imageVolume().hdr.affine;
+  return [0, 1, 2].map((r) => A[r][0] * vox[0] + A[r][1] * vox[1] + A[r][2] * vox[2] + A[r][3]);
+}
+
+function mm2vox(mm) {
+  const A = imageVolume().hdr.affine;
+  const d = [0, 1, 2].map((r) => mm[r] - A[r][3]);
+  const m = (r, c) => A[r][c];
+  const det =
+    m(0, 0) * (m(1, 1) * m(2, 2) - m(1, 2) * m(2, 1)) -
+    m(0, 1) * (m(1, 0) * m(2, 2) - m(1, 2) * m(2, 0)) +
+    m(0, 2) * (m(1, 0) * m(2, 1) - m(1, 1) * m(2, 0));
+  // Cramer's rule: column c of the matrix replaced by d
+  return [0, 1, 2].map((c) => {
+    const col = (r, k) => (k === c ? d[r] : m(r, k));
+    return (
+      (col(0, 0) * (col(1, 1) * col(2, 2) - col(1, 2) * col(2, 1)) -
+        col(0, 1) * (col(1, 0) * col(2, 2) - col(1, 2) * col(2, 0)) +
+        col(0, 2) * (col(1, 0) * col(2, 1) - col(1, 1) * col(2, 0))) /
+      det
+    );
+  });
+}
+
+function frac2vox(frac) {
+  return mm2vox(imageVolume().convertFrac2MM(frac, true));
+}
+
+function vox2frac(vox) {
+  return imageVolume().convertMM2Frac(vox2mm(vox), true);
+}
+
 // Canvas pixel -> {vox: [i, j, k] NIfTI voxel (fractional), tile axis} or null off the slices.
 function locate(event) {
   const rect = $("gl").getBoundingClientRect();
@@ -91,16 +133,15 @@ function locate(event) {
   if (!slice || slice.axCorSag > 2) return null; // the 3D render
   const frac = nv.canvasPos2frac([x, y]);
   if (!frac || frac[0] < 0) return null;
-  const vol = imageVolume();
-  const vox = vol.mm2vox(nv.frac2mm(frac), true);
+  const vox = frac2vox(frac);
   // the voxel axis orthogonal to this tile: move one voxel along the tile's normal (RAS frac)
   const normal = [2, 1, 0][slice.axCorSag];
   const step = frac.slice();
-  step[normal] += 1 / vol.dimsRAS[normal + 1];
-  const moved = vol.mm2vox(nv.frac2mm(step), true);
+  step[normal] += 1 / imageVolume().dimsRAS[normal + 1];
+  const moved = frac2vox(step);
   const delta = [0, 1, 2].map((a) => Math.abs(moved[a] - vox[a]));
   const niftiAxis = delta.indexOf(Math.max(...delta));
-  return { vox: Array.from(vox), niftiAxis, canvas: [event.clientX - rect.left, event.clientY - rect.top] };
+  return { vox, niftiAxis, canvas: [event.clientX - rect.left, event.clientY - rect.top] };
 }
 
 // NIfTI (i, j, k) -> medseg array order (z, y, x) for 3D or (y, x) for 2D images.
@@ -386,7 +427,8 @@ function bindControls() {
   $("width").oninput = (e) => ($("width-val").textContent = e.target.value);
   window.addEventListener("resize", clearInk);
   document.addEventListener("keydown", (event) => {
-    if (event.target.tagName === "INPUT" || event.target.tagName === "SELECT") return;
+    // shortcuts stay live after a slider was moved; only a select list keeps its keys
+    if (event.target.tagName === "SELECT") return;
     const key = event.key.toLowerCase();
     const tools = { 1: "pos", 2: "neg", b: "box", s: "brush", e: "eraser", v: "view" };
     const labels = state.info.labels.map((l) => l.value);
@@ -436,5 +478,5 @@ async function main() {
 }
 
 // for scripted checks (the browser test) and debugging from the console
-window.medsegViewer = { nv, state, openCase, save };
+window.medsegViewer = { nv, state, openCase, save, frac2vox, vox2frac };
 main();
