@@ -268,10 +268,14 @@ def test_every_tool_in_the_browser(server, dataset, blobs, tmp_path):
         assert page.get_attribute("#undo", "disabled") is None
         page.screenshot(path=str(shots / "click.png"))
 
-        # - click (key 2) beside the sphere
+        # - click (key 2) beside the sphere, twice in a row without waiting: the second waits
+        # for the first answer instead of being dropped
         keys.press("2")
         assert "on" in page.get_attribute("[data-tool='neg']", "class")
-        page.mouse.click(*view.at((None, 4, 9)))
+        first, second = view.at((None, 4, 9)), view.at((None, 4, 12))
+        page.mouse.click(*first)
+        page.mouse.click(*second)
+        view.answered()
         view.answered()
         negative = view.in_sync()
 
@@ -374,17 +378,21 @@ def test_every_tool_in_the_browser(server, dataset, blobs, tmp_path):
     np.testing.assert_array_equal(saved, erased)
     edits = _edits(out)
     actions = [action for action, _, _ in edits]
-    assert actions[:11] == [
-        "open", "click", "click", "box", "undo", "redo", "scribble", "scribble", "clear", "undo",
-        "open",
+    assert actions[:12] == [
+        "open", "click", "click", "click", "box", "undo", "redo", "scribble", "scribble", "clear",
+        "undo", "open",
     ]  # fmt: skip
-    (_, _, pos), (_, _, neg), (_, box_label, box) = edits[1], edits[2], edits[3]
+    (_, _, pos), (_, _, neg), (_, _, neg2) = edits[1:4]
     assert pos["positive"]
     assert not neg["positive"]
+    assert not neg2["positive"]
+    assert np.abs(np.subtract(neg["point"][1:], (4, 9))).max() <= 1
+    assert np.abs(np.subtract(neg2["point"][1:], (4, 12))).max() <= 1
+    _, box_label, box = edits[4]
     assert np.abs(np.subtract(pos["point"], sphere_centre)).max() <= 1
     assert (box_label, box["axis"]) == (2, 0)
     assert abs(box["index"] - cube_centre[0]) <= 1
-    (_, brush_label, brush), (_, _, eraser) = edits[6], edits[7]
+    (_, brush_label, brush), (_, _, eraser) = edits[7], edits[8]
     assert (brush_label, brush["positive"], brush["width"]) == (1, True, 2)
     assert (eraser["positive"], eraser["axis"]) == (False, 0)
     # the eraser's stroke is background for the class after the edit

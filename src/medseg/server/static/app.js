@@ -12,7 +12,6 @@ const state = {
   session: null,
   tool: "pos",
   label: 1,
-  busy: false,
   overlay: true,
   opacity: 0.5,
   stroke: null, // {axis, index, points: [[...]], canvas: [[x, y]]}
@@ -195,12 +194,22 @@ function showUndoState(update) {
   $("redo").disabled = !update.can_redo;
 }
 
-async function send(path, body) {
-  if (state.busy || !state.session) return;
-  state.busy = true;
+// Interactions reach the server one after another, in the order they were made: a click made
+// while the server is still answering waits for that answer instead of being dropped. A task
+// queued for a session that is no longer open is skipped.
+let queue = Promise.resolve();
+
+function enqueue(task) {
+  const session = state.session;
+  if (!session) return queue;
+  queue = queue.then(() => (state.session === session ? task(session) : undefined));
+  return queue;
+}
+
+async function sendNow(session, path, body) {
   const started = performance.now();
   try {
-    const update = await api(`/api/sessions/${state.session.session_id}/${path}`, { method: "POST", body });
+    const update = await api(`/api/sessions/${session.session_id}/${path}`, { method: "POST", body });
     const answered = performance.now();
     applyUpdate(update);
     showUndoState(update);
@@ -209,12 +218,16 @@ async function send(path, body) {
       `last interaction: ${(answered - started).toFixed(0)} ms round trip ` +
       `(engine ${update.engine_ms.toFixed(0)} ms), drawn in ${(drawn - answered).toFixed(0)} ms`;
     document.body.dataset.updates = String(Number(document.body.dataset.updates || 0) + 1);
-    setStatus(`${state.session.case_id}: ${update.prompts} prompt(s)`);
+    setStatus(`${session.case_id}: ${update.prompts} prompt(s)`);
   } catch (err) {
     setStatus(err.message, true);
   } finally {
-    state.busy = false;
+    if (!state.stroke && !state.boxStart) clearInk();
   }
+}
+
+function send(path, body) {
+  return enqueue((session) => sendNow(session, path, body));
 }
 
 function sendPrompt(prompt) {
@@ -357,6 +370,7 @@ async function refreshCases(selected) {
 }
 
 async function openCase(caseId) {
+  await queue; // prompts and a save made before switching reach the open session first
   setStatus(`opening ${caseId}…`);
   if (state.session) {
     api(`/api/sessions/${state.session.session_id}`, { method: "DELETE" }).catch(() => {});
@@ -390,20 +404,20 @@ async function nextCase() {
   else setStatus("every case is saved");
 }
 
-async function save() {
-  if (!state.session || state.busy) return;
-  state.busy = true;
+async function saveNow(session) {
   try {
-    const result = await api(`/api/sessions/${state.session.session_id}/save`, { method: "POST" });
+    const result = await api(`/api/sessions/${session.session_id}/save`, { method: "POST" });
     const dice = result.dice_model === null ? "" : `, Dice to model ${result.dice_model.toFixed(3)}`;
     setStatus(`saved ${result.path} (${result.seconds.toFixed(0)} s${dice})`);
+    await refreshCases(session.case_id);
     document.body.dataset.saved = result.path;
-    await refreshCases(state.session.case_id);
   } catch (err) {
     setStatus(err.message, true);
-  } finally {
-    state.busy = false;
   }
+}
+
+function save() {
+  return enqueue(saveNow);
 }
 
 // ---------------------------------------------------------------------------- wiring
