@@ -12,6 +12,8 @@ import shutil
 import socket
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -23,9 +25,10 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture
-def server(dataset, tmp_path):
-    """A real uvicorn server on a free loopback port, in a thread (classical engine)."""
+@contextmanager
+def serving(data: Path, output: Path) -> Iterator[str]:
+    """A real uvicorn server for ``data`` on a free loopback port, in a thread (classical
+    engine); yields its base URL."""
     uvicorn = pytest.importorskip("uvicorn")
     from medseg.interactive.classical import RandomWalkerEngine
     from medseg.server import ServeConfig, create_app
@@ -33,9 +36,7 @@ def server(dataset, tmp_path):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    config = ServeConfig(
-        data=dataset, output=tmp_path / "corrected", reference_start=False, precompute=False
-    )
+    config = ServeConfig(data=data, output=output, reference_start=False, precompute=False)
     app = create_app(config, engine=RandomWalkerEngine())
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
@@ -44,9 +45,37 @@ def server(dataset, tmp_path):
     while not server.started and time.monotonic() < deadline:
         time.sleep(0.05)
     assert server.started
-    yield f"http://127.0.0.1:{port}", tmp_path / "corrected"
-    server.should_exit = True
-    thread.join(timeout=10)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture
+def server(dataset, tmp_path):
+    """The nnU-Net test dataset served; yields the base URL and the output folder."""
+    with serving(dataset, tmp_path / "corrected") as base:
+        yield base, tmp_path / "corrected"
+
+
+@contextmanager
+def chromium_page(errors: list[str]):
+    """A fresh page of the system Chromium (skips when Playwright or Chromium is missing)."""
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    if not Path(CHROMIUM).exists():
+        pytest.skip("chromium not installed (apt-get install chromium)")
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--use-angle=swiftshader", "--enable-unsafe-swiftshader"],
+        )
+        page = browser.new_page(viewport={"width": 1200, "height": 800})
+        page.on("pageerror", lambda err: errors.append(str(err)))
+        try:
+            yield page
+        finally:
+            browser.close()
 
 
 def _pixels(png: bytes) -> np.ndarray:
@@ -398,3 +427,36 @@ def test_every_tool_in_the_browser(server, dataset, blobs, tmp_path):
     # the eraser's stroke is background for the class after the edit
     for y, x in np.rint(eraser["points"]).astype(int):
         assert erased[eraser["index"], y, x] != 1
+
+
+def test_click_on_a_2d_image(tmp_path):
+    """A PNG is shown as stored (x right, y down); a click on an off-centre disc lands on it
+    (a flipped or transposed mapping would miss it) and the saved PNG holds what was drawn."""
+    from PIL import Image as PILImage
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    yx = np.indices((64, 96))
+    disc = (yx[0] - 20) ** 2 + (yx[1] - 70) ** 2 <= 8**2
+    image = np.clip(40 + 160 * disc + np.random.default_rng(0).normal(0, 5, disc.shape), 0, 255)
+    PILImage.fromarray(image.astype(np.uint8)).save(folder / "photo_01.png")
+    errors: list[str] = []
+    with serving(folder, tmp_path / "out") as base, chromium_page(errors) as page:
+        page.goto(f"{base}/?case=photo_01")
+        page.wait_for_selector("body[data-ready='1']", timeout=60_000)
+        view = Page(page, base, disc.shape)
+        x, y = view.at((None, 20, 70))
+        before = _pixels(page.screenshot(clip={"x": x - 3, "y": y - 3, "width": 6, "height": 6}))
+        page.mouse.click(x, y)
+        view.answered()
+        labels = view.in_sync()
+        page.keyboard.press("Enter")
+        page.wait_for_selector("body[data-saved]", timeout=60_000)
+    assert not errors
+    assert before.mean() > 150  # the bright disc is drawn where the page maps voxel (20, 70)
+    assert labels[20, 70] == 1
+    dice = 2 * ((labels == 1) & disc).sum() / ((labels == 1).sum() + disc.sum())
+    assert dice > 0.7
+    saved = read_image(tmp_path / "out" / "photo_01.png")
+    assert saved.spatial_shape == disc.shape
+    np.testing.assert_array_equal(saved.array[0], labels)
