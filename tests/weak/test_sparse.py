@@ -51,6 +51,24 @@ def test_scribbles_are_sparse_inside_their_class_and_mark_every_lesion() -> None
     assert len({z % 4 for z in organ_slices}) == 1  # every fourth slice
 
 
+def test_max_stroke_cuts_each_region_stroke() -> None:
+    label = phantom_label()
+    whole = scribble_label(label, ignore=IGNORE, rng=_rng(1), config=SparseConfig(every=4))
+    short = scribble_label(
+        label, ignore=IGNORE, rng=_rng(1), config=SparseConfig(every=4, max_stroke=3)
+    )
+    assert np.count_nonzero(short != IGNORE) < np.count_nonzero(whole != IGNORE)
+    marked = short != IGNORE
+    np.testing.assert_array_equal(short[marked], label[marked])
+    for z in range(label.shape[0]):
+        for value in (0, 1, 2):
+            assert np.count_nonzero(short[z] == value) <= 3
+    again = scribble_label(
+        label, ignore=IGNORE, rng=_rng(1), config=SparseConfig(every=4, max_stroke=3)
+    )
+    np.testing.assert_array_equal(short, again)
+
+
 def test_simulators_are_deterministic_by_seed() -> None:
     label = phantom_label()
     for simulate in (scribble_label, slice_label):

@@ -35,6 +35,10 @@ def sparse(
         labels_option("Classes marked by one short stroke per connected component (lesions)."),
     ] = None,
     stroke_length: Annotated[int, typer.Option(min=1, help="Voxels per lesion stroke.")] = 5,
+    max_stroke: Annotated[
+        int | None,
+        typer.Option(min=1, help="Cut each region's scribble on a slice to this many voxels."),
+    ] = None,
     seed: Seed = 0,
 ) -> None:
     """Write a copy of a labelled dataset with simulated sparse labels and an ignore label."""
@@ -46,7 +50,9 @@ def sparse(
         raise ConfigError(f"--kind {kind!r}: use scribbles, clicks, slices or naive-scribbles")
     loaded = load_dataset(dataset)
     strokes = _label_values(labels, loaded.labels.labels) if labels else ()
-    config = SparseConfig(every=every, stroke_classes=strokes, stroke_length=stroke_length)
+    config = SparseConfig(
+        every=every, stroke_classes=strokes, stroke_length=stroke_length, max_stroke=max_stroke
+    )
     path = make_sparse_dataset(loaded, output, kind=kind, config=config, seed=seed)  # type: ignore[arg-type]
     _report(path)
 

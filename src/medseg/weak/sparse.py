@@ -55,13 +55,16 @@ class SparseConfig:
 
     ``every``: slice step of scribbles and partial slices. ``stroke_classes``: classes marked by
     one short stroke of at most ``stroke_length`` voxels per connected component (lesions).
-    ``extra_clicks``: random clicks per component besides the deepest voxel.
+    ``extra_clicks``: random clicks per component besides the deepest voxel. ``max_stroke``:
+    if set, each region's scribble on a slice is cut to the ``max_stroke`` medial-line voxels
+    nearest a point drawn on it (shorter strokes, lower coverage).
     """
 
     every: int = 5
     stroke_classes: tuple[int, ...] = ()
     stroke_length: int = 5
     extra_clicks: int = 0
+    max_stroke: int | None = None
 
 
 def scribble_label(
@@ -104,8 +107,12 @@ def scribble_label(
                 continue
             region = plane == value
             eroded = ndimage.binary_erosion(region)
-            line = skeletonize(eroded if eroded.any() else region)
-            out[z][line] = value
+            line = np.argwhere(skeletonize(eroded if eroded.any() else region))
+            if config.max_stroke is not None and len(line) > config.max_stroke:
+                anchor = line[int(rng.integers(len(line)))]
+                near = np.argsort(((line - anchor) ** 2).sum(axis=1), kind="stable")
+                line = line[near[: config.max_stroke]]
+            out[z][tuple(line.T)] = value
     for value in sorted(strokes):
         _mark_components(label == value, out, value, config.stroke_length)
     return out
@@ -257,10 +264,15 @@ def make_sparse_dataset(
         and a ``weak_labels`` entry with the kind, settings and mean annotated fraction.
     """
     source = load_labelled(dataset)
-    if config.every < 1 or config.stroke_length < 1 or config.extra_clicks < 0:
+    if (
+        config.every < 1
+        or config.stroke_length < 1
+        or config.extra_clicks < 0
+        or (config.max_stroke is not None and config.max_stroke < 1)
+    ):
         raise DatasetError(
-            "sparse settings must be every >= 1, stroke_length >= 1, extra_clicks >= 0; "
-            f"got {config}"
+            "sparse settings must be every >= 1, stroke_length >= 1, extra_clicks >= 0, "
+            f"max_stroke >= 1; got {config}"
         )
     spec = with_ignore(source.labels)
     assert spec.ignore is not None
@@ -279,6 +291,7 @@ def make_sparse_dataset(
 
     labels = source.labels if kind == "naive-scribbles" else spec
     description = {
+        "max_stroke": config.max_stroke,
         "kind": kind,
         "seed": seed,
         "every": config.every,
