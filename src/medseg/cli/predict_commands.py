@@ -54,6 +54,22 @@ def predict(
         bool,
         typer.Option("--report", help="Also write OUTPUT/reports/<case>/report.* and cohort.csv."),
     ] = False,
+    dicom_seg: Annotated[
+        bool,
+        typer.Option(
+            "--dicom-seg",
+            help="For DICOM series inputs, also write <case>_seg.dcm (DICOM-SEG of the series).",
+        ),
+    ] = False,
+    text: Annotated[
+        str | None,
+        typer.Option(
+            "--text",
+            metavar="PHRASE",
+            help='Also select what PHRASE names ("largest lesion on the left"): '
+            "OUTPUT/text/<case>/selection.* (see medseg find).",
+        ),
+    ] = None,
     runtime: Annotated[
         str, typer.Option("--runtime", help="Network engine: torch, or onnx (onnxruntime).")
     ] = "torch",
@@ -104,6 +120,7 @@ def predict(
             probabilities=probabilities,
             uncertainty=uncertainty,
             volumes=volumes,
+            dicom_seg=dicom_seg,
         )
         return
 
@@ -126,6 +143,7 @@ def predict(
             probabilities=probabilities,
             uncertainty=uncertainty,
             volumes_json=volumes,
+            dicom_seg=dicom_seg,
             on_progress=lambda done, total: bar.update(cases, completed=done, total=total),
             on_case_progress=on_case,
         )
@@ -139,6 +157,10 @@ def predict(
         from medseg.cli.report_commands import report_predictions
 
         report_predictions(report.outputs, inputs, predictor.model, output / "reports")
+    if text is not None:
+        from medseg.cli.text_commands import find_in_predictions
+
+        find_in_predictions(report.outputs, inputs, model, text, output / "text")
     if not report.ok:
         # a MedsegError (not typer.Exit) so that the console entry point exits with code 1
         raise MedsegError(
@@ -243,6 +265,12 @@ def postprocess(
     ] = None,
     fast: Annotated[bool, typer.Option("--fast", help="No mirroring for CV predictions.")] = False,
     device: Device = "auto",
+    output: Annotated[
+        Path | None,
+        output_option(
+            "Rules file to write (default: MODEL/postprocessing.json, which predict applies)."
+        ),
+    ] = None,
 ) -> None:
     """Choose post-processing by cross-validation Dice; writes MODEL/postprocessing.json."""
     from rich.console import Console
@@ -261,12 +289,16 @@ def postprocess(
             device=device,
             tta=not fast,
             on_progress=lambda done, total: bar.update(task, completed=done, total=total),
+            output=output,
         )
     for step in choice.steps:
         target = "foreground" if step.label is None else f"label {step.label}"
+        if step.size is not None:
+            target += f", < {step.size} voxels"
         verdict = "kept" if step.accepted else "rejected"
+        metric = "lesion F1" if step.metric == "lesion_f1" else "Dice"
         Console(soft_wrap=True).print(
-            f"{step.step} ({target}): Dice {step.dice_before:.4f} -> {step.dice_after:.4f}, "
-            f"{verdict}"
+            f"{step.step} ({target}): {metric} {step.dice_before:.4f} -> "
+            f"{step.dice_after:.4f}, {verdict}"
         )
     err.print(f"rules written to {choice.path}")
