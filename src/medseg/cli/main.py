@@ -31,6 +31,7 @@ COMMAND_MODULES = (
     "medseg.cli.wsi_commands",
     "medseg.cli.export_commands",
     "medseg.cli.serve_commands",
+    "medseg.cli.weak_commands",
 )
 
 app_typer = typer.Typer(
