@@ -32,8 +32,7 @@
     const phrase = document.getElementById("text-phrase").value.trim();
     const session = viewer.state.session;
     const explain = document.getElementById("text-explain");
-    if (!phrase || !session || viewer.state.busy) return;
-    viewer.state.busy = true;
+    if (!phrase || !session) return;
     try {
       const answer = await viewer.api(`/api/sessions/${session.session_id}/text`, {
         method: "POST",
@@ -50,10 +49,10 @@
     } catch (err) {
       explain.textContent = err.message;
       viewer.setStatus(err.message, true);
-    } finally {
-      viewer.state.busy = false;
     }
   }
 
   document.getElementById("text-form").addEventListener("submit", find);
+  // typing a phrase must not reach the viewer's keyboard shortcuts (Enter saves, S brushes...)
+  document.getElementById("text-phrase").addEventListener("keydown", (event) => event.stopPropagation());
 })();
