@@ -26,6 +26,8 @@ def _files() -> list[Path]:
         *sorted((ROOT / "src").rglob("*.py")),
         *sorted((ROOT / "src").rglob("*.html")),
         *sorted((ROOT / "benchmarks").glob("*.py")),
+        ROOT / "benchmarks" / "RESULTS.md",  # linked from the README
+        *sorted(p for p in (ROOT / ".ci").iterdir() if p.is_file()),
     ]
 
 

@@ -38,7 +38,9 @@ def _options_by_command() -> dict[str, dict[str, object]]:
 
 def test_every_writing_command_takes_dash_o_output() -> None:
     writers = ("demo", "plan", "preprocess", "evaluate", "train", "predict", "train-interactive",
-               "interactive-eval", "example brain", "example brain2d")  # fmt: skip
+               "interactive-eval", "example brain", "example brain2d", "postprocess",
+               "train-universal", "report", "export", "serve", "wsi tissue", "wsi predict",
+               "wsi synthetic")  # fmt: skip
     options = _options_by_command()
     for command in writers:
         assert {"-o", "--output"} <= set(options[command]), command

@@ -12,7 +12,7 @@ from evaluate_shapes import SPACING, write_label
 
 from medseg.errors import DatasetError, GeometryError
 from medseg.evaluate import dice, evaluate_folders
-from medseg.io import read_image
+from medseg.io import Image, read_image, write_image
 
 
 def test_writes_csv_summary_and_report(dataset, tmp_path):
@@ -74,6 +74,22 @@ def test_missing_pair_is_a_dataset_error(dataset):
     root, pred_dir, cases = dataset
     (pred_dir / f"{cases[1]}.nii.gz").unlink()
     with pytest.raises(DatasetError, match=cases[1]):
+        evaluate_folders(pred_dir, root)
+
+
+def test_what_predict_writes_beside_a_label_map_is_not_a_case(dataset):
+    """``medseg predict --uncertainty --probabilities`` output evaluates as it was written."""
+    root, pred_dir, cases = dataset
+    plain = evaluate_folders(pred_dir, root).rows
+    for extra in ("entropy", "mutual_information", "probabilities"):
+        shutil.copy(pred_dir / f"{cases[0]}.nii.gz", pred_dir / f"{cases[0]}_{extra}.nii.gz")
+    assert json.dumps(evaluate_folders(pred_dir, root).rows) == json.dumps(plain)
+    (pred_dir / f"{cases[0]}.nii.gz").unlink()  # the extras do not stand in for a prediction
+    with pytest.raises(DatasetError, match=f"no prediction for 1 case\\(s\\): {cases[0]};"):
+        evaluate_folders(pred_dir, root)
+    (pred_dir / f"{cases[0]}_entropy.nii.gz").rename(pred_dir / "other_entropy.nii.gz")
+    shutil.copy(pred_dir / f"{cases[1]}.nii.gz", pred_dir / f"{cases[0]}.nii.gz")
+    with pytest.raises(DatasetError, match=r"no reference for 1 case\(s\): other_entropy"):
         evaluate_folders(pred_dir, root)
 
 
@@ -143,3 +159,16 @@ def test_labels_found_in_the_data_without_a_label_set(dataset, tmp_path):
     result = evaluate_folders(pred_dir, plain)
     assert {r["class"] for r in result.rows} == {"1", "2"}
     assert result.summary["unexpected_labels"] == {}
+
+
+def test_png_label_maps_pair_and_score(tmp_path):
+    """2D label maps in PNG, as ``medseg predict`` writes them for PNG inputs."""
+    ref = np.zeros((20, 24), np.uint8)
+    ref[4:12, 5:15] = 1
+    pred = np.roll(ref, 2, axis=1)
+    for folder, labels in (("ref", ref), ("pred", pred)):
+        (tmp_path / folder).mkdir()
+        write_image(Image.from_array(labels[None]), tmp_path / folder / "slide_01.png")
+    (row,) = evaluate_folders(tmp_path / "pred", tmp_path / "ref").rows
+    assert row["case"] == "slide_01"
+    assert row["dice"] == pytest.approx(dice(pred == 1, ref == 1))

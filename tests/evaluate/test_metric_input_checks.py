@@ -8,6 +8,7 @@ import pytest
 from medseg.errors import GeometryError
 from medseg.evaluate import compute_surface_distances, evaluate_case
 from medseg.evaluate._checks import check_spacing
+from medseg.evaluate.overlap import confusion, volume_metrics
 
 
 def _masks() -> tuple[np.ndarray, np.ndarray]:
@@ -41,3 +42,18 @@ def test_bad_spacing_is_a_geometry_error(spacing, shown: str) -> None:
 def test_good_spacing_is_returned_as_floats() -> None:
     assert check_spacing(np.array([2, 1, 0.5]), 3) == (2.0, 1.0, 0.5)
     assert check_spacing([1, 1], 2) == (1.0, 1.0)
+
+
+@pytest.mark.parametrize("spacing", [None, 2.0, (1.0, 1.0, 1.0, 1.0), (1.0, 0.0, 1.0), "abc"])
+def test_volume_metrics_refuse_bad_spacing(spacing) -> None:
+    pred, ref = _masks()
+    with pytest.raises(GeometryError, match="spacing must be 3 positive mm values"):
+        volume_metrics(confusion(pred, ref), spacing)
+
+
+def test_volume_metrics_take_a_2d_spacing() -> None:
+    pred, ref = _masks()
+    counts = confusion(pred[2], ref[2])
+    assert volume_metrics(counts, (2.0, 0.5))["ref_volume_ml"] == pytest.approx(
+        ref[2].sum() * 1.0 / 1000
+    )

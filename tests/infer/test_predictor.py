@@ -222,6 +222,15 @@ def test_duplicate_case_ids_are_rejected(tmp_path):
         find_inputs([tmp_path / "x" / "a.nii.gz", tmp_path / "a.nii.gz"])
 
 
+def test_a_folder_without_images_is_refused_before_writing(model_factory, tmp_path):
+    empty = tmp_path / "scans"
+    empty.mkdir()
+    (empty / "notes.txt").write_text("no image here")
+    with pytest.raises(DatasetError, match=r"scans: no image to predict"):
+        Predictor(model_factory(), device="cpu").predict_files(empty, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
 def test_bf16_autocast_keeps_labels_close(model_factory, oblique_image):
     model = model_factory()
     fp32 = Predictor(model, device="cpu", tta=False).predict_image(oblique_image)

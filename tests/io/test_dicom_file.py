@@ -131,7 +131,7 @@ def test_multichannel_single_slice_survives_every_writer(tmp_path, oblique_direc
         origin=(-40.0, 10.0, 20.0),
         direction=oblique_direction if oblique else np.eye(3),
     )
-    for suffix in (".nii.gz", ".nii", ".nrrd", ".mha"):
+    for suffix in (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd"):
         write_image(image, tmp_path / f"rgb{suffix}")
         back = read_image(tmp_path / f"rgb{suffix}")
         assert back.array.shape == (3, 1, *image.spatial_shape[1:]), suffix

@@ -125,12 +125,50 @@ def test_bool_png_is_uint8(tmp_path: Path):
     np.testing.assert_array_equal(read_image(tmp_path / "mask.png").array, mask.astype(np.uint8))
 
 
-def test_lost_geometry_warns(tmp_path: Path, labels_2d: Image):
-    image = Image.from_array(labels_2d.array, spacing=(0.5, 0.5))
-    with pytest.warns(UserWarning, match="cannot store spacing") as record:
-        write_image(image, tmp_path / "lab.png")
-    assert str(record[0].message).startswith(f"{tmp_path / 'lab.png'}:")
-    assert record[0].filename == __file__
+ROTATED = np.array([[np.cos(0.3), -np.sin(0.3)], [np.sin(0.3), np.cos(0.3)]])
+
+
+@pytest.mark.parametrize(
+    ("suffix", "channels", "dtype"),
+    [(".png", 1, np.uint8), (".png", 3, np.uint8), (".png", 1, np.uint16),
+     (".tif", 1, np.float32), (".tif", 3, np.uint8), (".tiff", 4, np.int16)],
+)  # fmt: skip
+def test_geometry_survives_png_and_tiff(tmp_path: Path, rng, suffix, channels, dtype):
+    array = rng.integers(0, 200, size=(channels, 9, 11)).astype(dtype)
+    image = Image(array, spacing=(0.25, 0.5), origin=(-12.5, 30.0), direction=ROTATED)
+    path = tmp_path / f"slice{suffix}"
+    write_image(image, path)
+    back = read_image(path)
+    np.testing.assert_array_equal(back.array, array)
+    assert back.same_geometry(image, atol=1e-9)
+    # the pixel size in the formats' own fields, as other programs read it (x, y order)
+    if suffix == ".png":
+        with PILImage.open(path) as pil:
+            assert pil.info["dpi"] == pytest.approx((25.4 / 0.5, 25.4 / 0.25), rel=1e-3)
+    else:
+        import tifffile
+
+        with tifffile.TiffFile(path) as tif:
+            tags = tif.pages[0].tags
+            assert tags["XResolution"].value[0] / tags["XResolution"].value[1] == pytest.approx(20)
+            assert tags["YResolution"].value[0] / tags["YResolution"].value[1] == pytest.approx(40)
+
+
+def test_default_geometry_writes_no_geometry_entry(tmp_path: Path, labels_2d: Image):
+    write_image(labels_2d, tmp_path / "lab.png")
+    with PILImage.open(tmp_path / "lab.png") as pil:
+        assert "medseg-geometry" not in pil.info
+    _unit_geometry(read_image(tmp_path / "lab.png"))
+
+
+def test_corrupt_geometry_entry_names_the_file(tmp_path: Path, labels_2d: Image):
+    from PIL.PngImagePlugin import PngInfo
+
+    info = PngInfo()
+    info.add_text("medseg-geometry", '{"spacing": [0, 1], "origin": [0, 0]}')
+    PILImage.fromarray(labels_2d.array[0]).save(tmp_path / "bad.png", pnginfo=info)
+    with pytest.raises(ImageReadError, match=r"bad\.png: the medseg-geometry entry .* corrupt"):
+        read_image(tmp_path / "bad.png")
 
 
 def test_tiff_stack_is_refused(tmp_path: Path):

@@ -113,6 +113,31 @@ def test_absurd_nrrd_header_is_refused(tmp_path: Path):
         read_image(path)
 
 
+@pytest.mark.parametrize("suffix", [".mgh", ".mgz"])
+def test_absurd_or_truncated_mgh_is_refused_before_reading(tmp_path: Path, suffix):
+    """The MGH header is checked before nibabel maps or reads (and allocates) the voxels."""
+    import struct
+
+    nib = pytest.importorskip("nibabel")
+    nib.save(nib.MGHImage(np.ones((4, 5, 6), np.float32), np.eye(4)), tmp_path / "ok.mgh")
+    good = (tmp_path / "ok.mgh").read_bytes()
+    assert struct.unpack(">iiii", good[4:20]) == (4, 5, 6, 1)  # the layout the check reads
+    opener = gzip.compress if suffix == ".mgz" else bytes
+    cases = {
+        "huge": (struct.pack(">iii", 30000, 30000, 30000), "voxels, more than the limit"),
+        "big": (struct.pack(">iii", 600, 600, 600), "file is truncated: header declares 864000284"),
+    }
+    for name, (dims, message) in cases.items():
+        path = tmp_path / f"{name}{suffix}"
+        path.write_bytes(opener(good[:4] + dims + good[16:]))
+        with pytest.raises(ImageReadError, match=message) as info:
+            read_image(path)
+        assert str(path) in str(info.value)
+        assert "\n" not in str(info.value)
+    (tmp_path / f"ok{suffix}").write_bytes(opener(good))
+    assert read_image(tmp_path / f"ok{suffix}").array.shape == (1, 6, 5, 4)
+
+
 def test_nifti2_gets_a_clear_message(tmp_path: Path):
     nib = pytest.importorskip("nibabel")
     nib.save(nib.Nifti2Image(np.ones((4, 5, 6), np.float32), np.eye(4)), tmp_path / "v2.nii.gz")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import sys
 
 import numpy as np
 import pytest
@@ -101,3 +102,11 @@ def test_missing_non_tiff_and_bad_mpp(tmp_path, synthetic_slide):
 def test_read_level_refuses_levels_too_big_for_memory(synthetic_slide):
     with Slide(synthetic_slide[0]) as slide, pytest.raises(GeometryError, match="in memory"):
         slide.read_level(0, max_pixels=1000)
+
+
+def test_jpeg_slide_without_imagecodecs_names_the_extra(tmp_path, monkeypatch, slide_spec):
+    monkeypatch.setitem(sys.modules, "imagecodecs", None)  # import imagecodecs fails
+    spec = dataclasses.replace(slide_spec, compression="jpeg")
+    with pytest.raises(ConfigError, match=r"imagecodecs.*medseg\[wsi\]"):
+        write_synthetic_slide(tmp_path / "slide.tif", spec)
+    assert not (tmp_path / "slide.tif").exists()

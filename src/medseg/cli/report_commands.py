@@ -17,7 +17,9 @@ def register(app: typer.Typer) -> None:
 
 def report(
     image: Annotated[Path, typer.Argument(help="The image (file or DICOM folder).")],
-    segmentation: Annotated[Path, typer.Argument(help="Its label map, on the same voxel grid.")],
+    segmentation: Annotated[
+        Path, typer.Argument(help="Its label map on the same voxel grid, or a DICOM-SEG of it.")
+    ],
     output: Annotated[Path, output_option("Folder for report.json, .html, .pdf and CSVs.")],
     dataset_json: Annotated[
         Path | None, typer.Option("--dataset-json", help="dataset.json with label names.")
@@ -91,9 +93,9 @@ def report_predictions(outputs: list[Any], inputs: list[Path], model: Any, out_d
     """
     from rich.console import Console
 
+    from medseg.infer.files import segment_names
     from medseg.infer.inputs import find_inputs
     from medseg.report import LabelInfo, ReportCase, report_cohort
-    from medseg.report.inputs import names_from_labels
 
     paths = {case.case_id: case.paths for case in find_inputs(inputs)}
     cases = [
@@ -105,13 +107,8 @@ def report_predictions(outputs: list[Any], inputs: list[Path], model: Any, out_d
         )
         for o in outputs
     ]
-    plan = getattr(model, "plan", None)
-    if plan is not None and plan.regions:  # region-based: each region painted with its value
-        names = dict(zip(plan.region_order, plan.regions, strict=True))
-    else:
-        names = names_from_labels(model.labels, source=str(model.path))
     info = LabelInfo(
-        names=names,
+        names=segment_names(model),
         channel_names=model.channel_names,
         fingerprint=model.fingerprint,
     )

@@ -17,7 +17,11 @@ import numpy as np
 from medseg.errors import DatasetError, GeometryError
 from medseg.evaluate.labels import ClassMap
 
-IMAGE_ENDINGS = (".nii.gz", ".nii", ".nrrd", ".mha", ".mhd", ".tif", ".tiff")
+# every lossless format medseg writes a label map in (medseg.io WRITE_SUFFIXES)
+IMAGE_ENDINGS = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd", ".png", ".tif", ".tiff")
+# what `medseg predict` writes beside a case's label map (--probabilities, --uncertainty): not
+# predictions of other cases, so a prediction folder is evaluated as predict left it
+PREDICT_EXTRAS = ("_probabilities", "_entropy", "_mutual_information")
 
 
 def case_id_of(path: Path) -> str | None:
@@ -66,10 +70,21 @@ def locate_reference(ref: Path) -> ReferenceLayout:
 
 
 def pair_cases(pred_dir: Path, labels_dir: Path) -> list[tuple[str, Path, Path]]:
-    """(case, prediction file, reference file) for every case; a missing pair is an error."""
+    """(case, prediction file, reference file) for every case; a missing pair is an error.
+
+    Files that `medseg predict` writes beside a label map (``{case}_entropy``...: see
+    ``PREDICT_EXTRAS``) are left out when their case is predicted too.
+    """
     preds, refs = case_files(Path(pred_dir)), case_files(labels_dir)
     if not refs:
         raise DatasetError(f"{labels_dir}: no label files ({', '.join(IMAGE_ENDINGS)})")
+    extras = {
+        name
+        for name in set(preds) - set(refs)
+        for extra in PREDICT_EXTRAS
+        if name.endswith(extra) and name[: -len(extra)] in preds
+    }
+    preds = {case: path for case, path in preds.items() if case not in extras}
     missing_pred = sorted(set(refs) - set(preds))
     missing_ref = sorted(set(preds) - set(refs))
     for missing, where, what in (

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from medseg._typing import BoolArray, SpacingMM
-from medseg.evaluate._checks import check_pair
+from medseg.evaluate._checks import check_pair, check_spacing
 
 
 @dataclass(frozen=True)
@@ -83,8 +83,21 @@ def volume_metrics(c: Confusion, spacing: SpacingMM) -> dict[str, float]:
     ``abs_volume_error_ml`` = |V_pred − V_ref|; ``rel_volume_error`` = (V_pred − V_ref) / V_ref,
     signed, ``nan`` for an empty reference. For 2D masks the voxel size is an area, so the
     ``*_ml`` columns hold mm² / 1000.
+
+    Parameters
+    ----------
+    c : Confusion
+        Voxel counts of the mask pair.
+    spacing : sequence of 3 (or, for 2D masks, 2) float
+        Voxel size in mm, array order (z, y, x).
+
+    Raises
+    ------
+    GeometryError
+        ``spacing`` is not 2 or 3 positive finite values (``None``, a scalar, a zero...).
     """
-    voxel_ml = float(np.prod(spacing)) / 1000.0
+    ndim = np.size(spacing) if np.ndim(spacing) == 1 and np.size(spacing) == 2 else 3
+    voxel_ml = float(np.prod(check_spacing(spacing, ndim))) / 1000.0
     ref_ml = (c.tp + c.fn) * voxel_ml
     pred_ml = (c.tp + c.fp) * voxel_ml
     return {

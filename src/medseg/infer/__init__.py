@@ -11,7 +11,7 @@ Start with :class:`Predictor` (see ``docs/predict.md``)::
 
 from medseg.infer.cv_postprocessing import PostprocessingChoice, determine_postprocessing
 from medseg.infer.files import CaseFailure, CaseOutput, PredictReport, label_volumes
-from medseg.infer.inputs import InputCase, find_inputs
+from medseg.infer.inputs import InputCase, find_inputs, require_inputs
 from medseg.infer.postprocessing import (
     PostprocessingRules,
     apply_postprocessing,
@@ -43,6 +43,7 @@ __all__ = [
     "gaussian_importance_map",
     "label_volumes",
     "load_postprocessing",
+    "require_inputs",
     "save_postprocessing",
     "select_postprocessing",
     "sliding_window_predict",

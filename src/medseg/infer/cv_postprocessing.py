@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from medseg._config import read_json
+from medseg._config import read_json, write_json
 from medseg._typing import IntArray, PathLikeStr
 from medseg.data.dataset import Dataset
 from medseg.errors import DatasetError, ModelFormatError
@@ -49,6 +49,7 @@ def determine_postprocessing(
     tta: bool = True,
     step: float = 0.5,
     on_progress: ProgressFn | None = None,
+    output: PathLikeStr | None = None,
 ) -> PostprocessingChoice:
     """Select post-processing by cross-validation and write ``model_dir/postprocessing.json``.
 
@@ -67,6 +68,9 @@ def determine_postprocessing(
         Passed to :class:`Predictor` when predicting.
     on_progress : callable(done, total), optional
         Validation cases done over cases.
+    output : path, optional
+        Rules file to write instead of ``model_dir/postprocessing.json`` (which
+        :class:`Predictor` applies): to compare choices without changing the model.
 
     Returns
     -------
@@ -125,4 +129,9 @@ def determine_postprocessing(
     rules, steps = select_postprocessing(
         predictions, references, list(labels), ignore_label=plan.ignore_label
     )
-    return PostprocessingChoice(rules, steps, save_postprocessing(rules, model.path))
+    if output is None:
+        return PostprocessingChoice(rules, steps, save_postprocessing(rules, model.path))
+    path = Path(output)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_json(rules, path)
+    return PostprocessingChoice(rules, steps, path)

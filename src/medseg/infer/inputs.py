@@ -71,6 +71,25 @@ def find_inputs(inputs: PathLikeStr | Sequence[PathLikeStr]) -> list[InputCase]:
     return cases
 
 
+def require_inputs(inputs: PathLikeStr | Sequence[PathLikeStr]) -> list[InputCase]:
+    """:func:`find_inputs`, refusing inputs that hold no case (an empty or wrong folder).
+
+    Raises
+    ------
+    DatasetError
+        No image file, channel group or DICOM series was found in any of ``inputs``.
+    """
+    cases = find_inputs(inputs)
+    if not cases:
+        paths = [inputs] if isinstance(inputs, (str, Path)) else list(inputs)
+        where = ", ".join(str(p) for p in paths) or "(no input given)"
+        raise DatasetError(
+            f"{where}: no image to predict; give image files ({', '.join(READ_SUFFIXES[:4])}, "
+            "...), folders holding them, or DICOM series folders"
+        )
+    return cases
+
+
 def image_suffix(path: Path) -> str | None:
     """The readable image suffix of ``path`` (``".nii.gz"``...), or ``None``."""
     name = path.name.lower()

@@ -3,8 +3,8 @@
 A header can declare dimensions the file cannot hold (a corrupt or hostile file), and ITK's NIfTI
 reader silently zero-fills truncated ``.nii``/``.nii.gz`` files. These checks refuse both with
 :class:`~medseg.errors.ImageReadError` instead of allocating memory or returning garbage:
-a voxel limit for every format, the exact data length for NIfTI, and a compression bound for
-single-file NRRD and MetaImage.
+a voxel limit for every format, the exact data length for NIfTI and FreeSurfer MGH, and a
+compression bound for single-file NRRD and MetaImage.
 """
 
 from __future__ import annotations
@@ -136,6 +136,53 @@ def check_nifti_header(path: Path) -> None:
             f"{path}: file is truncated: header declares {expected} bytes, file holds {actual}; "
             "re-export or re-download it"
         )
+
+
+MGH_DATA_OFFSET = 284
+"""Bytes before the voxels of a FreeSurfer MGH file (a fixed-size big-endian header)."""
+_MGH_ITEMSIZE = {0: 1, 1: 4, 3: 4, 4: 2}  # MRI_UCHAR, MRI_INT, MRI_FLOAT, MRI_SHORT
+
+
+def check_mgh_header(path: Path) -> tuple[int, ...]:
+    """Check a FreeSurfer ``.mgh``/``.mgz`` header before nibabel maps or reads any voxel.
+
+    The header's four dimensions (x, y, z, frames) and voxel type give the data length, which
+    must fit the voxel limit and be present in the file (for ``.mgz``, in the gzip stream).
+
+    Returns
+    -------
+    tuple of int
+        The header's (x, y, z, frames).
+    """
+    opener = gzip.open if path.name.lower().endswith(".mgz") else open
+    try:
+        with opener(path, "rb") as file:
+            head = file.read(28)
+    except (OSError, EOFError, zlib.error) as err:
+        raise ImageReadError(f"{path}: not a readable MGH image ({err})") from err
+    if len(head) < 28:
+        raise ImageReadError(f"{path}: not a readable MGH image (header cut short)")
+    version, *dims, kind, _dof = (int.from_bytes(head[i : i + 4], "big", signed=True)
+                                  for i in range(0, 28, 4))  # fmt: skip
+    if version != 1 or kind not in _MGH_ITEMSIZE:
+        raise ImageReadError(
+            f"{path}: not a readable MGH image (version {version}, voxel type {kind})"
+        )
+    shape = tuple(dims)
+    check_voxel_count(path, shape)
+    expected = MGH_DATA_OFFSET + math.prod(shape) * _MGH_ITEMSIZE[kind]
+    actual = path.stat().st_size if opener is open else _gzip_length(path, expected)
+    if actual < 0:
+        raise ImageReadError(
+            f"{path}: compressed data is corrupt or cut short (truncated download?); "
+            "re-export or re-download it"
+        )
+    if actual < expected:
+        raise ImageReadError(
+            f"{path}: file is truncated: header declares {expected} bytes, file holds {actual}; "
+            "re-export or re-download it"
+        )
+    return shape
 
 
 def _gzip_length(path: Path, expected: int) -> int:

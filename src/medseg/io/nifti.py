@@ -24,7 +24,7 @@ import numpy as np
 import numpy.typing as npt
 
 from medseg.errors import ImageReadError
-from medseg.io.header import check_voxel_count
+from medseg.io.header import check_mgh_header
 from medseg.io.image import Image
 
 NIFTI_3D_MARK = b"medseg 3D"
@@ -144,12 +144,12 @@ def read_mgh(path: Path) -> Image:
     """
     import nibabel as nib
 
+    check_mgh_header(path)  # size and data length, before nibabel maps or reads voxels
     try:
         mgh = nib.load(path)
         shape = tuple(int(s) for s in mgh.header.get_data_shape())
     except Exception as err:  # nibabel and gzip raise many types for corrupt data
-        raise ImageReadError(f"{path}: not a readable MGH image ({err})") from err
-    check_voxel_count(path, shape)
+        raise ImageReadError(f"{path}: not a readable MGH image ({_one_line(err)})") from err
     if len(shape) == 4 and shape[3] > 1:
         raise ImageReadError(
             f"{path}: MGH file holds {shape[3]} frames of {shape[:3]}; medseg reads one 3D "
@@ -160,7 +160,7 @@ def read_mgh(path: Path) -> Image:
         data = np.asanyarray(mgh.dataobj).reshape(shape[:3])
     except Exception as err:  # truncated gzip streams, short files
         raise ImageReadError(
-            f"{path}: cannot read MGH voxels, truncated or corrupt ({err})"
+            f"{path}: cannot read MGH voxels, truncated or corrupt ({_one_line(err)})"
         ) from err
     data = data.astype(data.dtype.newbyteorder("="), copy=False)
     return Image(
@@ -170,3 +170,8 @@ def read_mgh(path: Path) -> Image:
         direction=direction,
         meta={"source": str(path), "format": "mgh"},
     )
+
+
+def _one_line(err: Exception) -> str:
+    """A library's message on one line (nibabel's span several)."""
+    return " ".join(str(err).split())

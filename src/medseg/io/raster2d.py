@@ -1,7 +1,12 @@
 """2D PNG, JPEG and TIFF images (Pillow and tifffile).
 
-These formats carry no physical geometry: images are read with spacing ``(1.0, 1.0)`` mm, origin
-``(0.0, 0.0)`` and identity direction, and ``array`` has shape ``(C, Y, X)``.
+These formats have no standard for physical geometry, so ``array`` of shape ``(C, Y, X)`` gets
+spacing ``(1.0, 1.0)`` mm, origin ``(0.0, 0.0)`` and identity direction, unless medseg wrote the
+file: PNG and TIFF files that medseg writes from an image with other geometry carry it as JSON
+(``{"spacing": [sy, sx], "origin": [oy, ox], "direction": [[...], [...]]}``, array order, mm) in
+a PNG text chunk / the TIFF image description (key :data:`GEOMETRY_KEY`), plus the pixel size in
+the formats' own resolution fields (PNG ``pHYs``, TIFF ``XResolution``/``YResolution``) for other
+programs, and read it back.
 
 Channels: grey and palette images give ``C = 1`` (palette images keep their indices, so label
 maps stay label maps); RGB gives ``C = 3`` in R, G, B order. **Alpha is always dropped**
@@ -14,7 +19,7 @@ never written. 3D images are refused.
 
 from __future__ import annotations
 
-import warnings
+import json
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +33,8 @@ from medseg.io.image import Image
 PILLOW_SUFFIXES = (".png", ".jpg", ".jpeg")
 TIFF_SUFFIXES = (".tif", ".tiff")
 _ALPHA_EXTRASAMPLES = (1, 2)  # TIFF ExtraSamples: associated and unassociated alpha
+GEOMETRY_KEY = "medseg-geometry"
+"""PNG text keyword / TIFF shaped-description key of the geometry medseg writes."""
 
 
 def read_raster(path: Path) -> Image:
@@ -40,23 +47,65 @@ def read_raster(path: Path) -> Image:
         pages rather than one 2D image.
     """
     if path.name.lower().endswith(TIFF_SUFFIXES):
-        array, alpha_dropped = _read_tiff(path)
+        array, alpha_dropped, stored = _read_tiff(path)
     else:
-        array, alpha_dropped = _read_pillow(path)
+        array, alpha_dropped, stored = _read_pillow(path)
     meta: dict[str, Any] = {"source": str(path)}
     if alpha_dropped:
         meta["alpha_dropped"] = True
-    return Image.from_array(np.ascontiguousarray(array), meta=meta)
+    if stored is None:
+        return Image.from_array(np.ascontiguousarray(array), meta=meta)
+    spacing, origin, direction = _parse_geometry(stored, path)
+    return Image(np.ascontiguousarray(array), spacing, origin, direction, meta=meta)
 
 
-def _read_pillow(path: Path) -> tuple[npt.NDArray[Any], bool]:
+def _geometry_json(image: Image) -> str | None:
+    """The geometry of a 2D image as JSON, or ``None`` for the formats' default geometry."""
+    default = (
+        np.allclose(image.spacing, 1.0)
+        and np.allclose(image.origin, 0.0)
+        and np.allclose(image.direction, np.eye(2))
+    )
+    if default:
+        return None
+    return json.dumps(
+        {
+            "spacing": list(image.spacing),
+            "origin": list(image.origin),
+            "direction": np.asarray(image.direction, float).tolist(),
+        }
+    )
+
+
+def _parse_geometry(text: str, path: Path) -> tuple[Any, Any, Any]:
+    try:
+        stored = json.loads(text)
+        spacing = tuple(float(v) for v in stored["spacing"])
+        origin = tuple(float(v) for v in stored["origin"])
+        direction = np.asarray(stored["direction"], dtype=np.float64)
+        valid = len(spacing) == len(origin) == 2 and direction.shape == (2, 2)
+    except (ValueError, TypeError, KeyError) as err:
+        valid, reason = False, str(err)
+    else:
+        reason = f"spacing {spacing}, origin {origin}, direction shape {direction.shape}"
+        valid = valid and all(s > 0 for s in spacing)
+    if not valid:
+        raise ImageReadError(
+            f"{path}: the {GEOMETRY_KEY} entry medseg wrote is corrupt ({reason}); remove it "
+            "or rewrite the file"
+        )
+    return spacing, origin, direction
+
+
+def _read_pillow(path: Path) -> tuple[npt.NDArray[Any], bool, str | None]:
     from PIL import Image as PILImage
 
     try:
         with PILImage.open(path) as pil:
             check_voxel_count(path, (pil.height, pil.width), len(pil.getbands()))
             pil.load()
-            return _pil_to_array(pil)
+            stored = pil.info.get(GEOMETRY_KEY)
+            return (*_pil_to_array(pil), stored if isinstance(stored, str) else None)
     except (OSError, SyntaxError, ValueError, PILImage.DecompressionBombError) as err:
         raise ImageReadError(
             f"{path}: not a readable {path.suffix.lstrip('.').upper()} image ({err})"
@@ -80,7 +129,7 @@ def _pil_to_array(pil: Any) -> tuple[npt.NDArray[Any], bool]:
     return np.moveaxis(array[..., :3], -1, 0), alpha_dropped
 
 
-def _read_tiff(path: Path) -> tuple[npt.NDArray[Any], bool]:
+def _read_tiff(path: Path) -> tuple[npt.NDArray[Any], bool, str | None]:
     import tifffile
 
     try:
@@ -95,12 +144,15 @@ def _read_tiff(path: Path) -> tuple[npt.NDArray[Any], bool]:
                 )
             array = series.asarray()
             extras = tuple(int(e) for e in series.keyframe.extrasamples)
+            shaped = tif.shaped_metadata or ({},)
+            stored = shaped[0].get(GEOMETRY_KEY)
     except ImageReadError:
         raise
     except Exception as err:  # tifffile raises TiffFileError, ValueError, OSError, ...
         raise ImageReadError(f"{path}: not a readable TIFF image ({err})") from err
+    stored = stored if isinstance(stored, str) else None
     if axes == "YX":
-        return array[None], False
+        return array[None], False, stored
     if axes == "YXS":
         array = np.moveaxis(array, -1, 0)
     first_extra = array.shape[0] - len(extras)
@@ -109,13 +161,14 @@ def _read_tiff(path: Path) -> tuple[npt.NDArray[Any], bool]:
         for c in range(array.shape[0])
         if c < first_extra or extras[c - first_extra] not in _ALPHA_EXTRASAMPLES
     ]
-    return array[keep], len(keep) < array.shape[0]
+    return array[keep], len(keep) < array.shape[0], stored
 
 
 def write_raster(image: Image, path: Path) -> None:
     """Write a 2D image as PNG or TIFF (the suffix decides; see the module docstring).
 
-    Geometry is not stored (see :func:`warn_if_geometry_lost`).
+    Spacing, origin and direction are stored when they differ from the default (see the module
+    docstring).
 
     Raises
     ------
@@ -128,32 +181,18 @@ def write_raster(image: Image, path: Path) -> None:
             "(C, Z, Y, X); write .nii.gz, .nrrd or .mha instead"
         )
     array = image.array.astype(np.uint8) if image.array.dtype == np.bool_ else image.array
+    geometry = _geometry_json(image)
     if path.name.lower().endswith(TIFF_SUFFIXES):
-        _write_tiff(array, path)
+        _write_tiff(array, path, geometry, image.spacing)
     else:
-        _write_png(array, path)
+        _write_png(array, path, geometry, image.spacing)
 
 
-def warn_if_geometry_lost(image: Image, path: Path, *, stacklevel: int = 2) -> None:
-    """Warn (``UserWarning``) if ``image`` has geometry a PNG/TIFF file cannot store.
-
-    Anything but spacing ``(1, 1)`` mm, origin ``(0, 0)`` and identity direction is lost.
-    """
-    identity = (
-        np.allclose(image.spacing, 1.0)
-        and np.allclose(image.origin, 0.0)
-        and np.allclose(image.direction, np.eye(image.ndim))
-    )
-    if not identity:
-        warnings.warn(
-            f"{path}: {path.suffix} cannot store spacing {image.spacing} mm, origin or "
-            "direction; written without geometry (write .nii.gz to keep it)",
-            stacklevel=stacklevel + 1,
-        )
-
-
-def _write_png(array: npt.NDArray[Any], path: Path) -> None:
+def _write_png(
+    array: npt.NDArray[Any], path: Path, geometry: str | None, spacing: tuple[float, ...]
+) -> None:
     from PIL import Image as PILImage
+    from PIL.PngImagePlugin import PngInfo
 
     channels, dtype = array.shape[0], array.dtype
     if channels == 1 and dtype in (np.uint8, np.uint16):
@@ -165,26 +204,37 @@ def _write_png(array: npt.NDArray[Any], path: Path) -> None:
             f"{path}: PNG stores uint8/uint16 single-channel or uint8 RGB images, not "
             f"{channels} channel(s) of {dtype}; write .tif or .nii.gz to keep the values"
         )
+    options: dict[str, Any] = {}
+    if geometry is not None:
+        options["pnginfo"] = PngInfo()
+        options["pnginfo"].add_text(GEOMETRY_KEY, geometry)
+        options["dpi"] = (25.4 / spacing[1], 25.4 / spacing[0])  # pHYs: pixels per inch (x, y)
     try:
-        pil.save(path, format="PNG")
+        pil.save(path, format="PNG", **options)
     except OSError as err:
         raise ImageWriteError(f"{path}: cannot write PNG ({err})") from err
 
 
-def _write_tiff(array: npt.NDArray[Any], path: Path) -> None:
+def _write_tiff(
+    array: npt.NDArray[Any], path: Path, geometry: str | None, spacing: tuple[float, ...]
+) -> None:
     import tifffile
 
+    metadata: dict[str, Any] = {}
     if array.shape[0] == 1:
         data, options = array[0], {"photometric": "minisblack"}
     elif array.shape[0] == 3 and array.dtype in (np.uint8, np.uint16):
         data, options = np.moveaxis(array, 0, -1), {"photometric": "rgb"}
     else:
         data = array
-        options = {
-            "photometric": "minisblack",
-            "planarconfig": "separate",
-            "metadata": {"axes": "CYX"},
-        }
+        options = {"photometric": "minisblack", "planarconfig": "separate"}
+        metadata["axes"] = "CYX"
+    if geometry is not None:
+        metadata[GEOMETRY_KEY] = geometry
+        options["resolution"] = (10.0 / spacing[1], 10.0 / spacing[0])  # pixels per cm (x, y)
+        options["resolutionunit"] = "CENTIMETER"
+    if metadata:
+        options["metadata"] = metadata
     try:
         tifffile.imwrite(path, np.ascontiguousarray(data), compression="zlib", **options)
     except (OSError, ValueError) as err:

@@ -35,7 +35,6 @@ from medseg.io.raster2d import (
     PILLOW_SUFFIXES,
     TIFF_SUFFIXES,
     read_raster,
-    warn_if_geometry_lost,
     write_raster,
 )
 
@@ -145,7 +144,6 @@ def write_image(image: Image, path: PathLikeStr) -> None:
             write_itk(image, tmp)
         else:
             write_raster(image, tmp)
-            warn_if_geometry_lost(image, path, stacklevel=2)
         header_last = sorted(tmp_dir.iterdir(), key=lambda p: p.name == path.name)
         for produced in header_last:
             os.replace(produced, folder / produced.name)

@@ -26,6 +26,8 @@ from medseg.report.inputs import (
     default_names,
     modality_of,
     read_label_info,
+    read_segmentation,
+    segmentation_on_image,
 )
 from medseg.report.render import render_figures, write_html, write_pdf
 from medseg.report.summary import Summariser, plain_summary
@@ -150,23 +152,36 @@ def report_files(
     """Read an image, its segmentation and optional extras, then build and write the report.
 
     Parameters are the paths behind :func:`build_report`'s objects; ``label_names`` is a
-    ``dataset.json`` or a model folder. Returns the report and the written paths.
+    ``dataset.json`` or a model folder. A segmentation (or prior segmentation) may be a DICOM
+    Segmentation file: see :func:`~medseg.report.inputs.segmentation_on_image`. Returns the
+    report and the written paths.
     """
     image_path, seg_path = Path(image), Path(segmentation)
     sources = {"image": str(image_path), "segmentation": str(seg_path)}
-    img, seg = read_image(image_path), read_image(seg_path)
+    img = read_image(image_path)
+    given = read_label_info(Path(label_names)) if label_names is not None else None
+    seg, info = segmentation_on_image(
+        read_segmentation(seg_path), img, given, names=(str(seg_path), str(image_path))
+    )
     prior_scan = None
     if prior is not None:
         sources["prior_image"], sources["prior_segmentation"] = str(prior[0]), str(prior[1])
-        prior_scan = PriorScan(read_image(prior[0]), read_image(prior[1]))
+        prior_img = read_image(prior[0])
+        prior_seg, _ = segmentation_on_image(
+            read_segmentation(prior[1]), prior_img, info, names=(str(prior[1]), str(prior[0]))
+        )
+        prior_scan = PriorScan(prior_img, prior_seg)
     unc = None
     if uncertainty is not None:
         sources["uncertainty"] = str(uncertainty)
         unc = read_image(uncertainty)
+    for role, read in (("image", img), ("segmentation", seg)):
+        if read.meta.get("series_uid"):  # DICOM input: the series a PACS knows it by
+            sources[f"{role}_series_uid"] = str(read.meta["series_uid"])
     report = build_report(
         img,
         seg,
-        labels=read_label_info(Path(label_names)) if label_names is not None else None,
+        labels=info,
         lesion_labels=lesion_labels,
         prior=prior_scan,
         uncertainty=unc,

@@ -27,7 +27,7 @@ from typing import Any
 from medseg._typing import PathLikeStr
 from medseg.errors import ConfigError, ImageWriteError, MedsegError
 from medseg.infer.files import CaseFailure, CaseOutput
-from medseg.infer.inputs import InputCase, find_inputs
+from medseg.infer.inputs import InputCase, require_inputs
 from medseg.infer.prediction import ProgressFn
 from medseg.scale.manifest import Manifest
 from medseg.scale.onnx_export import require
@@ -146,6 +146,7 @@ def predict_with_ray(
     probabilities: bool = False,
     uncertainty: bool = False,
     volumes_json: bool = True,
+    dicom_seg: bool = False,
     on_progress: ProgressFn | None = None,
 ) -> BatchReport:
     """Predict every case in ``inputs`` with a pool of Ray actors; resume from the manifest.
@@ -171,7 +172,7 @@ def predict_with_ray(
         Torch device in the workers; ``"cuda"`` when ``gpus_per_worker > 0``, else ``"cpu"``.
     folds, tta, step
         As for :class:`~medseg.infer.Predictor`.
-    probabilities, uncertainty, volumes_json : bool
+    probabilities, uncertainty, volumes_json, dicom_seg : bool
         Optional outputs, as for ``medseg predict``.
     on_progress : callable(done, total), optional
         Cases finished over cases to do in this run.
@@ -193,12 +194,12 @@ def predict_with_ray(
         raise ConfigError("cpus_per_worker must be > 0, gpus_per_worker >= 0 and workers >= 1")
     ray = require("ray", "ray")
     model = ModelFolder.load(model_dir)
+    cases = require_inputs(inputs)
     out = Path(out_dir).resolve()
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise ImageWriteError(f"{out}: cannot create output folder ({err.strerror})") from err
-    cases = find_inputs(inputs)
     settings = {
         "model": str(model.path.resolve()),
         "plan_sha256": model.info.get("plan_sha256"),
@@ -242,7 +243,7 @@ def predict_with_ray(
             for _ in range(min(count, len(todo)))
         ]
         outputs = {"probabilities": probabilities, "uncertainty": uncertainty}
-        outputs["volumes_json"] = volumes_json
+        outputs.update(volumes_json=volumes_json, dicom_seg=dicom_seg)
         peaks = _run_pool(ray, actors, todo, out, outputs, manifest, on_progress)
     finally:
         manifest.save()

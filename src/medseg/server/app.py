@@ -179,10 +179,11 @@ def create_app(
         ]
         return JSONResponse({"detail": detail}, status_code=422)
 
-    from medseg.server import routes_cases, routes_page, routes_sessions
+    from medseg.server import routes_cases, routes_page, routes_sessions, routes_text
 
     app.include_router(routes_cases.router)
     app.include_router(routes_sessions.router)
+    app.include_router(routes_text.router)
     app.include_router(routes_page.router)
     app.mount("/static", StaticFiles(directory=routes_page.STATIC), name="static")
     app.add_middleware(GuardMiddleware, token=config.token, max_body_bytes=config.max_body_bytes)

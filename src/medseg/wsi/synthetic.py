@@ -276,9 +276,22 @@ class SyntheticSlide:
         -------
         Path
             ``path``. Peak memory is a few tiles, whatever the slide size.
+
+        Raises
+        ------
+        ConfigError
+            JPEG compression without imagecodecs (the ``wsi`` extra) installed.
         """
         import tifffile
 
+        if self.spec.compression == "jpeg":
+            try:
+                import imagecodecs  # noqa: F401
+            except ImportError as err:
+                raise ConfigError(
+                    "writing a JPEG-compressed slide needs imagecodecs; install it with: "
+                    "pip install 'medseg[wsi]'"
+                ) from err
         path = Path(path)
         shapes = self.level_shapes()
         tile = self.spec.tile

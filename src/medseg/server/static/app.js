@@ -492,5 +492,7 @@ async function main() {
 }
 
 // for scripted checks (the browser test) and debugging from the console
-window.medsegViewer = { nv, state, openCase, save, frac2vox, vox2frac };
+window.medsegViewer = {
+  nv, state, openCase, save, api, applyUpdate, showUndoState, setStatus, frac2vox, vox2frac,
+};
 main();
