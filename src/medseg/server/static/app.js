@@ -441,8 +441,10 @@ function bindControls() {
   $("width").oninput = (e) => ($("width-val").textContent = e.target.value);
   window.addEventListener("resize", clearInk);
   document.addEventListener("keydown", (event) => {
-    // shortcuts stay live after a slider was moved; only a select list keeps its keys
-    if (event.target.tagName === "SELECT") return;
+    // typing in a text box or a select list keeps its keys; after a slider moved, shortcuts work
+    const target = event.target;
+    const typing = target.tagName === "INPUT" && target.type !== "range";
+    if (typing || target.tagName === "SELECT" || target.tagName === "TEXTAREA") return;
     const key = event.key.toLowerCase();
     const tools = { 1: "pos", 2: "neg", b: "box", s: "brush", e: "eraser", v: "view" };
     const labels = state.info.labels.map((l) => l.value);
@@ -494,5 +496,6 @@ async function main() {
 // for scripted checks (the browser test) and debugging from the console
 window.medsegViewer = {
   nv, state, openCase, save, api, applyUpdate, showUndoState, setStatus, frac2vox, vox2frac,
+  enqueue,
 };
 main();
