@@ -218,7 +218,11 @@ class Page:
         """Wait for the page to paste the server's answer to the last interaction."""
         self.updates += 1
         try:
-            self.page.wait_for_selector(f"body[data-updates='{self.updates}']", timeout=WAIT_MS)
+            self.page.wait_for_function(
+                "n => Number(document.body.dataset.updates || 0) >= n",
+                arg=self.updates,
+                timeout=WAIT_MS,
+            )
         except Exception as err:
             shown = self.page.get_attribute("body", "data-updates")
             raise AssertionError(f"{shown} answers, status {self.status()!r}") from err
@@ -372,6 +376,12 @@ def test_every_tool_in_the_browser(server, dataset, blobs, tmp_path):
         page.mouse.click(*view.at(sphere_centre))
         page.wait_for_timeout(500)
         assert page.get_attribute("body", "data-updates") == str(view.updates)
+        # letters typed into a text field are text, not shortcuts (s brush, n next case, z undo)
+        page.locator("#text-phrase").press_sequentially("snz")
+        assert page.evaluate("window.medsegViewer.state.tool") == "view"
+        assert page.evaluate("document.body.dataset.case") == "case3"
+        page.locator("#text-phrase").fill("")
+        page.locator("#gl").focus()
 
         # clear class (button), then the undo button brings the class back
         page.click("#clear")
