@@ -441,10 +441,10 @@ function bindControls() {
   $("width").oninput = (e) => ($("width-val").textContent = e.target.value);
   window.addEventListener("resize", clearInk);
   document.addEventListener("keydown", (event) => {
-    // typing in a text box or a select list keeps its keys; after a slider moved, shortcuts work
+    // shortcuts stay live after a slider was moved; a select list and a text field keep their keys
     const target = event.target;
-    const typing = target.tagName === "INPUT" && target.type !== "range";
-    if (typing || target.tagName === "SELECT" || target.tagName === "TEXTAREA") return;
+    if (target.tagName === "SELECT" || target.tagName === "TEXTAREA") return;
+    if (target.tagName === "INPUT" && !["range", "checkbox", "radio"].includes(target.type)) return;
     const key = event.key.toLowerCase();
     const tools = { 1: "pos", 2: "neg", b: "box", s: "brush", e: "eraser", v: "view" };
     const labels = state.info.labels.map((l) => l.value);
