@@ -32,8 +32,7 @@ import numpy as np
 from scipy import ndimage
 
 from benchtools import median_seconds, print_row
-from medseg.io import Image, read_image, write_dicom_seg, write_image
-from medseg.io.dicom_seg import place_on_grid
+from medseg.io import Image, place_on_grid, read_image, write_dicom_seg, write_image
 from medseg.report import LabelInfo, build_report, write_report
 
 SPACING = (1.5, 0.78, 0.78)

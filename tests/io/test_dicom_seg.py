@@ -98,7 +98,7 @@ def test_seg_refuses_labels_on_another_grid(tmp_path, rng, ct_series_writer):
 def test_seg_of_labelled_slices_only_is_placed_back_on_the_series_grid(
     tmp_path, rng, ct_series_writer, oblique_direction
 ):
-    from medseg.io.dicom_seg import place_on_grid
+    from medseg.io import place_on_grid
 
     series = tmp_path / "ct"
     series.mkdir()
@@ -119,8 +119,7 @@ def test_seg_of_labelled_slices_only_is_placed_back_on_the_series_grid(
 
 def test_place_on_grid_refuses_a_map_off_the_grid():
     from medseg.errors import GeometryError
-    from medseg.io import Image
-    from medseg.io.dicom_seg import place_on_grid
+    from medseg.io import Image, place_on_grid
 
     reference = Image.from_array(np.zeros((1, 6, 8, 8)), (2.0, 1.0, 1.0), (0.0, 0.0, 0.0))
     slab = np.ones((1, 2, 8, 8), np.uint8)
@@ -246,7 +245,8 @@ def _overlapping_seg(series: Path, target: Path) -> np.ndarray:
 
 
 def test_overlapping_segments_refused_or_highest_kept(tmp_path, rng, ct_series_writer):
-    from medseg.io.dicom_seg import is_dicom_seg, place_on_grid
+    from medseg.io import place_on_grid
+    from medseg.io.dicom_seg import is_dicom_seg
 
     series = tmp_path / "ct"
     series.mkdir()

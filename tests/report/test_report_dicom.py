@@ -180,3 +180,41 @@ def test_dicom_seg_with_overlapping_segments_is_flagged(tmp_path, ct_series_writ
     from medseg.report import REPORT_SCHEMA
 
     jsonschema.validate(report.to_dict(), REPORT_SCHEMA)
+
+
+def test_report_converts_a_label_map_of_a_series_to_dicom_seg(tmp_path, ct_series_writer):
+    pytest.importorskip("highdicom")
+    import pydicom
+    from typer.testing import CliRunner
+
+    from medseg.cli.main import app_typer
+    from medseg.errors import ConfigError
+
+    series, _ = _series_with_seg(tmp_path, ct_series_writer, {1: "liver", 2: "tumour"})
+    image = read_image(series)
+    labels = np.zeros(image.spatial_shape, np.uint8)
+    labels[2:7, 3:20, 3:24] = 1
+    labels[3:5, 6:10, 6:10] = 2
+    write_image(image.with_array(labels[None]), tmp_path / "pred.nii.gz")
+    (tmp_path / "dataset.json").write_text(
+        json.dumps({"labels": {"background": 0, "liver": 1, "tumour": 2}})
+    )
+    args = ["report", str(series), str(tmp_path / "pred.nii.gz"), "-o", str(tmp_path / "out")]
+    extra = ["--dataset-json", str(tmp_path / "dataset.json"), "--formats", "json", "--dicom-seg"]
+    result = CliRunner().invoke(app_typer, [*args, *extra])
+    assert result.exit_code == 0, result.output
+
+    written = tmp_path / "out" / "seg.dcm"
+    np.testing.assert_array_equal(read_image(written).array[0], labels)
+    ds = pydicom.dcmread(written)
+    first = pydicom.dcmread(next(series.iterdir()))
+    assert ds.ReferencedSeriesSequence[0].SeriesInstanceUID == first.SeriesInstanceUID
+    assert [s.SegmentLabel for s in ds.SegmentSequence] == ["liver", "tumour"]
+
+    nifti = tmp_path / "image.nii.gz"
+    write_image(image, nifti)
+    args = ["report", str(nifti), str(tmp_path / "pred.nii.gz"), "-o", str(tmp_path / "o2")]
+    result = CliRunner().invoke(app_typer, [*args, "--dicom-seg"])
+    assert isinstance(result.exception, ConfigError)  # the console entry prints it in one line
+    assert "give the series folder as IMAGE" in str(result.exception)
+    assert not (tmp_path / "o2").exists()

@@ -65,6 +65,8 @@ def test_typed_phrase_selects_and_explains(text_server, blobs, tmp_path):
         overlay = np.array(page.evaluate("Array.from(window.medsegViewer.nv.volumes[1].img)"))
         session = page.evaluate("window.medsegViewer.state.session.session_id")
         undo_enabled = not page.is_disabled("#undo")
+        tool = page.evaluate("window.medsegViewer.state.tool")  # typed 's', 'e': no tool change
+        saved = page.evaluate("document.body.dataset.saved || ''")  # typed Enter: no save
         page.screenshot(path=str(tmp_path / "text.png"))
         page.fill("#text-phrase", "the pancreas")
         page.press("#text-phrase", "Enter")
@@ -75,6 +77,8 @@ def test_typed_phrase_selects_and_explains(text_server, blobs, tmp_path):
     assert explanation.startswith("sphere")
     assert "read 'spher' as 'sphere'" in explanation
     assert undo_enabled
+    assert tool == "pos"
+    assert saved == ""
     assert "no class 'pancreas'" in message
     assert session
     # the overlay holds the refined sphere (NIfTI order: x fastest), close to the true sphere

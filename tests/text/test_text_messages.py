@@ -105,7 +105,7 @@ def test_explanation_json_has_measurements(scene) -> None:  # type: ignore[no-un
     assert lesion["volume_ml"] == pytest.approx(216 * 0.012)
     assert data["voxels"] == 216
     assert "in liver" in clause["reading"]
-    assert "largest 1" in clause["reading"]
+    assert clause["reading"].startswith("largest, 1 of tumor or metastasis")
 
 
 def test_new_lesions_against_a_prior() -> None:

@@ -103,3 +103,32 @@ def test_costly_validations_are_capped_to_a_share_of_the_budget(
     metrics = json.loads((tmp_path / "fold_0" / "val_metrics.json").read_text())
     assert metrics["validations"] == 2
     assert metrics["validation_seconds"] >= 0.6
+
+
+def test_slow_iterations_stop_nearest_the_budget(tmp_path: Path, plan) -> None:
+    import itertools
+
+    net = torch.nn.Linear(2, 2)
+
+    def slow_step(image, label) -> float:
+        time.sleep(0.6)  # iterations start at 0, 0.6, 1.2; a 4th would end at 2.4 s
+        return 1.0
+
+    run = timed.TimedRun(
+        net=net,
+        optimizer=torch.optim.SGD(net.parameters(), lr=0.1),
+        step=slow_step,
+        batches=itertools.repeat((torch.zeros(1, 2), torch.zeros(1, 2))),
+        plan=_timed_plan(plan, case_validations=0),
+        config_name=plan.default_configuration,
+        source=None,
+        val_ids=[],
+        device=torch.device("cpu"),
+        dtype=None,
+        path=tmp_path,
+        checkpoint_state={},
+        title="t",
+    )
+    state = timed.train_for_time(run, timed.TimedState())
+    assert state.iterations == 3
+    assert 1.8 <= state.elapsed_s <= 2.0 + 0.3

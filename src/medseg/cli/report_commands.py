@@ -46,6 +46,13 @@ def report(
     formats: Annotated[
         str, typer.Option("--formats", help="Outputs among json,csv,html,pdf.")
     ] = "json,csv,html,pdf",
+    dicom_seg: Annotated[
+        bool,
+        typer.Option(
+            "--dicom-seg",
+            help="IMAGE is a DICOM series: also write OUTPUT/seg.dcm, the labels as its DICOM-SEG.",
+        ),
+    ] = False,
     summariser: Annotated[
         str | None,
         typer.Option(
@@ -79,6 +86,7 @@ def report(
         uncertainty=uncertainty,
         summariser=_load_summariser(summariser) if summariser else None,
         formats=chosen,  # type: ignore[arg-type]
+        dicom_seg=dicom_seg,
     )
     Console(soft_wrap=True).print(result.summary, highlight=False)
     err = Console(stderr=True, soft_wrap=True)

@@ -20,8 +20,8 @@ import numpy as np
 from medseg._typing import PathLikeStr
 from medseg.data.nnunet import parse_labels
 from medseg.errors import DatasetError, GeometryError
-from medseg.io import Image, read_image
-from medseg.io.dicom_seg import is_dicom_seg, place_on_grid, read_dicom_seg
+from medseg.io import Image, place_on_grid, read_image
+from medseg.io.dicom_seg import is_dicom_seg, read_dicom_seg
 from medseg.report.measure import label_boxes
 
 
@@ -98,7 +98,7 @@ def segmentation_on_image(
 
     Other segmentations are returned as they are. A SEG's values are segment numbers
     (``meta["segment_labels"]`` names them); it may store only the slices holding a segment, so
-    it is padded onto the image's grid (:func:`~medseg.io.dicom_seg.place_on_grid`). With label
+    it is padded onto the image's grid (:func:`~medseg.io.image.place_on_grid`). With label
     names (``info``) each segment takes the value of the label of the same name (case-insensitive,
     DICOM keeps 64 characters); without them the segment labels become the names.
 

@@ -259,19 +259,26 @@ def describe_instance(inst: Instance, scene: Scene) -> dict[str, Any]:
     }
 
 
+_ORDER_WORDS = {
+    ("volume_ml", True): "largest",
+    ("volume_ml", False): "smallest",
+    ("longest_diameter_mm", True): "longest",
+    ("longest_diameter_mm", False): "shortest",
+    ("distance_mm", True): "farthest from",
+    ("distance_mm", False): "closest to",
+}
+
+
 def describe(clause: Clause, scene: Scene) -> str:
-    """The clause in canonical words, e.g. ``"largest 1 of lesion; side left; in liver"``."""
+    """The clause in canonical words, e.g. ``"largest, 1 of lesion; side left; in liver"``."""
     names = scene.classes.names
-    parts = [" or ".join(names[v] for v in clause.labels) or "nothing"]
+    head = clause.group or " or ".join(names[v] for v in clause.labels) or "nothing"
     if clause.order is not None:
         o = clause.order
-        ref = f" to {' or '.join(names[v] for v in o.reference)}" if o.reference else ""
-        way = (
-            "most"
-            if o.key not in ("volume_ml", "longest_diameter_mm", "distance_mm")
-            else ("largest" if o.descending else "smallest")
-        )
-        parts.insert(0, f"{way} {o.n} by {o.key}{ref} of")
+        way = _ORDER_WORDS.get((o.key, o.descending), f"most {o.key}")
+        ref = f" {' or '.join(names[v] for v in o.reference)}" if o.reference else ""
+        head = f"{way}{ref}, {o.n} of {head}"
+    parts = [head]
     if clause.count is not None:
         parts.append(f"count {clause.count}")
     if clause.lesion_ids:

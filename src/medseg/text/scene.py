@@ -179,13 +179,17 @@ class Scene:
 
     def distance_mm(self, inst: Instance, labels: tuple[int, ...]) -> float:
         """Smallest distance (mm) between the voxel centres of the instance's surface and the
-        surface of the classes ``labels``; ``inf`` when those classes are empty."""
-        tree = self._cached(("tree", labels), lambda: self._surface_tree(labels))
-        if tree is None:
-            return float("inf")
-        points = self._cached(("surface", inst.key), lambda: self._surface(inst))
-        distances, _ = tree.query(points, k=1)
-        return float(np.min(distances))
+        surface of the classes ``labels``; ``inf`` when those classes are empty. Cached."""
+
+        def compute() -> float:
+            tree = self._cached(("tree", labels), lambda: self._surface_tree(labels))
+            if tree is None:
+                return float("inf")
+            points = self._cached(("surface", inst.key), lambda: self._surface(inst))
+            distances, _ = tree.query(points, k=1)
+            return float(np.min(distances))
+
+        return self._cached(("distance", inst.key, labels), compute)
 
     @property
     def touch_mm(self) -> float:

@@ -56,4 +56,6 @@
   }
 
   document.getElementById("text-form").addEventListener("submit", find);
+  // typing a phrase must not reach the viewer's keyboard shortcuts (Enter saves, S brushes...)
+  document.getElementById("text-phrase").addEventListener("keydown", (event) => event.stopPropagation());
 })();
