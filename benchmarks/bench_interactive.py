@@ -233,8 +233,15 @@ def accuracy(engines: dict[str, Any], brain_cases: int) -> dict[str, Any]:
     return results
 
 
+#: Goals of the universal model: brain example, CVPR protocol, Dice after 5 interactions.
+DICE_GOALS = {"grey_matter": 0.85, "white_matter": 0.85, "lesion": 0.60}
+#: Latency goals on 2 CPU cores, milliseconds per interaction.
+LATENCY_GOALS = {"2d_learned_ms": 50, "3d_first_box_ms": 500, "3d_correction_ms": 150}
+
+
 def card_table(results: dict[str, Any]) -> str:
-    """Markdown table of Dice after 1 / 5 interactions per dataset, protocol, class, engine."""
+    """Markdown for the model card, all from the benchmark's output: Dice after 1 / 5
+    interactions per dataset, protocol, class and engine; the goals; latency; the run."""
     lines = [
         "| data | protocol | class (objects) | engine | Dice after 1 | Dice after 5 |",
         "|---|---|---|---|---|---|",
@@ -249,7 +256,56 @@ def card_table(results: dict[str, Any]) -> str:
                         f"| {dataset} | {protocol} | {label} ({s['n_objects']}) | {name} | "
                         f"{s['dice']['1']:.3f} | {s['dice']['5']:.3f} |"
                     )
-    return "\n".join(lines)
+    brain = results["accuracy"].get("brain", {}).get("cvpr", {}).get(results["model"])
+    goals = ["| goal | measured | met |", "|---|---|---|"]
+    for label, goal in DICE_GOALS.items():
+        if brain and label in brain:
+            got = brain[label]["dice"]["5"]
+            goals.append(
+                f"| brain, CVPR, {label} Dice after 5 >= {goal:.2f} | {got:.3f} | "
+                f"{'yes' if got >= goal else 'no'} |"
+            )
+    for dataset, protocols in results["accuracy"].items():
+        for protocol, engines in protocols.items():
+            ours = engines.get(results["model"])
+            others = [e for name, e in engines.items() if name != results["model"]]
+            if ours is None or not others:
+                continue
+            wins = [
+                label
+                for label in ours
+                if all(
+                    ours[label]["dice"][k] > other[label]["dice"][k]
+                    for other in others
+                    for k in ours[label]["dice"]
+                )
+            ]
+            goals.append(
+                f"| {dataset}, {protocol}: beats every other engine after 1 and after 5, "
+                f"every class | {len(wins)} of {len(ours)} classes | "
+                f"{'yes' if len(wins) == len(ours) else 'no'} |"
+            )
+    for key, goal in LATENCY_GOALS.items():
+        got = results.get("latency", {}).get(key)
+        if got is not None:
+            name = key.removesuffix("_ms").replace("_", " ")
+            goals.append(
+                f"| {name} <= {goal} ms | {got:.0f} ms | {'yes' if got <= goal else 'no'} |"
+            )
+    if len(goals) > 2:
+        lines += ["", *goals]
+    notes = [
+        f"Run {results['date']} on {results['machine']}, {results['threads']} thread(s), load "
+        f"average {results['load_average_start']} at the start and "
+        f"{results.get('load_average_end', '?')} at the end; model trained "
+        f"{results['training']} iterations ({results['training_hours']} h)."
+    ]
+    if results.get("peer_brain_iterations") is not None:
+        notes.append(
+            f"The train-interactive peer trained {results['peer_brain_iterations']} iterations "
+            f"in {results['peer_brain_seconds'] / 60:.1f} min of wall time."
+        )
+    return "\n".join([*lines, "", " ".join(notes)])
 
 
 def latency(learned, repeats: int) -> dict[str, Any]:
@@ -351,7 +407,10 @@ def main() -> None:
     if not args.no_accuracy:
         engines: dict[str, Any] = {label: learned, "random walker": RandomWalkerEngine()}
         if args.peer_brain:
-            engines["train-interactive 15 min"] = LearnedEngine.load(args.peer_brain)
+            peer = LearnedEngine.load(args.peer_brain)
+            engines["train-interactive 15 min"] = peer
+            results["peer_brain_iterations"] = peer.config.training.get("iterations")
+            results["peer_brain_seconds"] = peer.config.training.get("seconds")
         results["accuracy"] = accuracy(engines, args.brain_cases)
         print(card_table(results))
     if not args.no_latency:

@@ -8,7 +8,12 @@ TotalSegmentator-style statistics in plain numpy: per class a full-size boolean 
 count and the mean intensity inside it (``get_basic_statistics``), plus ``scipy.ndimage.label``
 for the lesion count. Volumes, mean intensities and the lesion count are checked to agree.
 
-Run: ``python benchmarks/bench_report.py [--slices 300] [--repeats 3]``.
+With ``--dicom-seg`` the case is also written as a CT series (pydicom) and its label map as a
+DICOM Segmentation of that series (``medseg.io.write_dicom_seg``, every frame stored, then only
+the frames holding a segment), read back and checked voxel for voxel; the reference point is the
+same label map written as NIfTI.
+
+Run: ``python benchmarks/bench_report.py [--slices 300] [--repeats 3] [--dicom-seg]``.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ import numpy as np
 from scipy import ndimage
 
 from benchtools import median_seconds, print_row
-from medseg.io import Image
+from medseg.io import Image, place_on_grid, read_image, write_dicom_seg, write_image
 from medseg.report import LabelInfo, build_report, write_report
 
 SPACING = (1.5, 0.78, 0.78)
@@ -102,6 +107,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--slices", type=int, default=300)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--dicom-seg", action="store_true", help="also time DICOM-SEG I/O")
     args = parser.parse_args()
     image, seg = make_case(args.slices)
     labels = seg.array[0]
@@ -161,6 +167,68 @@ def main() -> None:
         f"{'total report (measure + render)':<40} | wall {t_medseg + t_render:7.3f} s, "
         f"CPU {c_medseg + c_render:7.3f} s (goal <= 5 s)"
     )
+    if args.dicom_seg:
+        dicom_seg_io(image, seg, names)
+
+
+def dicom_seg_io(image: Image, seg: Image, names: dict[int, str]) -> None:
+    """Write the case as a CT series, its labels as DICOM-SEG (full, then labelled frames only)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        series = Path(tmp) / "ct"
+        series.mkdir()
+        write_series(series, image.array[0], image.spacing)
+        ct = read_image(series)
+        labels = ct.with_array(seg.array)
+        start, cpu = time.perf_counter(), time.process_time()
+        write_image(labels, Path(tmp) / "labels.nii.gz")
+        nifti = (time.perf_counter() - start, time.process_time() - cpu)
+        size = (Path(tmp) / "labels.nii.gz").stat().st_size / 2**20
+        print(
+            f"{'NIfTI label map write (reference)':<40} | wall {nifti[0]:7.3f} s, "
+            f"CPU {nifti[1]:7.3f} s, {size:.1f} MiB"
+        )
+        for omit in (False, True):
+            path = Path(tmp) / f"seg_{omit}.dcm"
+            start, cpu = time.perf_counter(), time.process_time()
+            write_dicom_seg(labels, series, names, path, omit_empty_frames=omit)
+            wrote = (time.perf_counter() - start, time.process_time() - cpu)
+            start, cpu = time.perf_counter(), time.process_time()
+            back = place_on_grid(read_image(path), ct)
+            read = (time.perf_counter() - start, time.process_time() - cpu)
+            assert np.array_equal(back.array, labels.array)
+            assert back.same_geometry(ct)
+            kind = "labelled frames only" if omit else "every frame"
+            print(
+                f"{'DICOM-SEG, ' + kind:<40} | write wall {wrote[0]:6.2f} s CPU {wrote[1]:6.2f} s; "
+                f"read wall {read[0]:6.2f} s CPU {read[1]:6.2f} s; "
+                f"{path.stat().st_size / 2**20:.0f} MiB; voxels agree"
+            )
+
+
+def write_series(folder: Path, hu: np.ndarray, spacing: tuple[float, ...]) -> None:
+    """``hu`` (Z, Y, X) int16 as an axial CT Image Storage series, one file per slice."""
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
+
+    study, series_uid, frame = generate_uid(), generate_uid(), generate_uid()
+    for k, plane in enumerate(hu):
+        ds = Dataset()
+        ds.file_meta = FileMetaDataset()
+        ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID = CTImageStorage
+        ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID = generate_uid()
+        ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+        ds.StudyInstanceUID, ds.SeriesInstanceUID = study, series_uid
+        ds.FrameOfReferenceUID, ds.Modality = frame, "CT"
+        ds.PatientID, ds.PatientName, ds.InstanceNumber = "BENCH", "Bench^Report", k + 1
+        ds.ImagePositionPatient = [0.0, 0.0, k * spacing[0]]
+        ds.ImageOrientationPatient = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0]
+        ds.PixelSpacing, ds.SliceThickness = [spacing[1], spacing[2]], spacing[0]
+        ds.RescaleSlope, ds.RescaleIntercept = 1, 0
+        ds.Rows, ds.Columns = plane.shape
+        ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 1
+        ds.PixelData = plane.astype("<i2").tobytes()
+        ds.save_as(folder / f"{k:04d}.dcm", enforce_file_format=True)
 
 
 def cpu_seconds(fn, repeats: int) -> float:

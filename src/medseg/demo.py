@@ -245,6 +245,9 @@ def _write_summary(
         f"<table><tr><th>case</th>{head}</tr>{body}</table>",
         f"<p>Full evaluation (HD95, NSD, lesion-wise F1, plots): "
         f"<a href='{html.escape(report_link)}'>{html.escape(report_link)}</a></p>",
+        "<p>Clinical report of the first held-out case (volumes, lesion table, plain-language "
+        "summary): <a href='report/report.html'>report/report.html</a> (also report.pdf, "
+        "report.json).</p>",
     ]
     curve = next(iter(sorted(model_dir.glob("fold_*/progress.png"))), None)
     if curve is not None:

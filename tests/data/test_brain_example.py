@@ -150,3 +150,14 @@ def test_default_spacing_example(tmp_path: Path) -> None:
     image = read_image(out / "imagesTr" / "BrainExample_000_0000.nii.gz")
     assert image.spatial_shape == (95, 117, 99)
     assert check_dataset(load_dataset(out)).ok
+
+
+def test_lesion_counts_bound_the_painted_lesions() -> None:
+    template = load_brain_template(COARSE_MM)
+    fields = (template.t1, template.tissue, template.spacing)
+    for seed in range(6):
+        none = synthesize_brain_case(*fields, np.random.default_rng(seed), lesion_counts=(0, 0))
+        assert none.num_lesions <= 1  # 15 % of cases draw 0-1 lesions whatever the range
+        assert not (none.labels == 3).any() or none.num_lesions == 1
+        many = synthesize_brain_case(*fields, np.random.default_rng(seed), lesion_counts=(3, 3))
+        assert many.num_lesions in (0, 1, 3)

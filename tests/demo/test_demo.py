@@ -28,6 +28,9 @@ def test_demo_runs_every_step_and_keeps_geometry(tmp_path):
         assert (result.evaluation_dir / name).is_file()
     html = result.summary_html.read_text()
     assert "Dice on the held-out cases" in html
+    assert "href='report/report.html'" in html  # the clinical report, which the demo wrote
+    assert (result.summary_html.parent / "report" / "report.html").is_file()
+    assert (result.summary_html.parent / "report" / "report.pdf").is_file()
     assert html.count("data:image/png;base64") >= 2  # training curve and one case overlay
     image = read_image(result.dataset_dir / "imagesTs" / f"{case}_0000.nii.gz")
     prediction = read_image(result.predictions_dir / f"{case}.nii.gz")

@@ -52,7 +52,7 @@ def test_rules_follow_selection_on_each_folds_own_predictions(cv_setup):
         refs.append(reference)
     expected, _ = select_postprocessing(preds, refs, [1, 2])
     assert choice.rules == expected
-    assert len(choice.steps) == 1 + 2 * 2
+    assert len(choice.steps) == 1 + 3 * 2  # largest foreground, then 3 steps per label
 
 
 def test_missing_splits_file(cv_setup):

@@ -132,6 +132,7 @@ def test_postprocess_command_on_cv_predictions(model_factory, make_image, tmp_pa
     assert result.exit_code == 0, result.output
     rules = json.loads((model / "postprocessing.json").read_text())
     assert rules["keep_largest"] == [1] or rules["keep_largest_foreground"]
+    assert "min_component_size (label 1, < 2 voxels): Dice" in result.output
     # -o writes the rules elsewhere and leaves the model's own file alone
     (model / "postprocessing.json").unlink()
     other = tmp_path / "trial" / "rules.json"

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 
-from medseg.errors import GeometryError
+from medseg.errors import ConfigError, GeometryError
 from medseg.interactive.multi import MultiSession, changed_box
 from medseg.interactive.prompts import Box, Click, render_prompts
 
@@ -149,3 +151,52 @@ def test_restore_a_model_class_after_edits(multi):
     multi.undo()
     assert multi.labels[11, 19, 19] == 2
     assert multi.labels[7, 7, 7] == 0
+
+
+class FakePredictor:
+    """A trained model's interface as add_model_class uses it; counts its predictions."""
+
+    def __init__(self, label_map: np.ndarray, names: dict[str, int]) -> None:
+        self.model = SimpleNamespace(labels=names)
+        self.label_map = label_map
+        self.calls = 0
+
+    def predict_image(self, image):
+        self.calls += 1
+        assert image.spatial_shape == self.label_map.shape
+        return SimpleNamespace(labels=image.with_array(self.label_map[None]))
+
+
+def test_add_model_class_by_name_then_refine(multi):
+    model_map = np.zeros((12, 20, 20), dtype=np.uint8)
+    model_map[1:4, 1:4, 1:4] = 1
+    model_map[6:9, 6:9, 6:9] = 2
+    model = FakePredictor(model_map, {"liver": 1, "spleen": 2})
+    update = multi.add_model_class(5, model, "spleen")
+    assert update.label == 5
+    np.testing.assert_array_equal(multi.labels, np.where(model_map == 2, 5, 0))
+    multi.add_model_class(7, model, 1)
+    assert model.calls == 1  # the model predicts once per session
+    np.testing.assert_array_equal(multi.mask(7), model_map == 1)
+    assert multi.objects == (5, 7)
+    multi.add_click(5, (7, 7, 7), positive=False)
+    multi.predict(5)
+    assert multi.labels[7, 7, 7] == 0
+    assert multi.labels[6, 6, 6] == 5
+    multi.undo()
+    multi.undo()
+    assert not multi.mask(7).any()
+    assert (multi.mask(5) == (model_map == 2)).all()
+
+
+@pytest.mark.parametrize("name", ["kidney", 3])
+def test_add_model_class_unknown_class_names_the_classes(multi, name):
+    model = FakePredictor(np.zeros((12, 20, 20), dtype=np.uint8), {"liver": 1})
+    with pytest.raises(ConfigError, match="liver"):
+        multi.add_model_class(1, model, name)
+    assert model.calls == 0
+
+
+def test_default_engine_is_the_universal_model():
+    multi = MultiSession(np.zeros((8, 32, 32), dtype=np.float32))
+    assert multi.session(1).engine.name == "universal"

@@ -57,3 +57,10 @@ def test_missing_weights_are_a_clear_error(monkeypatch: pytest.MonkeyPatch, tmp_
     monkeypatch.setattr(engine_module, "__file__", str(tmp_path / "engine.py"))
     with pytest.raises(ModelFormatError, match="universal model's weights are missing"):
         universal_model_dir()
+
+
+def test_medseg_serve_gets_the_universal_model_by_default() -> None:
+    from medseg.server.app import resolve_engine
+
+    assert load_engine("learned").name == "universal"  # the name --engine documents
+    assert resolve_engine(None).name == "universal"

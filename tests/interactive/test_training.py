@@ -97,3 +97,47 @@ def test_imperfect_neighbours_stay_near_the_mask() -> None:
     reach = ndimage.binary_dilation(mask, iterations=12)  # 3 sigma of the widest blur
     assert all(out[~reach].sum() == 0 and out[28:32, 28:32].all() for out in outputs)
     assert sum(not np.array_equal(out, mask) for out in outputs) > 25
+
+
+def test_a_batch_made_elsewhere_trains_exactly_as_one_made_in_the_step(
+    sphere_dataset: Path, small_config: InteractiveModelConfig
+) -> None:
+    import torch
+
+    from medseg.interactive.network import build_network
+    from medseg.interactive.training import _Slices, simulate_first_prompts, train_step
+
+    data = _Slices(load_dataset(sphere_dataset), (), (0, 1, 2))
+    results = []
+    for ready in (False, True):
+        torch.manual_seed(0)
+        net = build_network(small_config)
+        optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
+        rng = np.random.default_rng(3)
+        batch = simulate_first_prompts(data, rng, 2, small_config.size) if ready else None
+        loss = train_step(
+            net,
+            optimizer,
+            None if ready else data,
+            rng,
+            batch=batch,
+            batch_size=2,
+            max_rounds=2,
+            model_config=small_config,
+            learning_rate=1e-3,
+        )
+        results.append((loss, [p.detach().clone() for p in net.parameters()]))
+    assert results[0][0] == pytest.approx(results[1][0])
+    for a, b in zip(results[0][1], results[1][1], strict=True):
+        assert torch.equal(a, b)
+    with pytest.raises(ConfigError, match="data or a ready batch"):
+        train_step(
+            net,
+            optimizer,
+            None,
+            rng,
+            batch_size=2,
+            max_rounds=0,
+            model_config=small_config,
+            learning_rate=1e-3,
+        )

@@ -13,11 +13,13 @@ from safetensors.torch import load_file
 from medseg.errors import ConfigError
 from medseg.interactive.learned import LearnedEngine
 from medseg.interactive.network import InteractiveModelConfig
-from medseg.interactive.universal import TaskPool, UniversalTrainConfig, _task, train_universal
+from medseg.interactive.task_pool import TaskPool
+from medseg.interactive.universal import UniversalTrainConfig, _task, train_universal
 
 
-def _tiny(iterations: int) -> UniversalTrainConfig:
+def _tiny(iterations: int, workers: int = 0) -> UniversalTrainConfig:
     return UniversalTrainConfig(
+        workers=workers,
         hours=1.0,
         iterations=iterations,
         batch_size=2,
@@ -79,3 +81,24 @@ def test_bad_settings_are_config_errors() -> None:
             UniversalTrainConfig(device="cuda")
     with pytest.raises(ConfigError, match="kind_weights"):
         UniversalTrainConfig(kinds=("shapes2d",), kind_weights=(0.5, 0.5))
+    with pytest.raises(ConfigError, match="workers"):
+        UniversalTrainConfig(workers=-1)
+
+
+@pytest.mark.slow
+def test_workers_make_the_batches_and_the_run_resumes_without_them(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    train_universal(out, config=_tiny(3, workers=2))
+    state = json.loads((out / "state.json").read_text())
+    assert state["iteration"] == 3
+    # tasks from 3 on (0-2 are the in-process pool's): each worker filled its share of the
+    # pool (3 // 2 = 1 task), then replaced one before each later batch; 3 batches from 2
+    # workers mean at least 1 replacement, and batches still queued may have taken more
+    assert state["next_task"] >= 3 + 2 + 1
+    assert state["pool_ids"] == list(range(state["next_task"] - 3, state["next_task"]))
+    assert all(np.isfinite(state["losses"]))
+    train_universal(out, config=_tiny(5))  # in this process, from the newest tasks
+    resumed = json.loads((out / "state.json").read_text())
+    assert resumed["iteration"] == 5
+    assert resumed["next_task"] == state["next_task"] + 2
+    assert LearnedEngine.load(out).config.training["iterations"] == 5

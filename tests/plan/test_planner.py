@@ -249,3 +249,20 @@ def test_coarsest_axis_goes_first():
     assert plan.configurations["2d"].spacing == (0.8, 0.9)
     assert any("transposed" in r for r in config.reasons)
     assert make_plan(brain(), budget=CPU).transpose == (0, 1, 2)
+
+
+def test_summary_shows_the_clock_schedule_and_the_reasons():
+    from rich.console import Console
+
+    from medseg.plan.summary import plan_summary
+
+    console = Console(record=True, width=200)
+    cpu = make_plan(brain(), budget=CPU)
+    console.print(plan_summary(cpu))
+    text = console.export_text()
+    assert "600 s on the clock" in text
+    assert all(reason[:40] in text for reason in cpu.configurations["3d"].reasons)
+    gpu = PlanBudget(device="cuda", base_features=32, max_features_3d=320, max_features_2d=512)
+    console = Console(record=True, width=200)
+    console.print(plan_summary(make_plan(brain(), budget=gpu)))
+    assert "1000 x 250 iterations" in console.export_text()

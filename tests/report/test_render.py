@@ -51,3 +51,21 @@ def test_display_orientation_undoes_a_flipped_storage():
     other = display_volume(flipped, flipped.array[0], ct=True)
     assert np.array_equal(plain.labels, other.labels)
     assert np.allclose(other.to_display((4, 0, 0)), (4, 47, 47))
+
+
+def test_pdf_text_keeps_every_word_and_shows_the_uncertainty():
+    from medseg.report.render import _text_pages, report_tables
+
+    image, seg = _case()
+    uncertainty = make_image(np.full(seg.spatial_shape, 0.8, np.float32), **GEOMETRY)
+    info = LabelInfo(names={1: "liver", 2: "kidney", 3: "tumour"})
+    report = build_report(image, seg, labels=info, uncertainty=uncertainty)
+    tables = {t.title: t for t in report_tables(report)}
+    assert tables["Structures"].header[-1] == "uncertainty"
+    assert tables["Lesions"].rows[0][-1] == "0.80"
+    text = _text_pages(report)
+    page = next(text).texts[0].get_text()
+    for flag in report.findings.flags:  # long messages wrap, never cut off
+        assert flag.message.split()[-1] in page
+    assert all(len(line) <= 130 for line in page.splitlines())
+    assert "uncertainty" not in report_tables(build_report(image, seg, labels=info))[0].header

@@ -106,8 +106,13 @@ def write_raw_dataset(root: Path, n: int = 4) -> Path:
     return root
 
 
-def training_plan(*, epochs: int = 2, iterations: int = 2, batch: int = 2) -> Plan:
-    """The tiny 3D plan with short fp32 training on 1 mm spacing (for the sphere dataset)."""
+def training_plan(
+    *, epochs: int = 2, iterations: int = 2, batch: int = 2, time_budget_s: float | None = None
+) -> Plan:
+    """The tiny 3D plan with short fp32 training on 1 mm spacing (for the sphere dataset).
+
+    ``time_budget_s`` is what ``medseg plan`` puts into CPU plans (time-budgeted training).
+    """
     from dataclasses import replace
 
     plan = scale_plan()
@@ -118,6 +123,7 @@ def training_plan(*, epochs: int = 2, iterations: int = 2, batch: int = 2) -> Pl
         val_iterations=1,
         oversample_foreground=0.5,
         mixed_precision="off",
+        time_budget_s=time_budget_s,
     )
     config = replace(config, spacing=(1.0, 1.0, 1.0), batch_size=batch, training=training)
     return replace(plan, labels={"background": 0, "ball": 1, "core": 2}).with_configuration(config)

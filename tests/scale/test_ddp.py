@@ -35,7 +35,9 @@ def _torchrun(*args: str, logdir: Path) -> list[dict]:
 def test_two_gloo_ranks_stay_identical_rank0_writes_and_resume(tmp_path):
     dataset = write_raw_dataset(tmp_path / "Dataset001_Spheres")
     plan_path = tmp_path / "plan.json"
-    save_plan(training_plan(epochs=2, iterations=2), plan_path)
+    # a CPU plan carries a time budget; under DDP it must still train by epochs (a budget would
+    # stop ranks at different iterations), so 1 ms of budget changes nothing below
+    save_plan(training_plan(epochs=2, iterations=2, time_budget_s=0.001), plan_path)
     model = tmp_path / "model"
     args = (str(dataset), str(model), str(plan_path))
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from scale_fixtures import scale_plan, write_model
 from typer.testing import CliRunner
 
 from medseg._config import from_jsonable
@@ -65,15 +66,22 @@ def test_onnx_predictor_labels_agree_with_torch(tiny_model, exported):
 
 
 @pytest.mark.slow
-def test_2d_model_runs_through_onnx_on_slices(tmp_path):
-    from scale_fixtures import scale_plan, write_model
-
-    model = write_model(tmp_path / "m2d", scale_plan(ndim=2))
+def test_2d_region_model_runs_through_onnx_on_slices(tmp_path):
+    regions = {"whole": (1, 2), "core": (2,)}
+    model = write_model(tmp_path / "m2d", scale_plan(ndim=2, regions=regions))
+    assert read_metadata_of(model)["activation"] == "sigmoid"
     rng = np.random.default_rng(1)
     image = Image.from_array(rng.normal(40, 15, (1, 3, 20, 18)).astype(np.float32))
     reference = Predictor(model, device="cpu").predict_image(image)
     result = make_predictor(model, runtime="onnx", device="cpu").predict_image(image)
     assert (result.labels.array == reference.labels.array).mean() >= 0.999
+
+
+def read_metadata_of(model):  # type: ignore[no-untyped-def]
+    """Metadata entries of fold 0 without exporting (the dictionary the export writes)."""
+    from medseg.scale.onnx_export import metadata
+
+    return {k.removeprefix("medseg."): v for k, v in metadata(ModelFolder.load(model), 0).items()}
 
 
 def test_cli_export_writes_metadata_labels_preprocessing_and_plan(tiny_model, tmp_path):

@@ -88,18 +88,25 @@ def test_label_colours_are_distinct():
 
 
 def test_engine_choice(monkeypatch):
+    from medseg.interactive.engine import UNIVERSAL
+    from medseg.interactive.learned import LearnedEngine
     from medseg.server.app import resolve_engine
 
     assert resolve_engine("classical").name == "classical"
+    # the default and both spellings of the shipped model load the package's weights
+    for spec in (None, "universal", "learned"):
+        engine = resolve_engine(spec)
+        assert isinstance(engine, LearnedEngine)
+        assert engine.name == UNIVERSAL
     with pytest.raises(ModelFormatError):
         resolve_engine("no-such-model-folder")
 
-    def no_learned(spec):
-        if str(spec) == "learned":
+    def no_weights(spec):
+        if str(spec) == UNIVERSAL:
             raise ModelFormatError("no shipped model")
         from medseg.interactive.classical import RandomWalkerEngine
 
         return RandomWalkerEngine()
 
-    monkeypatch.setattr("medseg.interactive.engine.load_engine", no_learned)
+    monkeypatch.setattr("medseg.interactive.engine.load_engine", no_weights)
     assert resolve_engine(None).name == "classical"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
+import time
 from pathlib import Path
 
 import torch
@@ -17,9 +18,8 @@ from medseg.train.trainer import train_fold
 
 def _timed_plan(plan, **changes):
     config = plan.configuration()
-    training = dataclasses.replace(
-        config.training, time_budget_s=2.0, case_validations=3, warmup_fraction=0.1, **changes
-    )
+    settings = {"time_budget_s": 2.0, "case_validations": 3, "warmup_fraction": 0.1, **changes}
+    training = dataclasses.replace(config.training, **settings)
     return plan.with_configuration(dataclasses.replace(config, training=training))
 
 
@@ -84,3 +84,51 @@ def test_timed_run_validates_three_times_and_keeps_the_best(
 def test_spread_picks_evenly() -> None:
     assert timed._spread(["d", "a", "c", "b"], 10) == ["a", "b", "c", "d"]
     assert timed._spread([f"c{i}" for i in range(9)], 3) == ["c0", "c4", "c8"]
+
+
+def test_costly_validations_are_capped_to_a_share_of_the_budget(
+    tmp_path: Path, source, plan, monkeypatch
+) -> None:
+    calls = []
+
+    def slow_validate(net, source, case_ids, *args, **kwargs):
+        calls.append(time.perf_counter())
+        time.sleep(0.3)  # 7.5 % of the 4 s budget, as a loaded CPU's brain validation
+        return {case: {"ball": 0.5, "core": 0.5} for case in case_ids}
+
+    monkeypatch.setattr(timed, "validate_cases", slow_validate)
+    _train(source, _timed_plan(plan, time_budget_s=4.0), tmp_path)
+    # 3 planned: at 50 % (0.3 s spent), 75 % (would make 0.6 s > 10 % of 4 s: skipped), final
+    assert len(calls) == 2
+    metrics = json.loads((tmp_path / "fold_0" / "val_metrics.json").read_text())
+    assert metrics["validations"] == 2
+    assert metrics["validation_seconds"] >= 0.6
+
+
+def test_slow_iterations_stop_nearest_the_budget(tmp_path: Path, plan) -> None:
+    import itertools
+
+    net = torch.nn.Linear(2, 2)
+
+    def slow_step(image, label) -> float:
+        time.sleep(0.6)  # iterations start at 0, 0.6, 1.2; a 4th would end at 2.4 s
+        return 1.0
+
+    run = timed.TimedRun(
+        net=net,
+        optimizer=torch.optim.SGD(net.parameters(), lr=0.1),
+        step=slow_step,
+        batches=itertools.repeat((torch.zeros(1, 2), torch.zeros(1, 2))),
+        plan=_timed_plan(plan, case_validations=0),
+        config_name=plan.default_configuration,
+        source=None,
+        val_ids=[],
+        device=torch.device("cpu"),
+        dtype=None,
+        path=tmp_path,
+        checkpoint_state={},
+        title="t",
+    )
+    state = timed.train_for_time(run, timed.TimedState())
+    assert state.iterations == 3
+    assert 1.8 <= state.elapsed_s <= 2.0 + 0.3

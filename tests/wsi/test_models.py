@@ -99,3 +99,59 @@ def test_cli_predict_writes_the_pyramid_and_reports(tmp_path, synthetic_slide):
     with Slide(out) as written:
         assert written.shape == (256, 320)
         assert written.mpp == pytest.approx((4.0, 4.0))
+
+
+def test_slides_are_told_from_plain_images(tmp_path, synthetic_slide):
+    import tifffile
+    from PIL import Image as PILImage
+
+    from medseg.wsi import looks_like_slide
+
+    assert looks_like_slide(synthetic_slide[0])
+    tifffile.imwrite(tmp_path / "plain.tif", np.zeros((64, 64, 3), np.uint8))
+    tifffile.imwrite(tmp_path / "tiled.tif", np.zeros((256, 256, 3), np.uint8), tile=(64, 64))
+    PILImage.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "tile.png")
+    (tmp_path / "broken.tif").write_bytes(b"II*\0garbage")
+    for name in ("plain.tif", "tiled.tif", "tile.png", "broken.tif", "missing.tif"):
+        assert not looks_like_slide(tmp_path / name), name
+    (tmp_path / "scan.svs").write_bytes(b"")
+    assert looks_like_slide(tmp_path / "scan.svs")  # by its format; Slide() reports problems
+
+
+def test_medseg_predict_routes_a_slide_to_tiled_prediction(tmp_path, synthetic_slide):
+    from typer.testing import CliRunner
+
+    from medseg.cli.main import app_typer
+    from medseg.wsi.models import segment_slide
+
+    folder = _model_folder(tmp_path / "model")
+    out = tmp_path / "out"
+    args = ["predict", str(folder), str(synthetic_slide[0]), "-o", str(out), "--device", "cpu"]
+    result = CliRunner().invoke(app_typer, args)
+    assert result.exit_code == 0, result.output
+    assert "tiles on tissue" in result.stdout
+    reference = segment_slide(folder, synthetic_slide[0], tmp_path / "ref.tif", device="cpu")
+    with Slide(out / "slide.tif") as written, Slide(reference.output) as expected:
+        assert written.shape == expected.shape == (2048, 2560)
+        assert written.mpp == pytest.approx((0.5, 0.5))
+        assert len(written.levels) > 1  # a pyramid
+        level = len(written.levels) - 1
+        assert np.array_equal(written.read_level(level), expected.read_level(level))
+        assert np.array_equal(
+            written.read_region(0, (512, 512), (512, 768)),
+            expected.read_region(0, (512, 512), (512, 768)),
+        )
+
+
+def test_slides_refuse_ray_and_onnx(tmp_path, synthetic_slide):
+    from typer.testing import CliRunner
+
+    from medseg.cli.main import app_typer
+
+    folder = _model_folder(tmp_path / "model")
+    for extra in (["--ray", "local"], ["--runtime", "onnx"]):
+        args = ["predict", str(folder), str(synthetic_slide[0]), "-o", str(tmp_path / "o"), *extra]
+        result = CliRunner().invoke(app_typer, args)
+        assert result.exit_code != 0
+        assert "whole-slide image" in str(result.exception)
+        assert not (tmp_path / "o").exists()

@@ -68,6 +68,14 @@ def test_medseg_check_accepts_the_dataset(tmp_path, synthetic_slide):
                       label_downsample=8.0, level=3, tile=128)  # fmt: skip
     result = CliRunner().invoke(app_typer, ["check", str(tmp_path / "ds")])
     assert result.exit_code == 0, result.output
+    plan_path = tmp_path / "plan.json"
+    args = ["plan", str(tmp_path / "ds"), "-o", str(plan_path), "--device", "cpu"]
+    args.append("--accept-warnings")  # a tile of glass has an empty label
+    result = CliRunner().invoke(app_typer, args)
+    assert result.exit_code == 0, result.output
+    plan = json.loads(plan_path.read_text())
+    assert plan["default_configuration"] == "2d"  # RGB tiles: the planner chooses 2D
+    assert list(plan["channel_names"].values()) == ["R", "G", "B"]
 
 
 def test_bad_label_sources(tmp_path, synthetic_slide):

@@ -18,6 +18,7 @@ from medseg.cli._options import (
     output_option,
     parse_labels,
     seed_option,
+    workers_option,
 )
 
 
@@ -161,6 +162,12 @@ def train_universal(
     device: Device = "cpu",
     seed: Annotated[int, seed_option("Seed of the task stream and of the run.")] = 0,
     threads: Threads = None,
+    workers: Annotated[
+        int | None,
+        workers_option(
+            "Processes generating tasks and batches (0: in this process; a GPU needs several)."
+        ),
+    ] = 0,
 ) -> None:
     """Train the universal promptable model on generated tasks; resumable from OUTPUT."""
     import json
@@ -185,6 +192,7 @@ def train_universal(
         checkpoint_minutes=checkpoint_minutes,
         device=device,
         seed=seed,
+        workers=workers or 0,
     )
     console = Console(stderr=True, soft_wrap=True)
     with Progress(console=console, disable=not console.is_terminal) as progress:

@@ -27,9 +27,11 @@ COMMAND_MODULES = (
     "medseg.cli.train_commands",
     "medseg.cli.predict_commands",
     "medseg.cli.report_commands",
+    "medseg.cli.text_commands",
     "medseg.cli.wsi_commands",
     "medseg.cli.export_commands",
     "medseg.cli.serve_commands",
+    "medseg.cli.weak_commands",
 )
 
 app_typer = typer.Typer(

@@ -28,7 +28,8 @@ def predict(
     inputs: Annotated[
         list[Path],
         typer.Argument(
-            help="Image files, folders (case_0000/_0001 channels grouped) or DICOM series folders.",
+            help="Image files, folders (case_0000/_0001 channels grouped), DICOM series folders "
+            "or whole-slide images (SVS, pyramidal TIFF: tile by tile to OUT/<name>.tif).",
         ),
     ],
     output: Annotated[Path, output_option("Folder for the label maps (and extras).")],
@@ -53,6 +54,22 @@ def predict(
         bool,
         typer.Option("--report", help="Also write OUTPUT/reports/<case>/report.* and cohort.csv."),
     ] = False,
+    dicom_seg: Annotated[
+        bool,
+        typer.Option(
+            "--dicom-seg",
+            help="For DICOM series inputs, also write <case>_seg.dcm (DICOM-SEG of the series).",
+        ),
+    ] = False,
+    text: Annotated[
+        str | None,
+        typer.Option(
+            "--text",
+            metavar="PHRASE",
+            help='Also select what PHRASE names ("largest lesion on the left"): '
+            "OUTPUT/text/<case>/selection.* (see medseg find).",
+        ),
+    ] = None,
     runtime: Annotated[
         str, typer.Option("--runtime", help="Network engine: torch, or onnx (onnxruntime).")
     ] = "torch",
@@ -81,6 +98,12 @@ def predict(
             raise ImageReadError(f"{path}: no such file or folder (give image files or folders)")
     fold_list = parse_folds(folds)
     chosen = None if fold_list == "all" else fold_list
+    slides = _slides_among(inputs, ray=ray, runtime=runtime)
+    if slides:
+        _predict_slides(model, slides, output, device=device, folds=chosen)
+        inputs = [path for path in inputs if path not in slides]
+        if not inputs:
+            return
     if ray is not None:
         _predict_on_ray(
             model,
@@ -97,6 +120,7 @@ def predict(
             probabilities=probabilities,
             uncertainty=uncertainty,
             volumes=volumes,
+            dicom_seg=dicom_seg,
         )
         return
 
@@ -119,6 +143,7 @@ def predict(
             probabilities=probabilities,
             uncertainty=uncertainty,
             volumes_json=volumes,
+            dicom_seg=dicom_seg,
             on_progress=lambda done, total: bar.update(cases, completed=done, total=total),
             on_case_progress=on_case,
         )
@@ -132,12 +157,63 @@ def predict(
         from medseg.cli.report_commands import report_predictions
 
         report_predictions(report.outputs, inputs, predictor.model, output / "reports")
+    if text is not None:
+        from medseg.cli.text_commands import find_in_predictions
+
+        find_in_predictions(report.outputs, inputs, model, text, output / "text")
     if not report.ok:
         # a MedsegError (not typer.Exit) so that the console entry point exits with code 1
         raise MedsegError(
             f"{len(report.failures)} case(s) failed: "
             + ", ".join(f.case_id for f in report.failures)
         )
+
+
+def _slides_among(inputs: list[Path], *, ray: str | None, runtime: str) -> list[Path]:
+    """The inputs that are whole-slide images (predicted tile by tile, not read whole)."""
+    from medseg.errors import ConfigError
+    from medseg.wsi.slide import looks_like_slide
+
+    slides = [path for path in inputs if path.is_file() and looks_like_slide(path)]
+    if slides and (ray is not None or runtime != "torch"):
+        raise ConfigError(
+            f"{slides[0]}: a whole-slide image; slides are predicted tile by tile with the torch "
+            "runtime in this process: drop --ray / --runtime onnx for them"
+        )
+    return slides
+
+
+def _predict_slides(
+    model: Path, slides: list[Path], output: Path, *, device: str, folds: list[int] | None
+) -> None:
+    """Each slide to OUTPUT/<name>.tif: tissue-only, coarse-to-fine tiles, label pyramid."""
+    from rich.console import Console
+
+    from medseg.cli.wsi_commands import segment_slide_with_progress
+    from medseg.errors import MedsegError
+
+    out, err = Console(soft_wrap=True), Console(stderr=True, soft_wrap=True)
+    output.mkdir(parents=True, exist_ok=True)
+    failed = []
+    for slide in slides:
+        name = slide.name
+        for suffix in (".ome.tiff", ".ome.tif", slide.suffix):
+            name = name.removesuffix(suffix)
+        try:
+            report = segment_slide_with_progress(
+                model, slide, output / f"{name}.tif", device=device, folds=folds
+            )
+        except MedsegError as error:
+            err.print(f"[red]failed[/red] {name}: {error}", highlight=False)
+            failed.append(name)
+            continue
+        out.print(
+            f"{name}: {report.output}  (slide: {report.tiles_tissue} of {report.tiles_total} "
+            f"tiles on tissue, {report.tiles_per_second:.1f} tiles/s)",
+            highlight=False,
+        )
+    if failed:
+        raise MedsegError(f"{len(failed)} slide(s) failed: {', '.join(failed)}")
 
 
 def _predict_on_ray(model: Path, inputs: list[Path], output: Path, **options) -> None:
@@ -217,9 +293,12 @@ def postprocess(
         )
     for step in choice.steps:
         target = "foreground" if step.label is None else f"label {step.label}"
+        if step.size is not None:
+            target += f", < {step.size} voxels"
         verdict = "kept" if step.accepted else "rejected"
+        metric = "lesion F1" if step.metric == "lesion_f1" else "Dice"
         Console(soft_wrap=True).print(
-            f"{step.step} ({target}): Dice {step.dice_before:.4f} -> {step.dice_after:.4f}, "
-            f"{verdict}"
+            f"{step.step} ({target}): {metric} {step.dice_before:.4f} -> "
+            f"{step.dice_after:.4f}, {verdict}"
         )
     err.print(f"rules written to {choice.path}")

@@ -17,7 +17,9 @@ def register(app: typer.Typer) -> None:
 
 def report(
     image: Annotated[Path, typer.Argument(help="The image (file or DICOM folder).")],
-    segmentation: Annotated[Path, typer.Argument(help="Its label map, on the same voxel grid.")],
+    segmentation: Annotated[
+        Path, typer.Argument(help="Its label map on the same voxel grid, or a DICOM-SEG of it.")
+    ],
     output: Annotated[Path, output_option("Folder for report.json, .html, .pdf and CSVs.")],
     dataset_json: Annotated[
         Path | None, typer.Option("--dataset-json", help="dataset.json with label names.")
@@ -44,6 +46,13 @@ def report(
     formats: Annotated[
         str, typer.Option("--formats", help="Outputs among json,csv,html,pdf.")
     ] = "json,csv,html,pdf",
+    dicom_seg: Annotated[
+        bool,
+        typer.Option(
+            "--dicom-seg",
+            help="IMAGE is a DICOM series: also write OUTPUT/seg.dcm, the labels as its DICOM-SEG.",
+        ),
+    ] = False,
     summariser: Annotated[
         str | None,
         typer.Option(
@@ -77,6 +86,7 @@ def report(
         uncertainty=uncertainty,
         summariser=_load_summariser(summariser) if summariser else None,
         formats=chosen,  # type: ignore[arg-type]
+        dicom_seg=dicom_seg,
     )
     Console(soft_wrap=True).print(result.summary, highlight=False)
     err = Console(stderr=True, soft_wrap=True)
@@ -91,9 +101,9 @@ def report_predictions(outputs: list[Any], inputs: list[Path], model: Any, out_d
     """
     from rich.console import Console
 
+    from medseg.infer.files import segment_names
     from medseg.infer.inputs import find_inputs
     from medseg.report import LabelInfo, ReportCase, report_cohort
-    from medseg.report.inputs import names_from_labels
 
     paths = {case.case_id: case.paths for case in find_inputs(inputs)}
     cases = [
@@ -105,13 +115,8 @@ def report_predictions(outputs: list[Any], inputs: list[Path], model: Any, out_d
         )
         for o in outputs
     ]
-    plan = getattr(model, "plan", None)
-    if plan is not None and plan.regions:  # region-based: each region painted with its value
-        names = dict(zip(plan.region_order, plan.regions, strict=True))
-    else:
-        names = names_from_labels(model.labels, source=str(model.path))
     info = LabelInfo(
-        names=names,
+        names=segment_names(model),
         channel_names=model.channel_names,
         fingerprint=model.fingerprint,
     )

@@ -29,7 +29,7 @@ def serve(
     ] = None,
     engine: Annotated[
         str | None,
-        typer.Option(help="Interactive engine: learned, classical or a model folder."),
+        typer.Option(help="Interactive engine: universal (shipped), classical or a model folder."),
     ] = None,
     host: Annotated[
         str, typer.Option(help="Address to bind (0.0.0.0 needs a token).")

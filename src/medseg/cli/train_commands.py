@@ -59,6 +59,16 @@ def train(
         bool,
         typer.Option("--ddp", help="Data-parallel: one rank of a torchrun job (docs/scale.md)."),
     ] = False,
+    correct_labels: Annotated[
+        float | None,
+        typer.Option(
+            "--correct-labels",
+            min=0.0,
+            max=1.0,
+            help="Noisy labels: after this fraction of training, relabel voxels the network "
+            "confidently contradicts (docs/weak.md). Off by default.",
+        ),
+    ] = None,
 ) -> None:
     """Train a segmentation model; resumes an interrupted run in the same folder."""
     import os
@@ -70,6 +80,14 @@ def train(
     from medseg.plan import parse_assignment
     from medseg.train import train_model
 
+    extra = {}
+    if correct_labels is not None:
+        from medseg.errors import ConfigError
+        from medseg.weak.correction import correction_wrapper
+
+        if ddp:
+            raise ConfigError("--correct-labels is not available with --ddp")
+        extra["wrap_loss"] = correction_wrapper(start_fraction=correct_labels)
     if ddp:
         from medseg.scale.ddp import require_torchrun
         from medseg.scale.ddp import train_model_ddp as train_model
@@ -104,6 +122,7 @@ def train(
             resume=not restart,
             on_progress=on_progress,
             on_epoch=on_epoch,
+            **extra,
         )
     console.print(f"model written to {result.model_dir} (configuration {result.configuration})")
     for fold in result.folds:

@@ -16,12 +16,14 @@ class Case:
 
     ``image_paths`` holds one file per input channel in channel order (nnU-Net's ``_0000``,
     ``_0001``, ...), or a single folder for a DICOM series. ``label_path`` is ``None`` for
-    unlabelled cases.
+    unlabelled cases. ``rater_paths`` holds one label file per rater when several observers
+    annotated the case (``labelsTr/<case>_rater<k>``, in rater order); see ``medseg.weak``.
     """
 
     case_id: str
     image_paths: tuple[Path, ...]
     label_path: Path | None = None
+    rater_paths: tuple[Path, ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -161,6 +161,8 @@ def synthesize_brain_case(
     tissue: npt.NDArray[np.uint8],
     spacing: SpacingMM,
     rng: np.random.Generator,
+    *,
+    lesion_counts: tuple[int, int] = (2, 15),
 ) -> BrainCase:
     """Randomise one case from template arrays (3D, or 2D slices of them).
 
@@ -177,6 +179,8 @@ def synthesize_brain_case(
         Voxel size in mm, array order.
     rng : numpy.random.Generator
         Source of randomness; the same generator state gives the same case.
+    lesion_counts : (int, int)
+        Range of the number of lesions painted (inclusive); 15 % of cases get 0 or 1 instead.
     """
     shape = t1.shape
     displacement = synth.random_smooth_deformation(shape, rng, magnitude_mm=2.5, spacing=spacing)
@@ -195,7 +199,7 @@ def synthesize_brain_case(
     lesions = synth.synthesize_lesions(
         white_matter,
         rng,
-        count_range=(0, 1) if few else (2, 15),
+        count_range=(0, 1) if few else tuple(lesion_counts),
         radius_range_mm=(1.5, 6.0),
         spacing=spacing,
     )
@@ -221,6 +225,7 @@ def make_brain_example(
     seed: int = 0,
     spacing_mm: float = 2.0,
     test_cases: int = 0,
+    lesion_counts: tuple[int, int] = (2, 15),
     on_progress: ProgressCallback | None = None,
 ) -> Path:
     """Write a 3D nnU-Net-format dataset of synthetic T1 brains with lesions.
@@ -237,6 +242,9 @@ def make_brain_example(
         Isotropic voxel size; 2 mm gives (95, 117, 99) voxels (z, y, x).
     test_cases : int
         Extra cases in ``imagesTs/``, with their labels in ``labelsTs/`` for evaluation.
+    lesion_counts : (int, int)
+        Range of lesions per case (inclusive); 15 % of cases get 0 or 1 instead. The default
+        is the demo's; benchmarks use others so that nothing is tuned to the demo's data.
     on_progress : callable, optional
         ``on_progress(done, total)`` after each case.
 
@@ -250,7 +258,8 @@ def make_brain_example(
     fields = (template.t1, template.tissue)
 
     def write_case(index: int, case_id: str, images: Path, labels: Path) -> None:
-        case = synthesize_brain_case(*fields, template.spacing, _case_rng(seed, index))
+        rng = _case_rng(seed, index)
+        case = synthesize_brain_case(*fields, template.spacing, rng, lesion_counts=lesion_counts)
         for array, path in (
             (case.image, images / f"{case_id}_0000.nii.gz"),
             (case.labels, labels / f"{case_id}.nii.gz"),

@@ -6,6 +6,7 @@ Layout (see nnU-Net's ``documentation/dataset_format.md``)::
         dataset.json
         imagesTr/{case}_{XXXX}{file_ending}    one file per channel, XXXX = 0000, 0001, ...
         labelsTr/{case}{file_ending}
+        labelsTr/{case}_rater{k}{file_ending}  optional, one per observer (several raters)
         imagesTs/{case}_{XXXX}{file_ending}    optional, unlabelled (labelsTs/ is read if present)
 
 ``dataset.json`` needs ``channel_names``, ``labels``, ``numTraining`` and ``file_ending``. A label
@@ -282,8 +283,15 @@ def _parse_channel_names(channels: Any, *, source: str) -> dict[int, str]:
     return dict(sorted(out.items()))
 
 
+RATER_FILE = re.compile(r"^(?P<case>.+)_rater(?P<rater>\d+)$")
+"""Stem of a label file of one rater, ``{case}_rater{k}``, when several observers annotated."""
+
+
 def _scan(images: Path, labels: Path, file_ending: str) -> tuple[Case, ...]:
-    """Group ``{case}_{XXXX}{ending}`` files by case and attach ``{case}{ending}`` labels."""
+    """Group ``{case}_{XXXX}{ending}`` files by case and attach ``{case}{ending}`` labels.
+
+    Label files ``{case}_rater{k}{ending}`` of a case with images are its raters' labels.
+    """
     pattern = re.compile(r"^(?P<case>.+)_(?P<channel>\d{4})" + re.escape(file_ending) + "$")
     channels: dict[str, list[tuple[int, Path]]] = {}
     for path in visible_files(images):
@@ -294,15 +302,22 @@ def _scan(images: Path, labels: Path, file_ending: str) -> tuple[Case, ...]:
             continue
         channels.setdefault(match["case"], []).append((int(match["channel"]), path))
     label_files: dict[str, Path] = {}
+    raters: dict[str, list[tuple[int, Path]]] = {}
     if labels.is_dir():
         for path in visible_files(labels):
             if path.name.endswith(file_ending) and len(path.name) > len(file_ending):
-                label_files[path.name[: -len(file_ending)]] = path
+                stem = path.name[: -len(file_ending)]
+                rater = RATER_FILE.match(stem)
+                if rater is not None and rater["case"] in channels:
+                    raters.setdefault(rater["case"], []).append((int(rater["rater"]), path))
+                else:
+                    label_files[stem] = path
     return tuple(
         Case(
             case_id=case_id,
             image_paths=tuple(p for _, p in sorted(channels.get(case_id, []))),
             label_path=label_files.get(case_id),
+            rater_paths=tuple(p for _, p in sorted(raters.get(case_id, []))),
         )
         for case_id in sorted(set(channels) | set(label_files))
     )

@@ -9,7 +9,10 @@ Outputs per case, in ``out_dir``:
 - ``{case}_entropy.nii.gz`` and ``{case}_mutual_information.nii.gz`` (optional): float32 in
   [0, 1] (see :mod:`medseg.infer.uncertainty`);
 - ``{case}_volumes.json`` (default on): voxel count and volume in ml (area in mm² for 2D) per
-  label.
+  label;
+- ``{case}_seg.dcm`` (optional, DICOM series inputs only): the label map as a DICOM Segmentation
+  that references the source series, one segment per foreground label named after it (see
+  :func:`medseg.io.write_dicom_seg`).
 
 Every file is written atomically. A failing case (unreadable input, wrong channel count) is
 recorded in the report and the next case is predicted.
@@ -22,6 +25,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -30,7 +34,14 @@ from medseg._typing import PathLikeStr
 from medseg.errors import ImageWriteError, MedsegError
 from medseg.infer.inputs import InputCase, image_suffix, require_inputs
 from medseg.infer.prediction import CaseProgressFn, ImagePredictor, Prediction, ProgressFn
-from medseg.io import Image, find_channel_files, read_channels, read_image, write_image
+from medseg.io import (
+    Image,
+    find_channel_files,
+    read_channels,
+    read_image,
+    write_dicom_seg,
+    write_image,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -75,6 +86,7 @@ def predict_files(
     probabilities: bool = False,
     uncertainty: bool = False,
     volumes_json: bool = True,
+    dicom_seg: bool = False,
     on_progress: ProgressFn | None = None,
     on_case_progress: CaseProgressFn | None = None,
 ) -> PredictReport:
@@ -89,8 +101,9 @@ def predict_files(
         series folders; see :func:`medseg.infer.inputs.find_inputs`.
     out_dir : path
         Created if missing.
-    probabilities, uncertainty, volumes_json : bool
-        Which optional outputs to write (see the module docstring).
+    probabilities, uncertainty, volumes_json, dicom_seg : bool
+        Which optional outputs to write (see the module docstring); ``dicom_seg`` applies to
+        DICOM series inputs (other cases say in their note that they have none).
     on_progress : callable(done, total), optional
         Cases finished (written or failed) over cases.
     on_case_progress : callable(case_id, done, total), optional
@@ -124,6 +137,7 @@ def predict_files(
                     probabilities=probabilities,
                     uncertainty=uncertainty,
                     volumes_json=volumes_json,
+                    dicom_seg=dicom_seg,
                     on_progress=progress,
                 )
             )
@@ -146,6 +160,7 @@ def predict_case(
     probabilities: bool = False,
     uncertainty: bool = False,
     volumes_json: bool = True,
+    dicom_seg: bool = False,
     on_progress: ProgressFn | None = None,
 ) -> CaseOutput:
     """Read, predict and write one case into the existing folder ``out_dir``.
@@ -159,7 +174,7 @@ def predict_case(
         case_id=case.case_id,
         on_progress=on_progress,
     )
-    return _write_case(prediction, case, Path(out_dir), predictor, volumes_json)
+    return _write_case(prediction, case, Path(out_dir), predictor, volumes_json, dicom_seg)
 
 
 def read_case_image(case: InputCase) -> Image:
@@ -202,8 +217,10 @@ def _write_case(
     out: Path,
     predictor: ImagePredictor,
     volumes_json: bool,
+    dicom_seg: bool,
 ) -> CaseOutput:
     extra: dict[str, Path] = {}
+    note = case.note
     if prediction.probabilities is not None:
         path = out / f"{case.case_id}_probabilities.nii.gz"
         write_image(prediction.probabilities.with_array(_to_uint8(prediction.probabilities)), path)
@@ -217,9 +234,31 @@ def _write_case(
         path = out / f"{case.case_id}_volumes.json"
         write_json({"case_id": case.case_id, "labels": volumes}, path)
         extra["volumes"] = path
+    if dicom_seg:
+        if len(case.paths) == 1 and case.paths[0].is_dir():
+            path = out / f"{case.case_id}_seg.dcm"
+            names = segment_names(predictor.model)
+            extra["dicom_seg"] = write_dicom_seg(prediction.labels, case.paths[0], names, path)
+        else:
+            note = "; ".join(filter(None, (note, "not a DICOM series: no DICOM-SEG written")))
     labels_path = out / f"{case.case_id}{case.suffix}"
     write_image(prediction.labels, labels_path)
-    return CaseOutput(case.case_id, labels_path, extra, volumes, case.note)
+    return CaseOutput(case.case_id, labels_path, extra, volumes, note)
+
+
+def segment_names(model: Any) -> dict[int, str]:
+    """Name of each value a model's label maps hold (background excluded).
+
+    The label names of ``model.labels`` (not ``background`` nor nnU-Net's ``ignore``, which a
+    prediction never holds); for a region-based plan the regions, each painted with its value
+    of ``region_order``.
+    """
+    plan = getattr(model, "plan", None)
+    if plan is not None and plan.regions:
+        return {int(v): name for v, name in zip(plan.region_order, plan.regions, strict=True)}
+    return {
+        int(v): name for name, v in model.labels.items() if name not in ("background", "ignore")
+    }
 
 
 def _to_uint8(probabilities: Image) -> np.ndarray:

@@ -2,7 +2,8 @@
 
 Rules are data, saved as ``model/postprocessing.json``::
 
-    {"keep_largest_foreground": false, "keep_largest": [1, 3], "fill_holes": [2]}
+    {"keep_largest_foreground": false, "keep_largest": [1], "fill_holes": [2],
+     "min_component_size": [[3, 8]]}
 
 and applied in that order:
 
@@ -11,11 +12,18 @@ and applied in that order:
 2. ``keep_largest``: for each listed label, voxels outside its largest component become 0.
 3. ``fill_holes``: for each listed label, background voxels fully enclosed by it (SciPy's
    ``binary_fill_holes``) take that label. Other labels inside are left alone.
+4. ``min_component_size``: ``[label, n]`` pairs; components of that label with fewer than ``n``
+   voxels take the label of the nearest voxel outside them
+   (:func:`medseg.infer.small_components.remove_small_components`).
 
 Connectivity is full (26 in 3D, 8 in 2D), as cc3d's default. :func:`select_postprocessing`
 tries each step on cross-validation predictions and keeps it only if it raises that class's
 mean Dice over cases (step 1: the foreground-mean Dice rises and no class drops), as nnU-Net.
-Each accepted step is applied before the next is tested.
+Step 4 tries sizes of :data:`~medseg.infer.small_components.SIZE_CANDIDATES` per label: for a
+detection target (2+ reference components per case, e.g. lesions) the size with the best
+lesion-wise F1 (one-to-one matching, IoU > 0.5, counts summed over cases) is kept if F1 rises
+and the label's Dice falls by at most ``MAX_DICE_LOSS``; for other labels the size with the
+best Dice, if Dice rises. Each accepted step is applied before the next is tested.
 """
 
 from __future__ import annotations
@@ -30,6 +38,13 @@ from scipy import ndimage
 
 from medseg._config import from_jsonable, read_json, write_json
 from medseg._typing import BoolArray, IntArray
+from medseg.infer.small_components import (
+    MAX_DICE_LOSS,
+    SIZE_CANDIDATES,
+    is_multi_component,
+    pooled_f1,
+    remove_small_components,
+)
 
 POSTPROCESSING_FILE = "postprocessing.json"
 
@@ -41,6 +56,7 @@ class PostprocessingRules:
     keep_largest_foreground: bool = False
     keep_largest: tuple[int, ...] = ()
     fill_holes: tuple[int, ...] = ()
+    min_component_size: tuple[tuple[int, int], ...] = ()
 
     @classmethod
     def from_dict(cls, data: dict, *, source: str = POSTPROCESSING_FILE) -> PostprocessingRules:
@@ -49,18 +65,29 @@ class PostprocessingRules:
 
     @property
     def is_empty(self) -> bool:
-        return not (self.keep_largest_foreground or self.keep_largest or self.fill_holes)
+        return not (
+            self.keep_largest_foreground
+            or self.keep_largest
+            or self.fill_holes
+            or self.min_component_size
+        )
 
 
 @dataclass(frozen=True)
 class SelectionStep:
-    """One tested step: mean Dice (over cases) of the affected class(es) before and after."""
+    """One tested step: the score of the affected class(es) before and after.
+
+    The score is the mean Dice over cases, or for ``min_component_size`` on a detection target
+    the lesion-wise F1 (``metric``); ``size`` is the minimum component size tried.
+    """
 
     step: str
     label: int | None
     dice_before: float
     dice_after: float
     accepted: bool
+    metric: str = "dice"
+    size: int | None = None
 
 
 def largest_component(mask: BoolArray) -> BoolArray:
@@ -97,6 +124,8 @@ def apply_postprocessing(labels: IntArray, rules: PostprocessingRules) -> IntArr
         mask = out == label
         filled = ndimage.binary_fill_holes(mask)
         out[filled & (out == 0)] = label
+    for label, min_voxels in rules.min_component_size:
+        out = remove_small_components(out, label, min_voxels)
     return out
 
 
@@ -157,7 +186,40 @@ def select_postprocessing(
                 rules = replace(rules, **{step: (*getattr(rules, step), label)})
                 current = trial
                 base = scores(current)
+    for label in labels:
+        step_, trial = _min_size_step(current, references, label, base[label], ignore_label)
+        steps.append(step_)
+        if step_.accepted and step_.size is not None:
+            pairs = (*rules.min_component_size, (label, step_.size))
+            rules = replace(rules, min_component_size=pairs)
+            current = trial
+            base = scores(current)
     return rules, steps
+
+
+def _min_size_step(
+    current: list[IntArray],
+    references: Sequence[IntArray],
+    label: int,
+    dice_before: float,
+    ignore_label: int | None,
+) -> tuple[SelectionStep, list[IntArray]]:
+    """Try every candidate size for ``label``; the best one, accepted or not, and its output."""
+    detection = is_multi_component(references, label)
+    before = pooled_f1(current, references, label) if detection else dice_before
+    score, size, trial, dice = -np.inf, SIZE_CANDIDATES[0], current, dice_before
+    for candidate in SIZE_CANDIDATES:  # the smallest size wins a tie
+        outputs = [remove_small_components(p, label, candidate) for p in current]
+        candidate_dice = _mean_dice(outputs, references, label, ignore_label)
+        value = pooled_f1(outputs, references, label) if detection else candidate_dice
+        if value > score:
+            score, size, trial, dice = value, candidate, outputs, candidate_dice
+    accepted = score > before
+    if detection and np.isfinite(dice_before):
+        accepted = accepted and dice >= dice_before - MAX_DICE_LOSS
+    metric = "lesion_f1" if detection else "dice"
+    step = SelectionStep("min_component_size", label, before, score, accepted, metric, size)
+    return step, trial
 
 
 def load_postprocessing(model_dir: Path) -> PostprocessingRules:

@@ -228,6 +228,7 @@ class Predictor:
         probabilities: bool = False,
         uncertainty: bool = False,
         volumes_json: bool = True,
+        dicom_seg: bool = False,
         on_progress: ProgressFn | None = None,
         on_case_progress: CaseProgressFn | None = None,
     ) -> PredictReport:
@@ -239,6 +240,7 @@ class Predictor:
             probabilities=probabilities,
             uncertainty=uncertainty,
             volumes_json=volumes_json,
+            dicom_seg=dicom_seg,
             on_progress=on_progress,
             on_case_progress=on_case_progress,
         )

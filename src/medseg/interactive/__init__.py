@@ -22,6 +22,8 @@ _EXPORTS = {
     "Prompt": "medseg.interactive.prompts",
     "render_prompts": "medseg.interactive.prompts",
     "Session": "medseg.interactive.session",
+    "MultiSession": "medseg.interactive.multi",
+    "LabelUpdate": "medseg.interactive.multi",
     "Prediction": "medseg.interactive.session",
     "region_of_interest": "medseg.interactive.session",
     "Engine": "medseg.interactive.engine",

@@ -81,9 +81,10 @@ def default_engine() -> Engine:
 
 
 def load_engine(spec: str | Path) -> Engine:
-    """``"universal"`` gives the shipped model, ``"classical"`` the random walker, a model
-    folder the learned engine trained on it."""
-    if str(spec) == UNIVERSAL:
+    """``"universal"`` (or ``"learned"``, the name ``medseg serve --engine`` uses) gives the
+    shipped model, ``"classical"`` the random walker, a model folder the learned engine trained
+    on it."""
+    if str(spec) in (UNIVERSAL, "learned"):
         return default_engine()
     if str(spec) == "classical":
         from medseg.interactive.classical import RandomWalkerEngine

@@ -9,8 +9,10 @@ so voxels another label took are not silently reclaimed.
 
 A session can start from a trained model's label map (:meth:`MultiSession.start_from`): every
 class of the model becomes an object the prompts then refine, which is how a viewer starts
-from a model's class. Undo works across objects, most recent edit first; each step remembers
-only the bounding box it changed, so memory stays proportional to the edits, not the image.
+from a model's class; :meth:`MultiSession.add_model_class` does the same for one class named
+as the trained model names it ("liver"), running the model once per session. Undo works across
+objects, most recent edit first; each step remembers only the bounding box it changed, so
+memory stays proportional to the edits, not the image.
 """
 
 from __future__ import annotations
@@ -18,19 +20,30 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
 
 from medseg._typing import BoolArray, IntArray
-from medseg.errors import GeometryError
-from medseg.interactive.engine import Engine
+from medseg.errors import ConfigError, GeometryError
+from medseg.interactive.engine import Engine, default_engine
 from medseg.interactive.prompts import Box, Click, Prompt, Scribble
 from medseg.interactive.session import Session
 from medseg.io import Image
 
 #: Label maps hold values up to 255 (uint8), as nnU-Net label files do.
 MAX_LABEL = 255
+
+
+class LabelModel(Protocol):
+    """What :meth:`MultiSession.add_model_class` needs of a trained model: a
+    :class:`medseg.infer.Predictor` (``model.labels`` maps class names to values,
+    ``predict_image(image).labels`` is the label map)."""
+
+    model: object
+
+    def predict_image(self, image: Image) -> object: ...
 
 
 @dataclass(frozen=True)
@@ -80,9 +93,9 @@ class MultiSession:
     image : Image or ndarray
         As for :class:`~medseg.interactive.session.Session`: a channel-first image or a
         (Z, Y, X) / (Y, X) array.
-    engine : Engine or callable() -> Engine
+    engine : Engine or callable() -> Engine, optional
         The segmenter shared by every object, or a factory called once per object (for
-        engines that keep per-object state).
+        engines that keep per-object state); the shipped universal model by default.
     overwrite : bool
         Whether an object's prediction may paint over voxels of other labels (default: no,
         other objects are protected; remove them with a negative prompt on their own label).
@@ -100,12 +113,13 @@ class MultiSession:
     def __init__(
         self,
         image: Image | npt.NDArray[np.generic],
-        engine: Engine | Callable[[], Engine],
+        engine: Engine | Callable[[], Engine] | None = None,
         *,
         overwrite: bool = False,
         **session_options: float,
     ) -> None:
         self.overwrite = overwrite
+        engine = default_engine() if engine is None else engine
         first = Session(image, engine if isinstance(engine, Engine) else engine())
         self.image = first.image
         self._engine = engine
@@ -115,6 +129,7 @@ class MultiSession:
         self._labels = np.zeros(self.image.spatial_shape, dtype=np.uint8)
         self._history: list[_Step] = []
         self._pending: Counter[int] = Counter()
+        self._model_maps: list[tuple[LabelModel, npt.NDArray[np.uint8]]] = []
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -286,6 +301,46 @@ class MultiSession:
         self._history.append(_Step(label, box, self._labels[box].copy(), 1))
         self._labels = after
         return LabelUpdate(label, box, self._labels[box].copy())
+
+    def add_model_class(self, label: int, model: LabelModel, class_name: str | int) -> LabelUpdate:
+        """Start object ``label`` from one class of a trained model, named as the model names it.
+
+        The model predicts the image once per session (its label map is kept for the other
+        classes); the class's mask then becomes object ``label`` as :meth:`restore` sets it, and
+        prompts on ``label`` refine it. Undoable.
+
+        Parameters
+        ----------
+        label : int
+            Label value of the object in this session's label map (1-255); it need not be the
+            model's value for the class.
+        model : Predictor
+            A :class:`medseg.infer.Predictor` on a trained model folder (same image channels).
+        class_name : str or int
+            A foreground class of the model: its name (``model.model.labels`` key) or value.
+
+        Raises
+        ------
+        ConfigError
+            The model has no such class.
+        """
+        names: dict[str, int] = dict(model.model.labels)  # type: ignore[attr-defined]
+        if isinstance(class_name, str):
+            if class_name not in names:
+                raise ConfigError(
+                    f"the model has no class named {class_name!r}; its classes: {sorted(names)}"
+                )
+            value = names[class_name]
+        elif class_name in names.values():
+            value = int(class_name)
+        else:
+            raise ConfigError(f"the model has no class value {class_name!r}; its classes: {names}")
+        known = [labels for seen, labels in self._model_maps if seen is model]
+        if not known:
+            predicted = model.predict_image(self.image).labels.array[0]  # type: ignore[attr-defined]
+            known = [np.asarray(predicted).astype(np.uint8)]
+            self._model_maps.append((model, known[0]))
+        return self.restore(label, known[0] == value)
 
     @property
     def can_undo(self) -> bool:

@@ -355,10 +355,25 @@ def train_interactive(
     return TrainInteractiveResult(model_dir=Path(out), losses=losses, seconds=seconds)
 
 
+Batch = tuple[list[Sample], list[tuple[np.ndarray, ...]]]
+
+
+def simulate_first_prompts(
+    data: _Slices, rng: np.random.Generator, batch_size: int, size: int
+) -> Batch:
+    """``batch_size`` crops of ``size``² and a simulated user's first prompt on each.
+
+    ``data`` is anything with ``pick(rng)``, ``plane(i, axis, k)``, ``labels`` and ``ndim``
+    like the in-memory dataset here (the universal trainer passes its pool of generated tasks).
+    """
+    samples = [_sample(data, rng, size) for _ in range(batch_size)]
+    return samples, [_first_prompt(gt, nb, box, rng) for _, gt, nb, box in samples]
+
+
 def train_step(
     net: torch.nn.Module,
     optimizer: torch.optim.Optimizer,
-    data: _Slices,
+    data: _Slices | None,
     rng: np.random.Generator,
     *,
     batch_size: int,
@@ -366,18 +381,20 @@ def train_step(
     model_config: InteractiveModelConfig,
     learning_rate: float,
     device: str = "cpu",
+    batch: Batch | None = None,
 ) -> float:
     """One optimisation step on a batch of simulated interactions; returns the loss.
 
-    ``data`` is anything with ``pick(rng)``, ``plane(i, axis, k)``, ``labels`` and ``ndim``
-    like the in-memory dataset here (the universal trainer passes its pool of generated tasks).
-    The simulated user first prompts each crop, then 0-``max_rounds`` correction rounds run
-    the network without gradients and add a correction each; the loss (Dice + BCE) is taken
-    after the last round.
+    The crops and first prompts come from ``batch`` when given (made elsewhere, e.g. by
+    worker processes), else from :func:`simulate_first_prompts` on ``data``. Then
+    0-``max_rounds`` correction rounds run the network without gradients and add a correction
+    each; the loss (Dice + BCE) is taken after the last round.
     """
-    size = model_config.size
-    samples = [_sample(data, rng, size) for _ in range(batch_size)]
-    prompts = [_first_prompt(gt, nb, box, rng) for _, gt, nb, box in samples]
+    if batch is None:
+        if data is None:
+            raise ConfigError("train_step needs data or a ready batch")
+        batch = simulate_first_prompts(data, rng, batch_size, model_config.size)
+    samples, prompts = batch
     gts = np.stack([s[1] for s in samples])
     net.eval()
     for _ in range(int(rng.integers(0, max_rounds + 1))):

@@ -17,7 +17,8 @@ The run folder is a loadable model folder at every checkpoint, plus what resumin
 
 Calling :func:`train_universal` again on the same folder continues where it stopped (same
 settings; a larger ``hours`` extends the cosine schedule). A GPU run is the same call with
-``device="cuda"`` and a larger batch.
+``device="cuda"``, a larger batch and ``workers`` processes making the batches
+(:mod:`medseg.interactive.task_pool`).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from safetensors.torch import load_file, save_file
 
 from medseg._atomic import atomic_path
 from medseg._config import from_jsonable, read_json, to_jsonable, write_json
-from medseg.data.synthetic_tasks import TASK_KINDS, SegmentationTask, generate_task
+from medseg.data.synthetic_tasks import TASK_KINDS, SegmentationTask
 from medseg.errors import ConfigError
 from medseg.interactive.network import (
     InteractiveModelConfig,
@@ -43,6 +44,7 @@ from medseg.interactive.network import (
     load_model,
     save_model,
 )
+from medseg.interactive.task_pool import BatchWorkers, TaskPool, make_task
 from medseg.interactive.training import _cosine, train_step
 
 logger = logging.getLogger(__name__)
@@ -58,6 +60,10 @@ class UniversalTrainConfig:
     spans it); ``pool_size`` tasks are held in memory and one is replaced every
     ``refresh_every`` iterations; ``checkpoint_minutes`` between checkpoints. ``iterations``
     optionally caps the total iteration count as well (whichever budget ends first).
+    ``workers`` > 0 generates tasks and batches in that many worker processes
+    (:class:`~medseg.interactive.task_pool.BatchWorkers`; the pool is shared out among them),
+    which a GPU needs to be kept busy; like ``device`` it is a setting of each call, not of the
+    run.
     """
 
     hours: float = 2.0
@@ -72,75 +78,27 @@ class UniversalTrainConfig:
     kind_weights: tuple[float, ...] = (0.45, 0.3, 0.25)
     seed: int = 0
     device: str = "cpu"
+    workers: int = 0
     bf16: bool = True
     model: InteractiveModelConfig = field(default_factory=InteractiveModelConfig)
 
     def __post_init__(self) -> None:
-        if self.hours <= 0 or self.batch_size < 1 or self.pool_size < 1 or self.refresh_every < 1:
+        if (
+            self.hours <= 0
+            or self.batch_size < 1
+            or self.pool_size < 1
+            or self.refresh_every < 1
+            or self.workers < 0
+        ):
             raise ConfigError(
-                "need hours > 0, batch_size >= 1, pool_size >= 1, refresh_every >= 1; got "
-                f"{self.hours}, {self.batch_size}, {self.pool_size}, {self.refresh_every}"
+                "need hours > 0, batch_size >= 1, pool_size >= 1, refresh_every >= 1, "
+                f"workers >= 0; got {self.hours}, {self.batch_size}, {self.pool_size}, "
+                f"{self.refresh_every}, {self.workers}"
             )
         if self.device.startswith("cuda") and not torch.cuda.is_available():
             raise ConfigError(f"device {self.device!r}: this torch sees no CUDA device; use cpu")
         if len(self.kind_weights) != len(self.kinds):
             raise ConfigError(f"kind_weights {self.kind_weights} must match kinds {self.kinds}")
-
-
-class TaskPool:
-    """Generated tasks in memory, in the interface :func:`train_step` samples from.
-
-    Every task is stored as a volume ``(1, Z, Y, X)`` (a 2D task has ``Z = 1``). Entries are
-    (slot, class, axis, slices holding the class); :meth:`pick` draws a task uniformly, then
-    one of its entries, so tasks with many labels do not crowd out the others. Anisotropic
-    volumes are sliced along their coarse axis only, as the engine processes them.
-    """
-
-    ndim = 3
-
-    def __init__(self, tasks: list[tuple[int, SegmentationTask]]) -> None:
-        self.ids: list[int] = []
-        self.images: list[np.ndarray] = []
-        self.labels: list[np.ndarray] = []
-        self.entries: list[list[tuple[int, int, int, np.ndarray]]] = []
-        for task_id, task in tasks:
-            self.ids.append(task_id)
-            self.images.append(np.empty(0))
-            self.labels.append(np.empty(0))
-            self.entries.append([])
-            self.replace(len(self.ids) - 1, task_id, task)
-
-    def replace(self, slot: int, task_id: int, task: SegmentationTask) -> None:
-        """Put ``task`` (number ``task_id`` of the stream) into ``slot``."""
-        image, labels = task.image, task.labels
-        if labels.ndim == 2:
-            image, labels = image[None], labels[None]
-        self.ids[slot] = task_id
-        self.images[slot] = image[None].astype(np.float32)
-        self.labels[slot] = labels
-        spacing = np.asarray(task.spacing if len(task.spacing) == 3 else (1.0, *task.spacing))
-        if labels.shape[0] == 1:
-            axes: tuple[int, ...] = (0,)
-        elif spacing.max() > 1.5 * spacing.min():
-            axes = (int(np.argmax(spacing)),)
-        else:
-            axes = (0, 1, 2)
-        entries = []
-        for value in np.unique(labels[labels > 0]):
-            present = labels == value
-            for axis in axes:
-                other = tuple(a for a in range(3) if a != axis)
-                entries.append((slot, int(value), axis, np.flatnonzero(present.any(axis=other))))
-        self.entries[slot] = entries
-
-    def pick(self, rng: np.random.Generator) -> tuple[int, int, int, np.ndarray]:
-        """A random entry: a task uniformly among those with labels, then one of its entries."""
-        filled = [s for s, e in enumerate(self.entries) if e]
-        entries = self.entries[filled[rng.integers(len(filled))]]
-        return entries[rng.integers(len(entries))]
-
-    def plane(self, i: int, axis: int, k: int) -> tuple[np.ndarray, np.ndarray]:
-        return np.take(self.images[i], k, axis=axis + 1), np.take(self.labels[i], k, axis=axis)
 
 
 @dataclass
@@ -155,7 +113,7 @@ class _State:
 
 
 def _task(config: UniversalTrainConfig, task_id: int) -> SegmentationTask:
-    return generate_task(config.seed, task_id, kinds=config.kinds, weights=config.kind_weights)
+    return make_task(config.seed, task_id, config.kinds, config.kind_weights)
 
 
 def train_universal(
@@ -170,8 +128,8 @@ def train_universal(
     ----------
     out : Path
         Run folder; if it holds ``state.json`` the run resumes from its last checkpoint with
-        the saved settings, except ``hours``, ``iterations``, ``checkpoint_minutes`` and
-        ``device`` taken from ``config``.
+        the saved settings, except ``hours``, ``iterations``, ``checkpoint_minutes``,
+        ``device`` and ``workers`` taken from ``config``.
     config : UniversalTrainConfig, optional
         Settings of a new run.
     on_progress : callable, optional
@@ -185,7 +143,44 @@ def train_universal(
     out = Path(out)
     config = config or UniversalTrainConfig()
     state, net, optimizer, config = _start(out, config)
-    pool = TaskPool([(i, _task(config, i)) for i in state.pool_ids])
+    workers = None
+    if config.workers:
+        workers = BatchWorkers(
+            config.workers,
+            {
+                "seed": config.seed,
+                "kinds": config.kinds,
+                "kind_weights": config.kind_weights,
+                "pool_size": config.pool_size,
+                "refresh_every": config.refresh_every,
+                "batch_size": config.batch_size,
+                "size": config.model.size,
+            },
+            next_task=state.next_task,
+            stream=state.iteration,
+        )
+        pool = TaskPool([])
+    else:
+        pool = TaskPool([(i, _task(config, i)) for i in state.pool_ids])
+    try:
+        _loop(out, config, state, net, optimizer, pool, workers, on_progress)
+    finally:
+        if workers is not None:
+            workers.close()
+    return out
+
+
+def _loop(
+    out: Path,
+    config: UniversalTrainConfig,
+    state: _State,
+    net: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    pool: TaskPool,
+    workers: BatchWorkers | None,
+    on_progress: Callable[[int, float], None] | None,
+) -> None:
+    """Train until the time or iteration budget is spent, checkpointing on the way."""
     rng = np.random.default_rng()
     rng.bit_generator.state = state.rng
     budget = 3600.0 * config.hours
@@ -198,7 +193,10 @@ def train_universal(
     )
     cap = config.iterations if config.iterations is not None else np.inf
     while state.seconds < budget and state.iteration < cap:
-        if state.iteration % config.refresh_every == 0 and state.iteration:
+        batch = workers.get() if workers is not None else None
+        if workers is not None:
+            state.next_task = workers.next_task
+        elif state.iteration % config.refresh_every == 0 and state.iteration:
             slot = state.next_task % config.pool_size
             pool.replace(slot, state.next_task, _task(config, state.next_task))
             state.next_task += 1
@@ -208,6 +206,7 @@ def train_universal(
                 optimizer,
                 pool,
                 rng,
+                batch=batch,
                 batch_size=config.batch_size,
                 max_rounds=config.max_rounds,
                 model_config=config.model,
@@ -223,7 +222,6 @@ def train_universal(
             _save(out, net, optimizer, config, state, pool, rng)
             last_save = state.seconds
     _save(out, net, optimizer, config, state, pool, rng)
-    return out
 
 
 def _start(
@@ -240,6 +238,7 @@ def _start(
             iterations=config.iterations,
             checkpoint_minutes=config.checkpoint_minutes,
             device=config.device,
+            workers=config.workers,
         )
         net, _ = load_model(out)
         net = net.to(config.device)
@@ -286,7 +285,10 @@ def _save(
     tensors = _flatten_optimizer(optimizer)
     with atomic_path(out / OPTIMIZER_NAME) as tmp:
         save_file(tensors, str(tmp))
-    state.pool_ids = list(pool.ids)
+    # with workers the main pool is empty: a later run without them starts from the newest tasks
+    state.pool_ids = list(pool.ids) or list(
+        range(max(state.next_task - config.pool_size, 0), state.next_task)
+    )
     state.rng = rng.bit_generator.state
     state.config = to_jsonable(config)
     write_json(state.__dict__, out / STATE_NAME)

@@ -4,25 +4,37 @@ Reading (:func:`read_dicom_seg`, also used by :func:`medseg.io.read_image` for a
 class is Segmentation Storage): the segments are combined into one label map whose values are the
 *segment numbers* (0 is background); the geometry comes from the SEG's own plane positions and
 orientation, slices ordered along the normal (row cosine x column cosine) as for a series.
-Overlapping segments cannot form one label map and are refused.
+Overlapping segments cannot form one label map: they are refused, or on request the highest
+segment number is kept where segments overlap.
 
 Writing (:func:`write_dicom_seg`): a BINARY Segmentation Storage object that references every
-instance of the source series, one segment per label value. DICOM requires segment numbers 1, 2,
+instance of the source series, one segment per label value, coded in SNOMED CT from its name
+(:mod:`medseg.io.dicom_codes`). DICOM requires segment numbers 1, 2,
 ..., N, so the label values must be exactly those.
+
+A SEG may store only the slices that hold a segment (highdicom's default, and that of many
+viewers), so its label map covers a slab of the source series;
+:func:`medseg.io.image.place_on_grid` pads it back onto the full image grid.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
 from medseg._atomic import atomic_path
 from medseg._typing import PathLikeStr
 from medseg.errors import ImageReadError, ImageWriteError
+from medseg.io.dicom_codes import segment_codes
 from medseg.io.image import Image
+
+logger = logging.getLogger(__name__)
+
+Overlaps = Literal["refuse", "highest"]
 
 SEGMENTATION_SOP_CLASSES = (
     "1.2.840.10008.5.1.4.1.1.66.4",  # Segmentation Storage
@@ -42,8 +54,17 @@ _TYPE2_PATIENT_STUDY = (
 )
 
 
-def read_dicom_seg(path: PathLikeStr) -> Image:
+def read_dicom_seg(path: PathLikeStr, *, overlaps: Overlaps = "refuse") -> Image:
     """Read a DICOM Segmentation file as a label map.
+
+    Parameters
+    ----------
+    path : path
+        The SEG file.
+    overlaps : {"refuse", "highest"}
+        What to do where segments overlap (e.g. a tumour segment inside its organ's segment):
+        refuse the file, or keep the highest segment number there (a warning is logged and
+        ``meta["segments_overlap"]`` is True).
 
     Returns
     -------
@@ -55,8 +76,8 @@ def read_dicom_seg(path: PathLikeStr) -> Image:
     Raises
     ------
     ImageReadError
-        If the file is not a DICOM Segmentation, its segments overlap, or its frames do not form
-        one evenly spaced volume.
+        If the file is not a DICOM Segmentation, its segments overlap (with ``"refuse"``), or
+        its frames do not form one evenly spaced volume.
     """
     from medseg.io.dicom_pixels import logged_warnings, open_dicom
 
@@ -64,20 +85,47 @@ def read_dicom_seg(path: PathLikeStr) -> Image:
     if not path.is_file():
         raise ImageReadError(f"{path}: file not found")
     with logged_warnings(str(path)):
-        return labels_from_dataset(open_dicom(path), path)
+        return labels_from_dataset(open_dicom(path), path, overlaps=overlaps)
 
 
-def labels_from_dataset(ds: Any, path: Path) -> Image:
+def is_dicom_seg(path: PathLikeStr) -> bool:
+    """True if ``path`` is a DICOM file whose SOP class is a Segmentation (header only read)."""
+    import pydicom
+    from pydicom.errors import InvalidDicomError
+
+    path = Path(path)
+    if not path.is_file():
+        return False
+    try:
+        ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["SOPClassUID"])
+    except (InvalidDicomError, OSError, ValueError, EOFError):
+        return False
+    return str(ds.get("SOPClassUID", "")) in SEGMENTATION_SOP_CLASSES
+
+
+def labels_from_dataset(ds: Any, path: Path, *, overlaps: Overlaps = "refuse") -> Image:
     """The label map of a parsed Segmentation dataset (see :func:`read_dicom_seg`)."""
+    from medseg.io.dicom_pixels import open_dicom
+
     hd = _highdicom(path, ImageReadError)
 
     if str(ds.get("SOPClassUID", "")) not in SEGMENTATION_SOP_CLASSES:
         raise ImageReadError(
             f"{path}: not a DICOM Segmentation (SOP class {ds.get('SOPClassUID')})"
         )
+    overlapping = False
     try:
         seg = hd.seg.Segmentation.from_dataset(_as_little_endian(ds, path), copy=False)
-        volume = seg.get_volume(combine_segments=True, relabel=False)
+        try:
+            volume = seg.get_volume(combine_segments=True, relabel=False)
+        except RuntimeError as err:
+            if overlaps != "highest" or "overlap" not in str(err):
+                raise
+            logger.warning("%s: segments overlap; the highest segment number is kept", path)
+            overlapping = True
+            # a fresh object: the failed check leaves highdicom's frame index (SQLite) locked
+            seg = hd.seg.Segmentation.from_dataset(_as_little_endian(open_dicom(path), path))
+            volume = seg.get_volume(combine_segments=True, relabel=False, skip_overlap_checks=True)
     except Exception as err:  # highdicom raises ValueError/RuntimeError for unusable layouts
         detail = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
         raise ImageReadError(
@@ -108,6 +156,7 @@ def labels_from_dataset(ds: Any, path: Path) -> Image:
             "segment_labels": {
                 n: str(seg.get_segment_description(n).segment_label) for n in numbers
             },
+            **({"segments_overlap": True} if overlapping else {}),
         },
     )
 
@@ -164,7 +213,8 @@ def write_dicom_seg(
         The source series: its folder, or its files.
     segment_names : mapping of int to str
         Name of each segment, keyed by label value; the keys must be exactly 1, 2, ..., N and
-        every non-zero label value must be a key.
+        every non-zero label value must be a key. The name is the segment label (64 characters
+        kept) and chooses its SNOMED CT codes (:func:`~medseg.io.dicom_codes.segment_codes`).
     path : Path
         Output file (conventionally ``.dcm``); written atomically.
     algorithm_name : str, optional
@@ -211,13 +261,13 @@ def write_dicom_seg(
         version=medseg.__version__,
         family=codes.cid7162.ArtificialIntelligence,
     )
-    tissue = hd.sr.CodedConcept("85756007", "SCT", "Tissue")
+    codes_of = {number: segment_codes(str(segment_names[number])) for number in numbers}
     descriptions = [
         hd.seg.SegmentDescription(
             segment_number=number,
             segment_label=str(segment_names[number])[:64],
-            segmented_property_category=tissue,
-            segmented_property_type=tissue,
+            segmented_property_category=codes_of[number][0],
+            segmented_property_type=codes_of[number][1],
             algorithm_type=hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC,
             algorithm_identification=algorithm,
         )

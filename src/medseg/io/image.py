@@ -134,3 +134,66 @@ def geometry_differences(a: Image, b: Image, *, atol: float = 1e-3) -> list[str]
 
 def _fmt(values: tuple[float, ...]) -> str:
     return "(" + ", ".join(f"{v:.4g}" for v in values) + ")"
+
+
+def place_on_grid(labels: Image, reference: Image, *, atol: float = 1e-3) -> Image:
+    """Pad a label map that covers part of ``reference``'s voxel grid onto the whole grid.
+
+    Parameters
+    ----------
+    labels : Image
+        ``(1, Z, Y, X)`` label map, e.g. a DICOM-SEG that stores only the slices with segments.
+    reference : Image
+        The image whose grid is wanted (its voxels are not read).
+    atol : float, optional
+        Tolerance in mm for spacing and for the offset of ``labels``' first voxel from a voxel
+        centre of ``reference``; unitless for the direction cosines.
+
+    Returns
+    -------
+    Image
+        ``labels`` unchanged when the grids already agree; otherwise a zero-filled map on
+        ``reference``'s grid holding ``labels``' voxels at their physical positions.
+
+    Raises
+    ------
+    GeometryError
+        If the spacing or direction differ, the offset is not a whole number of voxels, or the
+        label map reaches outside ``reference``.
+    """
+    if labels.same_geometry(reference, atol=atol):
+        return labels
+    if labels.ndim != 3 or reference.ndim != 3:
+        raise GeometryError("place_on_grid needs two 3D images")
+    spacing, ref_spacing = np.asarray(labels.spacing), np.asarray(reference.spacing)
+    problems = []
+    if not np.allclose(spacing, ref_spacing, atol=atol, rtol=0):
+        problems.append(f"spacing {_fmt(labels.spacing)} vs {_fmt(reference.spacing)} mm")
+    if not np.allclose(labels.direction, reference.direction, atol=atol, rtol=0):
+        problems.append("direction differs")
+    if problems:
+        raise GeometryError(f"the two voxel grids differ: {'; '.join(problems)}")
+    matrix = reference.direction * ref_spacing[None, :]
+    offset = np.linalg.solve(matrix, np.asarray(labels.origin) - np.asarray(reference.origin))
+    start = np.round(offset).astype(int)
+    if np.any(np.abs((offset - start) * ref_spacing) > atol):
+        raise GeometryError(
+            f"the label map's first voxel lies between the image's voxels (offset "
+            f"{tuple(round(float(v), 3) for v in offset)} voxels)"
+        )
+    stop = start + np.asarray(labels.spatial_shape)
+    if np.any(start < 0) or np.any(stop > np.asarray(reference.spatial_shape)):
+        raise GeometryError(
+            f"the label map covers voxels {tuple(int(v) for v in start)} to "
+            f"{tuple(int(v) - 1 for v in stop)}, outside the image's "
+            f"{reference.spatial_shape} grid"
+        )
+    full = np.zeros((1, *reference.spatial_shape), labels.array.dtype)
+    full[(slice(None), *(slice(a, b) for a, b in zip(start, stop, strict=True)))] = labels.array
+    return Image(
+        array=full,
+        spacing=reference.spacing,
+        origin=reference.origin,
+        direction=reference.direction,
+        meta=dict(labels.meta),
+    )

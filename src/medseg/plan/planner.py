@@ -318,8 +318,9 @@ def _training(
         reasons.append(
             f"validation: {CPU_CASE_VALIDATIONS} sliding-window predictions of whole validation "
             "cases (at most 4) in the second half of the run, the last at its end, instead of "
-            "patch validation every epoch (which cost ~10% of a CPU budget); the weights of the "
-            "best one are kept"
+            "patch validation every epoch (which cost ~10% of a CPU budget); intermediate ones "
+            "are skipped once validation would take more than 10% of the budget (slow or "
+            "loaded CPU); the weights of the best one are kept"
         )
         reasons.append(
             "loss: Dice over the whole batch, so a patch without a small class does not score "

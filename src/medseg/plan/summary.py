@@ -29,9 +29,7 @@ def plan_summary(plan: Plan) -> Group:
         "separate axis": [str(c.separate_axis) for c in configs],
         "features": ["-".join(map(str, c.network.filters)) for c in configs],
         "strides": [" ".join(_tuple(s) for s in c.network.strides[1:]) for c in configs],
-        "epochs x iterations": [
-            f"{c.training.epochs} x {c.training.iterations_per_epoch}" for c in configs
-        ],
+        "schedule": [_schedule(c.training) for c in configs],
         "learning rate": [f"{c.training.learning_rate:g}" for c in configs],
         "class weights": [
             _tuple(c.training.class_weights) if c.training.class_weights else "-" for c in configs
@@ -57,6 +55,15 @@ def plan_summary(plan: Plan) -> Group:
         parts.append(Text(f"\nwhy ({name}):", style="bold"))
         parts.extend(Text(f"  - {reason}") for reason in config.reasons)
     return Group(*parts)
+
+
+def _schedule(training) -> str:
+    if training.time_budget_s is not None:
+        return (
+            f"{training.time_budget_s:g} s on the clock (~{training.epochs} x "
+            f"{training.iterations_per_epoch} iterations)"
+        )
+    return f"{training.epochs} x {training.iterations_per_epoch} iterations"
 
 
 def _tuple(values) -> str:

@@ -16,8 +16,8 @@ from typing import Literal
 
 from medseg._atomic import write_text_atomic
 from medseg._typing import PathLikeStr
-from medseg.errors import ImageWriteError
-from medseg.io import Image, read_image
+from medseg.errors import ConfigError, ImageWriteError
+from medseg.io import Image, read_image, write_dicom_seg
 from medseg.report.clinical import ClinicalReport
 from medseg.report.findings import PriorScan, ReportOptions, compute_findings
 from medseg.report.inputs import (
@@ -26,6 +26,8 @@ from medseg.report.inputs import (
     default_names,
     modality_of,
     read_label_info,
+    read_segmentation,
+    segmentation_on_image,
 )
 from medseg.report.render import render_figures, write_html, write_pdf
 from medseg.report.summary import Summariser, plain_summary
@@ -146,27 +148,52 @@ def report_files(
     options: ReportOptions | None = None,
     summariser: Summariser | None = None,
     formats: Sequence[Format] = ALL_FORMATS,
+    dicom_seg: bool = False,
 ) -> tuple[ClinicalReport, dict[str, Path]]:
     """Read an image, its segmentation and optional extras, then build and write the report.
 
     Parameters are the paths behind :func:`build_report`'s objects; ``label_names`` is a
-    ``dataset.json`` or a model folder. Returns the report and the written paths.
+    ``dataset.json`` or a model folder. A segmentation (or prior segmentation) may be a DICOM
+    Segmentation file: see :func:`~medseg.report.inputs.segmentation_on_image`. With
+    ``dicom_seg`` the image must be a DICOM series folder and the segmentation is also written
+    as a DICOM Segmentation of it, ``seg.dcm`` (kind ``"dicom_seg"``), segments named by the
+    label names. Returns the report and the written paths.
+
+    Raises
+    ------
+    ConfigError
+        ``dicom_seg`` for an image that is not a DICOM series folder.
     """
     image_path, seg_path = Path(image), Path(segmentation)
+    if dicom_seg and not image_path.is_dir():
+        raise ConfigError(
+            f"{image_path}: a DICOM-SEG references a DICOM series; give the series folder as IMAGE"
+        )
     sources = {"image": str(image_path), "segmentation": str(seg_path)}
-    img, seg = read_image(image_path), read_image(seg_path)
+    img = read_image(image_path)
+    given = read_label_info(Path(label_names)) if label_names is not None else None
+    seg, info = segmentation_on_image(
+        read_segmentation(seg_path), img, given, names=(str(seg_path), str(image_path))
+    )
     prior_scan = None
     if prior is not None:
         sources["prior_image"], sources["prior_segmentation"] = str(prior[0]), str(prior[1])
-        prior_scan = PriorScan(read_image(prior[0]), read_image(prior[1]))
+        prior_img = read_image(prior[0])
+        prior_seg, _ = segmentation_on_image(
+            read_segmentation(prior[1]), prior_img, info, names=(str(prior[1]), str(prior[0]))
+        )
+        prior_scan = PriorScan(prior_img, prior_seg)
     unc = None
     if uncertainty is not None:
         sources["uncertainty"] = str(uncertainty)
         unc = read_image(uncertainty)
+    for role, read in (("image", img), ("segmentation", seg)):
+        if read.meta.get("series_uid"):  # DICOM input: the series a PACS knows it by
+            sources[f"{role}_series_uid"] = str(read.meta["series_uid"])
     report = build_report(
         img,
         seg,
-        labels=read_label_info(Path(label_names)) if label_names is not None else None,
+        labels=info,
         lesion_labels=lesion_labels,
         prior=prior_scan,
         uncertainty=unc,
@@ -175,4 +202,8 @@ def report_files(
         case_id=case_id_from(image_path),
         sources=sources,
     )
-    return report, write_report(report, img, seg, out_dir, formats=formats)
+    paths = write_report(report, img, seg, out_dir, formats=formats)
+    if dicom_seg:
+        names = info.names if info is not None else default_names(seg)
+        paths["dicom_seg"] = write_dicom_seg(seg, image_path, names, Path(out_dir) / "seg.dcm")
+    return report, paths

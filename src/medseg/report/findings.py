@@ -19,7 +19,7 @@ from medseg.io.describe import orientation_code
 from medseg.report.lesions import LesionTable, find_components, measure_lesions
 from medseg.report.longitudinal import Change, compare_with_prior
 from medseg.report.measure import Box, Structure, label_boxes, measure_structures
-from medseg.report.quality import Flag, quality_flags, training_volumes_ml
+from medseg.report.quality import Flag, overlap_flag, quality_flags, training_volumes_ml
 
 LESION_WORDS = ("lesion", "tumor", "tumour", "metasta", "nodule", "cancer", "carcinoma", "mass")
 """A label whose name contains one of these is a lesion class unless lesion classes are given."""
@@ -189,6 +189,8 @@ def compute_findings(
         volume_factor=options.volume_factor,
         uncertainty_threshold=options.uncertainty_threshold,
     )
+    if segmentation.meta.get("segments_overlap"):
+        flags.append(overlap_flag(sources.get("segmentation", "segmentation")))
     burden = tuple(
         LesionBurden(
             label=v,

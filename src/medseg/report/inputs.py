@@ -3,6 +3,9 @@
 :func:`read_label_info` reads an nnU-Net ``dataset.json`` (``--dataset-json``) or a medseg model
 folder (``--model``: its ``dataset.json`` or ``plan.json`` gives the labels and channels, its
 ``fingerprint.json`` the training volumes for the range flag).
+
+:func:`segmentation_on_image` turns a DICOM Segmentation read as a segmentation into a label map
+on the image's grid whose values are the label values of those names.
 """
 
 from __future__ import annotations
@@ -14,9 +17,11 @@ from typing import Any
 
 import numpy as np
 
+from medseg._typing import PathLikeStr
 from medseg.data.nnunet import parse_labels
-from medseg.errors import DatasetError
-from medseg.io import Image
+from medseg.errors import DatasetError, GeometryError
+from medseg.io import Image, place_on_grid, read_image
+from medseg.io.dicom_seg import is_dicom_seg, read_dicom_seg
 from medseg.report.measure import label_boxes
 
 
@@ -68,6 +73,82 @@ def read_label_info(path: Path) -> LabelInfo:
         channel_names={int(k): str(v) for k, v in channels.items()},
         fingerprint=fingerprint,
     )
+
+
+def read_segmentation(path: PathLikeStr) -> Image:
+    """Read a segmentation file; a DICOM-SEG whose segments overlap keeps the highest number.
+
+    Segments of a DICOM Segmentation may overlap (a tumour inside its organ's segment); the
+    report counts each such voxel once, for the highest-numbered segment, and raises the
+    ``overlapping_segments`` flag (``meta["segments_overlap"]``).
+    """
+    if is_dicom_seg(path):
+        return read_dicom_seg(path, overlaps="highest")
+    return read_image(path)
+
+
+def segmentation_on_image(
+    segmentation: Image,
+    image: Image,
+    info: LabelInfo | None,
+    *,
+    names: tuple[str, str],
+) -> tuple[Image, LabelInfo | None]:
+    """A DICOM-SEG's label map placed on the image's grid, with label values by segment name.
+
+    Other segmentations are returned as they are. A SEG's values are segment numbers
+    (``meta["segment_labels"]`` names them); it may store only the slices holding a segment, so
+    it is padded onto the image's grid (:func:`~medseg.io.image.place_on_grid`). With label
+    names (``info``) each segment takes the value of the label of the same name (case-insensitive,
+    DICOM keeps 64 characters); without them the segment labels become the names.
+
+    Parameters
+    ----------
+    segmentation, image : Image
+        The segmentation as read and its ``(C, Z, Y, X)`` image.
+    info : LabelInfo or None
+        Label names from ``--dataset-json`` / ``--model``.
+    names : (str, str)
+        File names of the segmentation and the image, for error messages.
+
+    Raises
+    ------
+    GeometryError
+        The SEG's slices do not lie on the image's grid.
+    DatasetError
+        A segment label that is none of the label names.
+    """
+    segments: dict[int, str] | None = segmentation.meta.get("segment_labels")
+    if segments is None:
+        return segmentation, info
+    seg_name, image_name = names
+    try:
+        placed = place_on_grid(segmentation, image)
+    except GeometryError as err:
+        raise GeometryError(
+            f"{seg_name} (DICOM Segmentation) does not lie on the voxel grid of {image_name}: "
+            f"{err}; give the series the segmentation was made on"
+        ) from None
+    if info is None:
+        return placed, LabelInfo(names={int(n): str(label) for n, label in segments.items()})
+    by_name = {name[:64].strip().lower(): value for value, name in info.names.items()}
+    values = {}
+    for number, label in segments.items():
+        value = by_name.get(str(label).strip().lower())
+        if value is None:
+            known = ", ".join(info.names.values())
+            raise DatasetError(
+                f"{seg_name}: segment {number} {label!r} is none of the label names ({known}); "
+                "pass the dataset.json the segmentation was made with, or none to use the "
+                "segment labels"
+            )
+        values[int(number)] = value
+    if all(number == value for number, value in values.items()):
+        return placed, info
+    table = np.zeros(max(values) + 1, dtype=np.min_scalar_type(max(values.values())))
+    for number, value in values.items():
+        table[number] = value
+    return placed.with_array(table[placed.array]), info
 
 
 def default_names(segmentation: Image) -> dict[int, str]:

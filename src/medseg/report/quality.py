@@ -21,7 +21,13 @@ import numpy as np
 from medseg.report.lesions import LesionTable
 from medseg.report.measure import Structure
 
-FlagCode = Literal["empty_structure", "volume_out_of_range", "lesion_at_border", "low_confidence"]
+FlagCode = Literal[
+    "empty_structure",
+    "volume_out_of_range",
+    "lesion_at_border",
+    "low_confidence",
+    "overlapping_segments",
+]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -98,4 +104,16 @@ def _low_confidence(target: str, value: float) -> Flag:
         code="low_confidence",
         target=target,
         message=f"The model is uncertain about {target} (mean uncertainty {value:.2f}).",
+    )
+
+
+def overlap_flag(segmentation: str) -> Flag:
+    """The flag of a DICOM Segmentation whose segments overlap (the highest number was kept)."""
+    return Flag(
+        code="overlapping_segments",
+        target=segmentation,
+        message=(
+            "Segments of the DICOM Segmentation overlap; each overlapping voxel was counted once, "
+            "for the highest-numbered segment."
+        ),
     )

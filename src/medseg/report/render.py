@@ -10,6 +10,8 @@ from __future__ import annotations
 import base64
 import html
 import io
+import itertools
+import re
 import textwrap
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -62,6 +64,7 @@ def report_tables(report: ClinicalReport) -> list[Table]:
     f = report.findings
     tables = []
     channel = next((k for s in f.structures for k in s.intensity), None)
+    with_map = any(s.mean_uncertainty is not None for s in f.structures)
     rows = []
     for s in f.structures:
         stats = s.intensity.get(channel) if channel else None
@@ -74,6 +77,7 @@ def report_tables(report: ClinicalReport) -> list[Table]:
                 f"{stats.mean:.1f} ± {stats.std:.1f} {stats.unit}" if stats else "-",
                 f"{stats.p5:.0f} / {stats.median:.0f} / {stats.p95:.0f}" if stats else "-",
                 size,
+                *((_uncertainty(s.mean_uncertainty),) if with_map else ()),
             )
         )
     tables.append(
@@ -86,6 +90,7 @@ def report_tables(report: ClinicalReport) -> list[Table]:
                 "mean ± sd",
                 "p5 / median / p95",
                 "box z×y×x (mm)",
+                *(("uncertainty",) if with_map else ()),
             ),
             tuple(rows),
         )
@@ -103,6 +108,7 @@ def report_tables(report: ClinicalReport) -> list[Table]:
                     "side",
                     "in / touching",
                     "centroid LPS (mm)",
+                    *(("uncertainty",) if with_map else ()),
                 ),
                 tuple(
                     (
@@ -114,6 +120,7 @@ def report_tables(report: ClinicalReport) -> list[Table]:
                         les.side,
                         ", ".join(les.structures) or "-",
                         ", ".join(f"{c:.0f}" for c in les.centroid_lps_mm),
+                        *((_uncertainty(les.mean_uncertainty),) if with_map else ()),
                     )
                     for les in f.lesions
                 ),
@@ -249,6 +256,10 @@ def write_pdf(report: ClinicalReport, pictures: list[Picture], path: Path) -> Pa
     return path
 
 
+def _uncertainty(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
 def _meta_line(report: ClinicalReport) -> str:
     f = report.findings
     spacing = " × ".join(f"{s:g}" for s in f.spacing_mm)
@@ -279,9 +290,9 @@ def _text_pages(report: ClinicalReport) -> Iterator[Any]:
     lines = [f"Report: {report.findings.case_id}", ""]
     for paragraph in (report.summary, report.custom_summary, _meta_line(report)):
         if paragraph:
-            lines += [*textwrap.wrap(paragraph, 100), ""]
+            lines += [*_wrap(paragraph), ""]
     if report.findings.change is not None:
-        lines += [*textwrap.wrap(report.findings.change.note, 100), ""]
+        lines += [*_wrap(report.findings.change.note), ""]
     for table in report_tables(report):
         lines += [table.title, *_text_table(table), ""]
     per_page = 70
@@ -298,11 +309,20 @@ def _text_pages(report: ClinicalReport) -> Iterator[Any]:
         yield fig
 
 
-def _text_table(table: Table) -> list[str]:
+def _wrap(text: str, width: int = 100) -> list[str]:
+    """Lines of at most ``width`` characters; a number stays on the line of its unit."""
+    keep = re.compile(r"(?<=\d) (?=%|ml|mm)")
+    return [line.replace("\u00a0", " ") for line in textwrap.wrap(keep.sub("\u00a0", text), width)]
+
+
+def _text_table(table: Table, max_width: int = 40) -> list[str]:
+    """Monospaced table; a cell wider than ``max_width`` wraps onto continuation lines."""
     cells = [table.header, *table.rows]
-    widths = [min(max(len(row[i]) for row in cells), 40) for i in range(len(table.header))]
+    widths = [min(max(len(row[i]) for row in cells), max_width) for i in range(len(table.header))]
     out = []
     for row in cells:
-        out.append("  ".join(c[:40].ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+        wrapped = [textwrap.wrap(c, w) or [""] for c, w in zip(row, widths, strict=True)]
+        for parts in itertools.zip_longest(*wrapped, fillvalue=""):
+            out.append("  ".join(p.ljust(w) for p, w in zip(parts, widths, strict=True)).rstrip())
     out.insert(1, "  ".join("-" * w for w in widths))
     return out

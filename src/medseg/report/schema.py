@@ -12,7 +12,7 @@ from typing import Any
 from medseg import __version__
 from medseg.report.findings import Findings
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"
 
 
 def report_to_dict(
@@ -159,7 +159,13 @@ _CHANGE = _obj(
 _FLAG = _obj(
     {
         "code": {
-            "enum": ["empty_structure", "volume_out_of_range", "lesion_at_border", "low_confidence"]
+            "enum": [
+                "empty_structure",
+                "volume_out_of_range",
+                "lesion_at_border",
+                "low_confidence",
+                "overlapping_segments",
+            ]
         },
         "target": _STR,
         "message": _STR,

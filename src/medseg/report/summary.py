@@ -88,6 +88,11 @@ def _flag_sentences(findings: Findings) -> list[str]:
             f"{_join(border).capitalize()} {'touches' if len(border) == 1 else 'touch'} the image "
             "border and may be larger than measured."
         )
+    if any(f.code == "overlapping_segments" for f in findings.flags):
+        out.append(
+            "Segments overlapped in the DICOM Segmentation; each overlapping voxel was counted "
+            "for the higher-numbered segment."
+        )
     unsure = [_words(f.target) for f in findings.flags if f.code == "low_confidence"]
     if unsure:
         out.append(

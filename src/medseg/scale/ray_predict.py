@@ -146,6 +146,7 @@ def predict_with_ray(
     probabilities: bool = False,
     uncertainty: bool = False,
     volumes_json: bool = True,
+    dicom_seg: bool = False,
     on_progress: ProgressFn | None = None,
 ) -> BatchReport:
     """Predict every case in ``inputs`` with a pool of Ray actors; resume from the manifest.
@@ -171,7 +172,7 @@ def predict_with_ray(
         Torch device in the workers; ``"cuda"`` when ``gpus_per_worker > 0``, else ``"cpu"``.
     folds, tta, step
         As for :class:`~medseg.infer.Predictor`.
-    probabilities, uncertainty, volumes_json : bool
+    probabilities, uncertainty, volumes_json, dicom_seg : bool
         Optional outputs, as for ``medseg predict``.
     on_progress : callable(done, total), optional
         Cases finished over cases to do in this run.
@@ -242,7 +243,7 @@ def predict_with_ray(
             for _ in range(min(count, len(todo)))
         ]
         outputs = {"probabilities": probabilities, "uncertainty": uncertainty}
-        outputs["volumes_json"] = volumes_json
+        outputs.update(volumes_json=volumes_json, dicom_seg=dicom_seg)
         peaks = _run_pool(ray, actors, todo, out, outputs, manifest, on_progress)
     finally:
         manifest.save()

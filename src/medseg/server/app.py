@@ -31,19 +31,20 @@ logger = logging.getLogger(__name__)
 
 
 def resolve_engine(spec: str | None) -> Engine:
-    """The interactive engine for ``--engine``: learned (default), classical, or a folder.
+    """The interactive engine for ``--engine``: universal (default), classical, or a folder.
 
-    Without a spec the shipped learned model is used when installed, else the random walker
-    (logged as a warning, so the choice is never silent).
+    ``"universal"`` (also spelled ``"learned"``) is the promptable model shipped inside the
+    package. Without a spec it is used when installed, else the random walker (logged as a
+    warning, so the choice is never silent).
     """
-    from medseg.interactive.engine import load_engine
+    from medseg.interactive.engine import UNIVERSAL, load_engine
 
     if spec is not None:
-        return load_engine(spec)
+        return load_engine(UNIVERSAL if spec == "learned" else spec)
     try:
-        return load_engine("learned")
+        return load_engine(UNIVERSAL)
     except MedsegError as err:
-        logger.warning("no learned interactive model available (%s); using 'classical'", err)
+        logger.warning("shipped interactive model not available (%s); using 'classical'", err)
         return load_engine("classical")
 
 
@@ -178,10 +179,11 @@ def create_app(
         ]
         return JSONResponse({"detail": detail}, status_code=422)
 
-    from medseg.server import routes_cases, routes_page, routes_sessions
+    from medseg.server import routes_cases, routes_page, routes_sessions, routes_text
 
     app.include_router(routes_cases.router)
     app.include_router(routes_sessions.router)
+    app.include_router(routes_text.router)
     app.include_router(routes_page.router)
     app.mount("/static", StaticFiles(directory=routes_page.STATIC), name="static")
     app.add_middleware(GuardMiddleware, token=config.token, max_body_bytes=config.max_body_bytes)

@@ -24,9 +24,10 @@ class ServeConfig:
         A trained model folder: its prediction is the starting mask of each case, and its
         uncertainty orders the next case.
     engine : str, optional
-        ``"learned"`` (the shipped promptable model), ``"classical"`` (random walker) or a
-        folder written by ``medseg train-interactive``; by default the learned engine, or the
-        classical one when no learned model is installed.
+        ``"universal"`` (the promptable model shipped with medseg; ``"learned"`` is accepted
+        too), ``"classical"`` (random walker) or a folder written by
+        ``medseg train-interactive``; by default the shipped model, or the classical engine
+        when the package was installed without its weights.
     output : path, optional
         Folder for corrected masks and the edit log (default ``DATA/labelsCorrected``).
     token : str, optional

@@ -27,6 +27,7 @@ from medseg.train.splits import SPLITS_NAME, load_or_make_splits
 from medseg.train.trainer import (
     EpochCallback,
     FoldResult,
+    LossWrapper,
     ParallelHooks,
     ProgressCallback,
     resolve_device,
@@ -75,6 +76,7 @@ def train_model(
     on_progress: ProgressCallback | None = None,
     on_epoch: EpochCallback | None = None,
     parallel: ParallelHooks | None = None,
+    wrap_loss: LossWrapper | None = None,
 ) -> TrainResult:
     """Plan (if needed), preprocess and train folds of a dataset into a model folder.
 
@@ -117,6 +119,8 @@ def train_model(
         Called with each epoch's log row (a dict, with the ``fold`` number added).
     parallel : ParallelHooks, optional
         Data-parallel training; use :func:`medseg.scale.ddp.train_distributed`, which sets it.
+    wrap_loss : callable, optional
+        Wraps each fold's training loss (see :data:`medseg.train.trainer.LossWrapper`).
 
     Returns
     -------
@@ -205,6 +209,7 @@ def train_model(
                 on_progress=_shifted(on_progress, index, len(fold_list)),
                 on_epoch=None if on_epoch is None else _tagged(on_epoch, fold),
                 parallel=parallel,
+                wrap_loss=wrap_loss,
             )
         )
     return TrainResult(

@@ -53,6 +53,10 @@ logger = logging.getLogger(__name__)
 
 ProgressCallback = Callable[[int, int], None]
 EpochCallback = Callable[[dict[str, Any]], None]
+LossWrapper = Callable[[DeepSupervisionLoss, Configuration], nn.Module]
+"""Hook that wraps the training loss (e.g. ``medseg.weak`` label correction). The wrapper is
+called as ``wrapper(outputs, label)`` and must keep the wrapped loss's ``loss`` attribute
+(the per-output loss that patch validation uses)."""
 
 
 class ParallelHooks(Protocol):
@@ -145,6 +149,7 @@ def train_fold(
     on_progress: ProgressCallback | None = None,
     on_epoch: EpochCallback | None = None,
     parallel: ParallelHooks | None = None,
+    wrap_loss: LossWrapper | None = None,
 ) -> FoldResult:
     """Train one fold and write it into the model folder ``model_dir``.
 
@@ -181,6 +186,9 @@ def train_fold(
         saves files, every process returns the result. Processes cannot agree on when a wall-clock
         budget runs out, so a parallel run trains the plan's ``epochs`` even when the plan has a
         ``time_budget_s``.
+    wrap_loss : callable, optional
+        ``wrap_loss(loss, configuration)`` returns the module used as training loss instead of
+        ``loss`` (see :data:`LossWrapper`).
 
     Returns
     -------
@@ -204,6 +212,8 @@ def train_fold(
         net = net.to(dev) if memory_format is None else net.to(dev, memory_format=memory_format)
         optimizer = build_optimizer(net, tc)
         loss_fn = _checked_loss(plan, config).to(dev)
+        if wrap_loss is not None:
+            loss_fn = wrap_loss(loss_fn, config).to(dev)
         timed = tc.time_budget_s is not None and parallel is None
         rows: list[dict[str, Any]] = []
         start = 0

@@ -29,6 +29,8 @@ _EXPORTS = {
     "TiledSettings": "medseg.wsi.tiled",
     "predict_slide": "medseg.wsi.tiled",
     "predictor_tile_model": "medseg.wsi.models",
+    "segment_slide": "medseg.wsi.models",
+    "looks_like_slide": "medseg.wsi.slide",
     "write_label_pyramid": "medseg.wsi.pyramid",
     "NucleiSpec": "medseg.wsi.nuclei",
     "synthetic_nuclei": "medseg.wsi.nuclei",
@@ -44,6 +46,12 @@ _EXPORTS = {
     "rasterize": "medseg.wsi.geojson",
     "extract_tiles": "medseg.wsi.tiles",
     "hed_jitter": "medseg.wsi.tiles",
+    "Corruption": "medseg.wsi.robustness",
+    "RobustnessRow": "medseg.wsi.robustness",
+    "brightfield_from_fluorescence": "medseg.wsi.robustness",
+    "corrupt": "medseg.wsi.robustness",
+    "default_corruptions": "medseg.wsi.robustness",
+    "robustness_report": "medseg.wsi.robustness",
 }
 
 __all__ = sorted(_EXPORTS)

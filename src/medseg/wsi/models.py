@@ -16,7 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from medseg.errors import ConfigError
-from medseg.wsi.tiled import TileModel
+from medseg.wsi.tiled import ProgressFn, SlidePredictionReport, TiledSettings, TileModel
 
 
 def predictor_tile_model(
@@ -66,3 +66,64 @@ def predictor_tile_model(
         return np.asarray(probabilities.array, dtype=np.float32)  # type: ignore[union-attr]
 
     return model
+
+
+def segment_slide(
+    model_dir: Path | str,
+    slide_path: Path | str,
+    output: Path | str,
+    *,
+    settings: TiledSettings | None = None,
+    mask_mpp: float = 8.0,
+    device: str = "auto",
+    folds: Sequence[int] | None = None,
+    mpp: float | None = None,
+    on_progress: ProgressFn | None = None,
+) -> SlidePredictionReport:
+    """Segment a slide file with a medseg 2D RGB model folder: tissue mask, tiles, pyramid.
+
+    What ``medseg wsi predict`` and ``medseg predict`` (given a slide) run: the tissue mask at
+    ``mask_mpp`` µm per pixel (unless ``settings.tissue_only`` is off), then
+    :func:`medseg.wsi.predict_slide` with :func:`predictor_tile_model` at the predicted level's
+    microns per pixel.
+
+    Parameters
+    ----------
+    model_dir : path
+        2D model folder taking 3 channels (R, G, B).
+    slide_path : path
+        Pyramidal TIFF, SVS, OME-TIFF.
+    output : path
+        Label pyramid to write (``.tif``); resumable after a kill (see ``predict_slide``).
+    settings : TiledSettings, optional
+    mask_mpp : float
+        Tissue mask resolution in µm per pixel.
+    device, folds
+        As for :class:`medseg.infer.Predictor`.
+    mpp : float, optional
+        Level-0 µm per pixel overriding the file's.
+    on_progress : callable(done, total), optional
+        Windows predicted over windows planned.
+
+    Returns
+    -------
+    SlidePredictionReport
+    """
+    from medseg.wsi.slide import Slide
+    from medseg.wsi.tiled import predict_slide
+    from medseg.wsi.tissue import TissueSettings, tissue_mask
+
+    settings = settings or TiledSettings()
+    with Slide(slide_path, mpp=mpp) as slide:
+        if not 0 <= settings.level < len(slide.levels):
+            raise ConfigError(
+                f"{slide.path}: no level {settings.level} (0..{len(slide.levels) - 1})"
+            )
+        mask = (
+            tissue_mask(slide, TissueSettings(mask_mpp=mask_mpp)) if settings.tissue_only else None
+        )
+        level_mpp = slide.levels[settings.level].mpp
+        tile_model = predictor_tile_model(model_dir, mpp=level_mpp, device=device, folds=folds)
+        return predict_slide(
+            slide, tile_model, output, tissue=mask, settings=settings, on_progress=on_progress
+        )

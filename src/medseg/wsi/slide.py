@@ -85,6 +85,37 @@ def _check_complete(path: Path, tiff: Any) -> None:
                 raise ImageReadError(f"{path}: truncated TIFF (pyramid level data past the end)")
 
 
+#: Slide formats that are never plain images.
+_SLIDE_ONLY_SUFFIXES = (".svs", ".ndpi", ".scn", ".bif")
+#: A tiled TIFF level with more pixels than this is treated as a slide (64 Mpx, 192 MB RGB).
+_SLIDE_PIXELS = 2**26
+
+
+def looks_like_slide(path: Path | str) -> bool:
+    """Whether ``path`` is a whole-slide image rather than an ordinary 2D image.
+
+    True for SVS / NDPI / SCN / BIF files and for TIFFs that hold a pyramid (several
+    resolution levels) or one tiled page larger than 64 megapixels; False for everything else,
+    unreadable files included (the image reader then reports them).
+    """
+    path = Path(path)
+    name = path.name.lower()
+    if name.endswith(_SLIDE_ONLY_SUFFIXES):
+        return True
+    if not name.endswith((".tif", ".tiff")) or not path.is_file():
+        return False
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tiff:
+            series = tiff.series[0]
+            page = series.pages[0] if series.pages else tiff.pages[0]
+            pixels = int(page.imagelength) * int(page.imagewidth)
+            return len(series.levels) > 1 or (bool(page.is_tiled) and pixels > _SLIDE_PIXELS)
+    except Exception:  # any unreadable TIFF is "not a slide" here
+        return False
+
+
 class Slide:
     """A whole-slide image opened for lazy, level-wise region reads.
 

@@ -12,7 +12,6 @@ const state = {
   session: null,
   tool: "pos",
   label: 1,
-  busy: false,
   overlay: true,
   opacity: 0.5,
   stroke: null, // {axis, index, points: [[...]], canvas: [[x, y]]}
@@ -56,6 +55,11 @@ const nv = new niivue.Niivue({
   multiplanarShowRender: niivue.SHOW_RENDER.ALWAYS,
   isColorbar: false,
   crosshairWidth: 0.5,
+  // the page owns the keyboard: NiiVue's own V (cycle layouts), C and P (clip planes) would
+  // fire with the view tool's key and change the layout under the user
+  viewModeHotKey: "",
+  clipPlaneHotKey: "",
+  cycleClipPlaneHotKey: "",
 });
 
 function labelColormap() {
@@ -79,6 +83,43 @@ function labelVolume() {
   return nv.volumes[1];
 }
 
+// Voxel <-> world. NiiVue draws slices of its RAS-reoriented voxel grid, and its own voxel
+// helpers (mm2vox, vox2mm) index that grid, which is mirrored for most files (ITK writes i to
+// the left). Prompts need the stored file's voxel (i, j, k): go through world millimetres with
+// the true (oblique) frame of the drawn grid and the file's own affine (hdr.affine, rows).
+function vox2mm(vox) {
+  const A = imageVolume().hdr.affine;
+  return [0, 1, 2].map((r) => A[r][0] * vox[0] + A[r][1] * vox[1] + A[r][2] * vox[2] + A[r][3]);
+}
+
+function mm2vox(mm) {
+  const A = imageVolume().hdr.affine;
+  const d = [0, 1, 2].map((r) => mm[r] - A[r][3]);
+  const m = (r, c) => A[r][c];
+  const det =
+    m(0, 0) * (m(1, 1) * m(2, 2) - m(1, 2) * m(2, 1)) -
+    m(0, 1) * (m(1, 0) * m(2, 2) - m(1, 2) * m(2, 0)) +
+    m(0, 2) * (m(1, 0) * m(2, 1) - m(1, 1) * m(2, 0));
+  // Cramer's rule: column c of the matrix replaced by d
+  return [0, 1, 2].map((c) => {
+    const col = (r, k) => (k === c ? d[r] : m(r, k));
+    return (
+      (col(0, 0) * (col(1, 1) * col(2, 2) - col(1, 2) * col(2, 1)) -
+        col(0, 1) * (col(1, 0) * col(2, 2) - col(1, 2) * col(2, 0)) +
+        col(0, 2) * (col(1, 0) * col(2, 1) - col(1, 1) * col(2, 0))) /
+      det
+    );
+  });
+}
+
+function frac2vox(frac) {
+  return mm2vox(imageVolume().convertFrac2MM(frac, true));
+}
+
+function vox2frac(vox) {
+  return imageVolume().convertMM2Frac(vox2mm(vox), true);
+}
+
 // Canvas pixel -> {vox: [i, j, k] NIfTI voxel (fractional), tile axis} or null off the slices.
 function locate(event) {
   const rect = $("gl").getBoundingClientRect();
@@ -91,16 +132,15 @@ function locate(event) {
   if (!slice || slice.axCorSag > 2) return null; // the 3D render
   const frac = nv.canvasPos2frac([x, y]);
   if (!frac || frac[0] < 0) return null;
-  const vol = imageVolume();
-  const vox = vol.mm2vox(nv.frac2mm(frac), true);
+  const vox = frac2vox(frac);
   // the voxel axis orthogonal to this tile: move one voxel along the tile's normal (RAS frac)
   const normal = [2, 1, 0][slice.axCorSag];
   const step = frac.slice();
-  step[normal] += 1 / vol.dimsRAS[normal + 1];
-  const moved = vol.mm2vox(nv.frac2mm(step), true);
+  step[normal] += 1 / imageVolume().dimsRAS[normal + 1];
+  const moved = frac2vox(step);
   const delta = [0, 1, 2].map((a) => Math.abs(moved[a] - vox[a]));
   const niftiAxis = delta.indexOf(Math.max(...delta));
-  return { vox: Array.from(vox), niftiAxis, canvas: [event.clientX - rect.left, event.clientY - rect.top] };
+  return { vox, niftiAxis, canvas: [event.clientX - rect.left, event.clientY - rect.top] };
 }
 
 // NIfTI (i, j, k) -> medseg array order (z, y, x) for 3D or (y, x) for 2D images.
@@ -154,12 +194,22 @@ function showUndoState(update) {
   $("redo").disabled = !update.can_redo;
 }
 
-async function send(path, body) {
-  if (state.busy || !state.session) return;
-  state.busy = true;
+// Interactions reach the server one after another, in the order they were made: a click made
+// while the server is still answering waits for that answer instead of being dropped. A task
+// queued for a session that is no longer open is skipped.
+let queue = Promise.resolve();
+
+function enqueue(task) {
+  const session = state.session;
+  if (!session) return queue;
+  queue = queue.then(() => (state.session === session ? task(session) : undefined));
+  return queue;
+}
+
+async function sendNow(session, path, body) {
   const started = performance.now();
   try {
-    const update = await api(`/api/sessions/${state.session.session_id}/${path}`, { method: "POST", body });
+    const update = await api(`/api/sessions/${session.session_id}/${path}`, { method: "POST", body });
     const answered = performance.now();
     applyUpdate(update);
     showUndoState(update);
@@ -168,12 +218,16 @@ async function send(path, body) {
       `last interaction: ${(answered - started).toFixed(0)} ms round trip ` +
       `(engine ${update.engine_ms.toFixed(0)} ms), drawn in ${(drawn - answered).toFixed(0)} ms`;
     document.body.dataset.updates = String(Number(document.body.dataset.updates || 0) + 1);
-    setStatus(`${state.session.case_id}: ${update.prompts} prompt(s)`);
+    setStatus(`${session.case_id}: ${update.prompts} prompt(s)`);
   } catch (err) {
     setStatus(err.message, true);
   } finally {
-    state.busy = false;
+    if (!state.stroke && !state.boxStart) clearInk();
   }
+}
+
+function send(path, body) {
+  return enqueue((session) => sendNow(session, path, body));
 }
 
 function sendPrompt(prompt) {
@@ -316,6 +370,7 @@ async function refreshCases(selected) {
 }
 
 async function openCase(caseId) {
+  await queue; // prompts and a save made before switching reach the open session first
   setStatus(`opening ${caseId}…`);
   if (state.session) {
     api(`/api/sessions/${state.session.session_id}`, { method: "DELETE" }).catch(() => {});
@@ -349,20 +404,20 @@ async function nextCase() {
   else setStatus("every case is saved");
 }
 
-async function save() {
-  if (!state.session || state.busy) return;
-  state.busy = true;
+async function saveNow(session) {
   try {
-    const result = await api(`/api/sessions/${state.session.session_id}/save`, { method: "POST" });
+    const result = await api(`/api/sessions/${session.session_id}/save`, { method: "POST" });
     const dice = result.dice_model === null ? "" : `, Dice to model ${result.dice_model.toFixed(3)}`;
     setStatus(`saved ${result.path} (${result.seconds.toFixed(0)} s${dice})`);
+    await refreshCases(session.case_id);
     document.body.dataset.saved = result.path;
-    await refreshCases(state.session.case_id);
   } catch (err) {
     setStatus(err.message, true);
-  } finally {
-    state.busy = false;
   }
+}
+
+function save() {
+  return enqueue(saveNow);
 }
 
 // ---------------------------------------------------------------------------- wiring
@@ -386,7 +441,10 @@ function bindControls() {
   $("width").oninput = (e) => ($("width-val").textContent = e.target.value);
   window.addEventListener("resize", clearInk);
   document.addEventListener("keydown", (event) => {
-    if (event.target.tagName === "INPUT" || event.target.tagName === "SELECT") return;
+    // shortcuts stay live after a slider was moved; a select list and a text field keep their keys
+    const target = event.target;
+    if (target.tagName === "SELECT" || target.tagName === "TEXTAREA") return;
+    if (target.tagName === "INPUT" && !["range", "checkbox", "radio"].includes(target.type)) return;
     const key = event.key.toLowerCase();
     const tools = { 1: "pos", 2: "neg", b: "box", s: "brush", e: "eraser", v: "view" };
     const labels = state.info.labels.map((l) => l.value);
@@ -436,5 +494,7 @@ async function main() {
 }
 
 // for scripted checks (the browser test) and debugging from the console
-window.medsegViewer = { nv, state, openCase, save };
+window.medsegViewer = {
+  nv, state, openCase, save, api, applyUpdate, showUndoState, setStatus, frac2vox, vox2frac,
+};
 main();

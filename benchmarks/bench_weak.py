@@ -1,0 +1,228 @@
+"""Training from imperfect labels on the built-in brain example: each variant vs full labels.
+
+Plain script: ``python benchmarks/bench_weak.py [--seconds 120] [--work DIR] [--variants ...]``.
+
+1. Writes the brain example (``--example brain2d``: ``make_brain2d_example``, axial slices, the
+   default, which a short CPU budget can train; ``brain``: the 3D ``make_brain_example``) with
+   ``--train-cases`` + ``--test-cases`` cases, seed 0, at ``--spacing`` mm: complete labels
+   (background, grey matter, white matter, lesion).
+2. Derives the weak training sets from it with ``medseg.weak`` (same images, same held-out
+   cases with their complete labels):
+
+   - ``full``: the complete labels (the reference);
+   - ``scribbles``: medial-line scribbles of every region (on every fifth slice in 3D; a 2D
+     slice is scribbled whole), each lesion marked by one stroke of at most 5 voxels,
+     everything else ``ignore`` (``make_sparse_dataset(kind="scribbles")``);
+   - ``naive-scribbles``: the same scribbles read as complete masks (unmarked = background): the
+     naive baseline;
+   - ``corrupt30``: 30 % of the cases corrupted (``corrupt_dataset``: missing components,
+     flipped classes, erosion/dilation, shifts) and trained as if clean (naive);
+   - ``corrupt30-corrected``: the same labels trained with early-learning label correction
+     (``medseg.weak.correction``: after half the budget, confident disagreements relabelled);
+   - ``staple``: three simulated raters per case (``simulate_raters``: independent corruptions
+     of every case) and their STAPLE consensus (``consensus_dataset``) as the training label;
+   - ``single-rater``: rater 0 alone as the training label (the naive baseline of ``staple``);
+   - ``boxes``: one box per connected component of every class, turned into pseudo-masks by
+     the classical random-walker engine (``boxes_dataset``).
+3. Trains every variant with ``train_model(folds="all", device="cpu")`` on the same CPU plan
+   with ``--seconds`` of training each, predicts the held-out cases (no TTA) and scores them
+   against their complete labels with ``medseg.evaluate.evaluate_folders``.
+
+Printed: held-out Dice per class of every variant, its ratio to ``full`` (the goal of a weak
+variant is a ratio near 1; the naive baseline shows what ignoring the weakness costs), the
+annotated-voxel fraction of sparse variants, the CPU model and ``uptime`` load before and
+after. With a short budget the reference itself is far from converged: read the ratios as
+short-budget figures, not as what the variants reach after full training.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+LESION = 3
+
+
+def _uptime() -> str:
+    return Path("/proc/loadavg").read_text().split(" ", 3)[:3].__str__()
+
+
+def _cpu_model() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+def _scribbles(full: Path, out: Path, seed: int) -> Path:
+    from medseg.weak import SparseConfig, make_sparse_dataset
+
+    config = SparseConfig(every=5, stroke_classes=(LESION,), stroke_length=5)
+    return make_sparse_dataset(full, out, kind="scribbles", config=config, seed=seed)
+
+
+def _naive_scribbles(full: Path, out: Path, seed: int) -> Path:
+    from medseg.weak import SparseConfig, make_sparse_dataset
+
+    config = SparseConfig(every=5, stroke_classes=(LESION,), stroke_length=5)
+    return make_sparse_dataset(full, out, kind="naive-scribbles", config=config, seed=seed)
+
+
+def _full(full: Path, out: Path, seed: int) -> Path:
+    return full
+
+
+def _corrupt30(full: Path, out: Path, seed: int) -> Path:
+    from medseg.weak import CorruptionConfig, corrupt_dataset
+
+    return corrupt_dataset(full, out, config=CorruptionConfig(case_fraction=0.3), seed=seed)
+
+
+def _raters(full: Path, out: Path, seed: int) -> Path:
+    from medseg.weak import simulate_raters
+
+    return simulate_raters(full, out.with_name(out.name + "_raters"), raters=3, seed=seed)
+
+
+def _staple(full: Path, out: Path, seed: int) -> Path:
+    from medseg.weak import consensus_dataset
+
+    return consensus_dataset(_raters(full, out, seed), out)
+
+
+def _single_rater(full: Path, out: Path, seed: int) -> Path:
+    """Rater 0 of the simulated raters alone, as the training label (the naive baseline)."""
+    raters = _raters(full, out.with_name(out.name + "_src"), seed)
+    shutil.copytree(raters, out)
+    for path in (out / "labelsTr").iterdir():
+        if "_rater0" in path.name:
+            path.rename(path.with_name(path.name.replace("_rater0", "")))
+        else:
+            path.unlink()
+    return out
+
+
+def _boxes(full: Path, out: Path, seed: int) -> Path:
+    from medseg.weak import boxes_dataset
+
+    return boxes_dataset(full, out)
+
+
+VARIANTS: dict[str, Callable[[Path, Path, int], Path]] = {
+    "full": _full,
+    "scribbles": _scribbles,
+    "naive-scribbles": _naive_scribbles,
+    "corrupt30": _corrupt30,
+    "corrupt30-corrected": _corrupt30,
+    "staple": _staple,
+    "single-rater": _single_rater,
+    "boxes": _boxes,
+}
+
+
+def train_and_score(
+    dataset: Path, work: Path, seconds: float, reference: Path, *, correct: bool = False
+) -> dict:
+    """Train ``dataset`` for ``seconds``, predict ``reference``'s held-out cases, score them."""
+    from medseg.evaluate import evaluate_folders
+    from medseg.infer import Predictor
+    from medseg.infer.files import predict_files
+    from medseg.plan import PlanBudget
+    from medseg.train import train_model
+    from medseg.weak import correction_wrapper
+
+    start = time.perf_counter()
+    result = train_model(
+        dataset,
+        work / "model",
+        folds="all",
+        device="cpu",
+        budget=PlanBudget.for_device("cpu", time_budget_s=seconds),
+        wrap_loss=correction_wrapper(start_fraction=0.5, threshold=0.9) if correct else None,
+    )
+    train_s = time.perf_counter() - start
+    metrics = json.loads((result.folds[0].path / "val_metrics.json").read_text())
+    predictor = Predictor(result.model_dir, device="cpu", fast=True)
+    report = predict_files(predictor, reference / "imagesTs", work / "pred")
+    if not report.ok:
+        raise RuntimeError(f"prediction failed: {report.failures}")
+    scored = evaluate_folders(
+        work / "pred",
+        reference / "labelsTs",
+        dataset_json=reference / "dataset.json",
+        report=False,
+    )
+    dice = {
+        name: (stats.get("dice") or {}).get("mean")
+        for name, stats in scored.summary["classes"].items()
+    }
+    return {"dice": dice, "train_s": round(train_s, 1), "iterations": metrics.get("iterations")}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=120.0, help="training time per variant")
+    parser.add_argument("--work", type=Path, default=Path("/tmp/medseg-bench-weak"))
+    parser.add_argument("--example", choices=["brain2d", "brain"], default="brain2d")
+    parser.add_argument("--train-cases", type=int, default=20)
+    parser.add_argument("--test-cases", type=int, default=8)
+    parser.add_argument("--spacing", type=float, default=None, help="voxel size, mm")
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--variants", nargs="*", default=list(VARIANTS), choices=list(VARIANTS))
+    args = parser.parse_args()
+
+    import torch
+
+    from medseg.data.example import make_brain2d_example, make_brain_example
+    from medseg.weak import sparse_coverage
+
+    torch.set_num_threads(args.threads)
+    if args.work.exists():
+        shutil.rmtree(args.work)
+    make = make_brain_example if args.example == "brain" else make_brain2d_example
+    spacing = args.spacing or (3.0 if args.example == "brain" else 1.0)
+    full = make(
+        args.work / "Dataset001_BrainExample",
+        cases=args.train_cases,
+        test_cases=args.test_cases,
+        seed=0,
+        spacing_mm=spacing,
+    )
+    print(
+        f"CPU: {_cpu_model()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
+        f"{args.threads} threads; {args.train_cases} training + {args.test_cases} held-out "
+        f"{args.example} cases at {spacing:g} mm; {args.seconds:.0f} s training per variant"
+    )
+    print("load before:", _uptime(), flush=True)
+    names = ["full", *[v for v in args.variants if v != "full"]]
+    datasets = {name: VARIANTS[name](full, args.work / f"data_{name}", 0) for name in names}
+    results = {}
+    for name, dataset in datasets.items():
+        note = ""
+        if name == "scribbles":
+            note = f"annotated {100 * sparse_coverage(dataset)['mean']:.2f} % of voxels"
+        correct = name.endswith("-corrected")
+        scores = train_and_score(dataset, args.work / name, args.seconds, full, correct=correct)
+        results[name] = {**scores, "note": note}
+        print(name, json.dumps(results[name]), "load:", _uptime(), flush=True)
+    classes = list(results["full"]["dice"])
+    print("\n| variant | " + " | ".join(classes) + " | iterations | note |")
+    print("|---|" + "---|" * (len(classes) + 2))
+    for name, res in results.items():
+        cells = []
+        for c in classes:
+            value, ref = res["dice"].get(c), results["full"]["dice"].get(c)
+            ratio = f" ({value / ref:.0%})" if value is not None and ref else ""
+            cells.append("n/a" if value is None else f"{value:.3f}{ratio}")
+        print(f"| {name} | " + " | ".join(cells) + f" | {res['iterations']} | {res['note']} |")
+    print("load after:", _uptime())
+
+
+if __name__ == "__main__":
+    main()
