@@ -72,3 +72,49 @@ def test_given_token_and_bad_options(tmp_path, captured):
     assert "--example" in str(missing.exception)
     order = CliRunner().invoke(app_typer, ["serve", folder, "--next", "best"])
     assert "uncertainty, first or random" in str(order.exception)
+
+
+@pytest.mark.slow
+def test_real_process_prints_url_and_stops_cleanly_on_ctrl_c(tmp_path):
+    """The command as a user runs it: the printed address answers, SIGINT ends it with 0."""
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [sys.executable, "-m", "medseg", "serve", str(_folder(tmp_path)), "--engine",
+               "classical", "--port", str(port), "--threads", "1"]  # fmt: skip
+    process = subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ, PYTHONUNBUFFERED="1"),
+    )
+    try:
+        url = process.stdout.readline().strip()
+        assert url == f"open http://127.0.0.1:{port}/"
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                response = httpx.get(url.removeprefix("open ") + "api/info", timeout=5)
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "the server never answered"
+                time.sleep(0.2)
+        assert response.status_code == 200
+        assert response.json()["engine"] == "classical"
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=120) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert "Traceback" not in process.stderr.read()

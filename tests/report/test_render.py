@@ -69,3 +69,12 @@ def test_pdf_text_keeps_every_word_and_shows_the_uncertainty():
         assert flag.message.split()[-1] in page
     assert all(len(line) <= 130 for line in page.splitlines())
     assert "uncertainty" not in report_tables(build_report(image, seg, labels=info))[0].header
+
+
+def test_plural_of_lesion_class_names() -> None:
+    from medseg.report.summary import _plural
+
+    assert _plural("metastasis") == "metastases"
+    assert _plural("lesion") == "lesions"
+    assert _plural("abscess") == "abscesses"
+    assert _plural("metastasis", 1) == "metastasis"

@@ -81,3 +81,6 @@ def demo(
     out_console.print(f"evaluation:  {result.evaluation_dir}")
     out_console.print(f"model:       {result.model_dir}")
     out_console.print(f"predictions: {result.predictions_dir}")
+    out_console.print(
+        f"report:      {result.out_dir / 'report' / 'report.html'} (first held-out case)"
+    )

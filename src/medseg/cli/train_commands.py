@@ -101,11 +101,7 @@ def train(
     overrides = dict(parse_assignment(text) for text in set_ or [])
 
     def on_epoch(row: dict) -> None:
-        dice = " ".join(f"{k[5:]} {v:.3f}" for k, v in row.items() if k.startswith("dice_"))
-        err_console.print(
-            f"fold {row['fold']} epoch {row['epoch']}: loss {row['train_loss']:.4f}, "
-            f"val loss {row['val_loss']:.4f}, Dice {dice} ({row['epoch_s']:.1f} s)"
-        )
+        err_console.print(describe_epoch(row))
 
     with _model_folder_lock(output, err_console), _progress(err_console) as on_progress:
         result = train_model(
@@ -179,3 +175,23 @@ def _progress(console) -> Iterator[Callable[[int, int], None] | None]:
             progress.update(task, completed=done, total=total)
 
         yield update
+
+
+def describe_epoch(row: dict) -> str:
+    """One progress line for a training log row; values that were not measured are left out.
+
+    A time-budgeted run validates only now and then (no patch validation loss), and its last
+    round may be a validation alone (no training loss): printing those as ``nan`` alarms users.
+    """
+    parts = [
+        f"{name} {row[key]:.4f}"
+        for key, name in (("train_loss", "loss"), ("val_loss", "val loss"))
+        if math.isfinite(float(row.get(key, math.nan)))
+    ]
+    dice = [
+        f"{k[5:]} {v:.3f}" for k, v in row.items() if k.startswith("dice_") and math.isfinite(v)
+    ]
+    if dice:
+        parts.append("Dice " + " ".join(dice))
+    measured = ", ".join(parts) if parts else "no step"
+    return f"fold {row['fold']} epoch {row['epoch']}: {measured} ({row['epoch_s']:.1f} s)"

@@ -108,6 +108,8 @@ def _words(name: str) -> str:
 def _plural(noun: str, n: int = 2) -> str:
     if n == 1:
         return noun
+    if noun.endswith("sis"):  # metastasis -> metastases
+        return noun[:-2] + "es"
     if noun.endswith(("s", "x", "ch", "sh")):
         return noun + "es"
     return noun + "s"

@@ -40,7 +40,7 @@ def resolve_engine(spec: str | None) -> Engine:
     from medseg.interactive.engine import UNIVERSAL, load_engine
 
     if spec is not None:
-        return load_engine(UNIVERSAL if spec == "learned" else spec)
+        return load_engine(spec)
     try:
         return load_engine(UNIVERSAL)
     except MedsegError as err:

@@ -496,5 +496,6 @@ async function main() {
 // for scripted checks (the browser test) and debugging from the console
 window.medsegViewer = {
   nv, state, openCase, save, api, applyUpdate, showUndoState, setStatus, frac2vox, vox2frac,
+  enqueue,
 };
 main();

@@ -27,12 +27,15 @@
     return `${selected.class}${selected.part === "whole" ? "" : ` (${selected.part} part)`}`;
   }
 
-  async function find(event) {
+  function find(event) {
     event.preventDefault();
     const phrase = document.getElementById("text-phrase").value.trim();
-    const session = viewer.state.session;
+    // after the clicks and strokes already made, like any other interaction
+    if (phrase) viewer.enqueue((session) => ask(session, phrase));
+  }
+
+  async function ask(session, phrase) {
     const explain = document.getElementById("text-explain");
-    if (!phrase || !session) return;
     try {
       const answer = await viewer.api(`/api/sessions/${session.session_id}/text`, {
         method: "POST",
