@@ -65,8 +65,9 @@ def lesion_metrics(
     box = union_bbox(pred | ref)
     if box is None:
         return _scores(0, 0, 0, 0.0)
-    pred_cc, n_pred = cc3d.connected_components(pred[box], connectivity=conn, return_N=True)
-    ref_cc, n_ref = cc3d.connected_components(ref[box], connectivity=conn, return_N=True)
+    # uint8, not bool: cc3d 4.1 can return non-consecutive ids for some bool masks
+    pred_cc, n_pred = cc3d.connected_components(_u8(pred[box]), connectivity=conn, return_N=True)
+    ref_cc, n_ref = cc3d.connected_components(_u8(ref[box]), connectivity=conn, return_N=True)
     both = (pred_cc > 0) & (ref_cc > 0)
     pairs, inter = np.unique(
         pred_cc[both].astype(np.int64) * (n_ref + 1) + ref_cc[both], return_counts=True
@@ -99,3 +100,7 @@ def _scores(tp: int, fp: int, fn: int, matched_dice: float) -> dict[str, float]:
         "lesion_f1": 2 * tp / (2 * tp + fp + fn) if total else float("nan"),
         "lesion_dice": matched_dice / total if total else float("nan"),
     }
+
+
+def _u8(mask: BoolArray) -> np.ndarray:
+    return np.ascontiguousarray(mask, dtype=np.uint8)

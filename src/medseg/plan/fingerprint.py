@@ -277,6 +277,7 @@ def _count_classes(
         voxels[value] = voxels.get(value, 0) + count
         if value == 0:
             continue
-        components, k = cc3d.connected_components(label == value, connectivity=26, return_N=True)
+        mask = np.ascontiguousarray(label == value, dtype=np.uint8)  # cc3d: see evaluate.detection
+        components, k = cc3d.connected_components(mask, connectivity=26, return_N=True)
         counts.setdefault(value, []).append(int(k))
         sizes.setdefault(value, []).extend(np.bincount(components.ravel())[1:].tolist())
