@@ -122,20 +122,7 @@ def check_nifti_header(path: Path) -> None:
     # ``nifti.header`` is a copy whose vox_offset nibabel resets; the proxy keeps the file's.
     offset = int(nifti.dataobj.offset)
     expected = offset + math.prod(shape) * header.get_data_dtype().itemsize
-    if path.name.lower().endswith(".nii"):
-        actual = path.stat().st_size
-    else:
-        actual = _gzip_length(path, expected)
-    if actual < 0:
-        raise ImageReadError(
-            f"{path}: compressed data is corrupt or cut short (truncated download?); "
-            "re-export or re-download it"
-        )
-    if actual < expected:
-        raise ImageReadError(
-            f"{path}: file is truncated: header declares {expected} bytes, file holds {actual}; "
-            "re-export or re-download it"
-        )
+    _check_data_length(path, expected, compressed=not path.name.lower().endswith(".nii"))
 
 
 MGH_DATA_OFFSET = 284
@@ -171,7 +158,13 @@ def check_mgh_header(path: Path) -> tuple[int, ...]:
     shape = tuple(dims)
     check_voxel_count(path, shape)
     expected = MGH_DATA_OFFSET + math.prod(shape) * _MGH_ITEMSIZE[kind]
-    actual = path.stat().st_size if opener is open else _gzip_length(path, expected)
+    _check_data_length(path, expected, compressed=opener is not open)
+    return shape
+
+
+def _check_data_length(path: Path, expected: int, *, compressed: bool) -> None:
+    """Raise :class:`ImageReadError` unless the file (or its gzip stream) has ``expected`` bytes."""
+    actual = _gzip_length(path, expected) if compressed else path.stat().st_size
     if actual < 0:
         raise ImageReadError(
             f"{path}: compressed data is corrupt or cut short (truncated download?); "
@@ -182,7 +175,6 @@ def check_mgh_header(path: Path) -> tuple[int, ...]:
             f"{path}: file is truncated: header declares {expected} bytes, file holds {actual}; "
             "re-export or re-download it"
         )
-    return shape
 
 
 def _gzip_length(path: Path, expected: int) -> int:
