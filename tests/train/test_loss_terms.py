@@ -21,6 +21,7 @@ from medseg.train.loss_terms import (
     labels_to_regions,
     make_term,
 )
+from medseg.train.losses import SegmentationLoss
 
 REGIONS = ((1, 2), (2,))
 
@@ -221,3 +222,27 @@ def test_unknown_names_and_mode_mismatches_raise() -> None:
         make_term("containment", regions=((1,), (2,)))
     with pytest.raises(ConfigError, match="finite weights"):
         CombinedLoss([("ce", 0.0, make_term("ce"))])
+
+
+def test_containment_keeps_nested_regions_nested_on_a_toy_set() -> None:
+    label = torch.zeros(2, 1, 8, 8, dtype=torch.long)
+    label[:, :, 1:7, 1:7] = 1
+    label[:, :, 3:5, 3:5] = 2  # the core inside the whole
+    start = _logits((2, 2, 8, 8), seed=5)
+    start[:, 1] = start[:, 0] + 2  # the core predicted wherever the whole is, and beyond
+
+    def violation_after(loss) -> float:
+        logits = start.clone().requires_grad_()
+        optimizer = torch.optim.Adam([logits], lr=0.05)
+        for _ in range(15):
+            optimizer.zero_grad()
+            loss(logits, label).backward()
+            optimizer.step()
+        probs = torch.sigmoid(logits.detach())
+        return float(torch.relu(probs[:, 1] - probs[:, 0]).mean())
+
+    plain = SegmentationLoss(regions=REGIONS)
+    nested = CombinedLoss(
+        [("dice_bce", 1.0, plain), ("containment", 5.0, _term("containment", REGIONS))]
+    )
+    assert violation_after(nested) < 0.5 * violation_after(plain)
