@@ -26,14 +26,12 @@ from monai.networks.blocks.dynunet_block import UnetResBlock
 from torch import nn
 
 from medseg.errors import ConfigError
+from medseg.plan.budget import RESENC_MEMORY_GB
 from medseg.plan.plan import NetworkConfig
 from medseg.train.dynunet import ACT, NORM, MedsegDynUNet, check_topology, dynunet, plan_filters
 
 RESENC_BLOCKS = (1, 3, 4, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6)
 """Residual blocks per encoder stage of nnU-Net's ResEnc presets (the same for M, L and XL)."""
-
-RESENC_MEMORY_GB = {"M": 8.0, "L": 24.0, "XL": 40.0}
-"""GPU memory target of nnU-Net's ResEnc presets; they differ only in patch and batch."""
 
 VIT_PRESETS = {"S": (384, 1536, 6), "B": (768, 3072, 12), "L": (1024, 4096, 16)}
 """UNETR's transformer per ``network.size``: hidden size, MLP size, attention heads."""
@@ -67,7 +65,8 @@ def resenc_unet(
     """nnU-Net's residual-encoder U-Net on the plan's stages (filters as planned).
 
     ``network.size`` M, L or XL (default M) is a planning preset (the GPU memory target, so the
-    patch and batch); the network is the same for all three, as in nnU-Net.
+    patch and batch: :func:`medseg.plan.budget.network_preset_budget`); the network is the same
+    for all three, as in nnU-Net.
     """
     if cfg.size not in (None, *RESENC_MEMORY_GB):
         raise ConfigError(
