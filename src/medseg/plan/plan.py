@@ -42,6 +42,10 @@ class NetworkConfig:
 
     ``filters`` has one entry per resolution stage; ``kernel_sizes`` and ``strides`` one tuple per
     stage (the first stride is all ones). ``architecture`` names a registered network.
+    ``size`` is a preset of that network (``null``: as planned): ``S``/``B``/``L`` scale the
+    filters of the plan-built families by 0.5/1/2 and pick ViT-S/B/L for ``unetr``;
+    ``M``/``L``/``XL`` are nnU-Net's residual-encoder presets for ``resenc_unet``
+    (docs/methods.md).
     """
 
     architecture: str = "dynunet"
@@ -52,6 +56,7 @@ class NetworkConfig:
     deep_supervision: bool = True
     deep_supervision_heads: int = 2
     gradient_checkpointing: bool = False
+    size: Literal["S", "B", "M", "L", "XL"] | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
