@@ -14,6 +14,11 @@ Plain script: ``python benchmarks/bench_losses.py [--iterations 200] [--variants
    included: their regions are turned back into labels) and, for softmax variants, the
    top-label ECE of the probabilities over foreground voxels (15 bins).
 
+``--costs`` prints instead the CPU time (process time: little changed by other load; run it with
+``--threads 1``) of one loss evaluation (forward + backward on random logits of ``--patch``,
+batch 2, 4 classes; median of 5 after a warm-up) for every term and variant, with its ratio to
+``dice_ce``: what each loss adds to a training iteration, apart from the network.
+
 The peer of each variant is ``dice_ce`` (nnU-Net's loss) trained in the same run: ratios are to
 it. Printed: a markdown table, the CPU model and the load before and after. Short runs are far
 from converged: read them as equal-budget figures.
@@ -27,6 +32,7 @@ import json
 import os
 import platform
 import shutil
+import time
 from pathlib import Path
 
 NESTED = {"brain": [1, 2, 3], "white_lesion": [2, 3], "lesion": [3]}
@@ -115,6 +121,44 @@ def run_variant(name: str, dataset: Path, reference: Path, work: Path, iteration
     }
 
 
+def loss_costs(patch: tuple[int, ...], repeats: int = 5) -> None:
+    """Print the forward + backward time of every variant's loss on random logits of ``patch``."""
+    import statistics
+
+    import torch
+
+    from medseg.train.loss_terms import CombinedLoss, make_term
+    from medseg.train.losses import SegmentationLoss
+
+    generator = torch.Generator().manual_seed(0)
+    label = torch.randint(0, 4, (2, 1, *patch), generator=generator)
+    label[..., : patch[-1] // 2] = 0
+    regions = [v for v in NESTED.values()]
+    timings = {}
+    for name, (loss, extra, region) in VARIANTS.items():
+        options = {"regions": regions if region else ()}
+        main = (
+            SegmentationLoss(**options) if loss.startswith("dice_") else make_term(loss, **options)
+        )
+        terms = [(loss, 1.0, main)] + [(n, w, make_term(n, **options)) for n, w in extra.items()]
+        module = CombinedLoss(terms, **options)
+        channels = len(regions) if region else 4
+        logits = torch.randn(2, channels, *patch, generator=generator, requires_grad=True)
+        times = []
+        for i in range(repeats + 1):
+            start = time.process_time()
+            module(logits, label).backward()
+            if i:
+                times.append(time.process_time() - start)
+        timings[name] = statistics.median(times)
+    peer = timings["dice_ce"]
+    shape = " x ".join(map(str, patch))
+    print(f"loss forward + backward, logits (2, C, {shape}), CPU time, load {_load()}")
+    print("| variant | CPU ms | ratio to dice_ce |\n|---|---|---|")
+    for name, seconds in timings.items():
+        print(f"| {name} | {1000 * seconds:.1f} | {seconds / peer:.2f} |")
+
+
 def _mean(values: dict) -> float | None:
     finite = [v for v in values.values() if v is not None]
     return sum(finite) / len(finite) if finite else None
@@ -133,9 +177,17 @@ def main() -> None:
     parser.add_argument("--spacing", type=float, default=2.0, help="voxel size, mm")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--variants", nargs="*", default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument("--costs", action="store_true", help="time each loss alone and stop")
+    parser.add_argument("--patch", type=int, nargs="+", default=[48, 56, 48])
     args = parser.parse_args()
 
     import torch
+
+    if args.costs:
+        torch.set_num_threads(args.threads)
+        print(f"CPU: {_cpu_model()}, torch {torch.__version__}, {args.threads} threads")
+        loss_costs(tuple(args.patch))
+        return
 
     from medseg.data.example import make_brain2d_example
 
