@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from typing import Any
 
 import edt
 import numpy as np
@@ -122,12 +123,14 @@ def _masked_mean(values: torch.Tensor, valid: torch.Tensor | None) -> torch.Tens
 class CrossEntropyTerm(LossTerm):
     """Cross-entropy (softmax) or binary cross-entropy per region, optionally class-weighted."""
 
-    def __init__(self, *, class_weights: Sequence[float] | None = None, **kwargs) -> None:
+    def __init__(self, *, class_weights: Sequence[float] | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         weight = None if class_weights is None else torch.tensor(class_weights, dtype=torch.float)
         self.register_buffer("class_weights", weight, persistent=False)
 
-    def term(self, logits, target, valid):
+    def term(
+        self, logits: torch.Tensor, target: torch.Tensor, valid: torch.Tensor | None
+    ) -> torch.Tensor:
         if self.regions:
             masks = self.reference(target, logits.shape[1])
             bce = F.binary_cross_entropy_with_logits(logits, masks, reduction="none")
@@ -143,11 +146,13 @@ class CrossEntropyTerm(LossTerm):
 class _OverlapTerm(LossTerm):
     """A MONAI overlap loss on valid-masked probabilities and reference."""
 
-    def __init__(self, loss: nn.Module, **kwargs) -> None:
+    def __init__(self, loss: nn.Module, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.loss = loss
 
-    def term(self, logits, target, valid):
+    def term(
+        self, logits: torch.Tensor, target: torch.Tensor, valid: torch.Tensor | None
+    ) -> torch.Tensor:
         probs = self.probabilities(logits)
         ref = self.reference(target, logits.shape[1])
         if valid is not None:
@@ -158,7 +163,7 @@ class _OverlapTerm(LossTerm):
 class DiceTerm(_OverlapTerm):
     """Soft Dice, MONAI's :class:`~monai.losses.DiceLoss` (smooth 1e-5)."""
 
-    def __init__(self, *, batch_dice: bool = False, **kwargs) -> None:
+    def __init__(self, *, batch_dice: bool = False, **kwargs: Any) -> None:
         loss = DiceLoss(smooth_nr=SMOOTH, smooth_dr=SMOOTH, batch=batch_dice)
         super().__init__(loss, **kwargs)
 
@@ -166,7 +171,7 @@ class DiceTerm(_OverlapTerm):
 class TverskyTerm(_OverlapTerm):
     """Tversky loss ``1 - TP / (TP + 0.3 FP + 0.7 FN)``, MONAI's TverskyLoss (Salehi 2017)."""
 
-    def __init__(self, *, batch_dice: bool = False, **kwargs) -> None:
+    def __init__(self, *, batch_dice: bool = False, **kwargs: Any) -> None:
         loss = TverskyLoss(
             alpha=TVERSKY_ALPHA,
             beta=TVERSKY_BETA,
@@ -180,14 +185,16 @@ class TverskyTerm(_OverlapTerm):
 class ClDiceTerm(_OverlapTerm):
     """Soft clDice on soft skeletons (3 iterations), MONAI's SoftclDiceLoss (Shit 2021)."""
 
-    def __init__(self, **kwargs) -> None:
+    def __init__(self, **kwargs: Any) -> None:
         super().__init__(SoftclDiceLoss(iter_=CLDICE_ITERATIONS), **kwargs)
 
 
 class FocalTerm(LossTerm):
     """Focal loss ``-(1 - p_t)**2 log p_t`` (Lin 2017), per voxel (softmax) or per region."""
 
-    def term(self, logits, target, valid):
+    def term(
+        self, logits: torch.Tensor, target: torch.Tensor, valid: torch.Tensor | None
+    ) -> torch.Tensor:
         if self.regions:
             masks = self.reference(target, logits.shape[1])
             log_pt = -F.binary_cross_entropy_with_logits(logits, masks, reduction="none")
@@ -212,7 +219,7 @@ class BoundaryTerm(LossTerm):
         *,
         spacing: Sequence[float] | None = None,
         patch_size: Sequence[int] | None = None,
-        **kwargs,
+        **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.spacing = None if spacing is None else tuple(spacing)
@@ -240,7 +247,9 @@ class BoundaryTerm(LossTerm):
             out[b, c] = np.where(mask, 1.0 - inside, outside)
         return torch.from_numpy(out).to(reference.device)
 
-    def term(self, logits, target, valid):
+    def term(
+        self, logits: torch.Tensor, target: torch.Tensor, valid: torch.Tensor | None
+    ) -> torch.Tensor:
         probs = self.overlap_channels(self.probabilities(logits))
         ref = self.overlap_channels(self.reference(target, logits.shape[1]))
         return _masked_mean(self.signed_distance(ref) * probs, valid)
@@ -255,7 +264,9 @@ class ConnectivityTerm(LossTerm):
     are valid. The mean is over pairs, channels and axes.
     """
 
-    def term(self, logits, target, valid):
+    def term(
+        self, logits: torch.Tensor, target: torch.Tensor, valid: torch.Tensor | None
+    ) -> torch.Tensor:
         probs = self.overlap_channels(self.probabilities(logits))
         ref = self.overlap_channels(self.reference(target, logits.shape[1]))
         per_axis = []
@@ -284,14 +295,16 @@ class NaclTerm(LossTerm):
     inside the image. Softmax training only; the paper's loss is ``ce`` plus 0.1 times this term.
     """
 
-    def __init__(self, **kwargs) -> None:
+    def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if self.regions:
             raise ConfigError(
                 "the nacl penalty needs softmax training; this plan trains regions (sigmoids)"
             )
 
-    def neighbour_average(self, target: torch.Tensor, valid: torch.Tensor | None, channels: int):
+    def neighbour_average(
+        self, target: torch.Tensor, valid: torch.Tensor | None, channels: int
+    ) -> torch.Tensor:
         """The one-hot map averaged over valid neighbours, (B, C, *spatial)."""
         onehot = self.reference(target, channels)
         pool = F.avg_pool3d if onehot.ndim == 5 else F.avg_pool2d
@@ -301,7 +314,9 @@ class NaclTerm(LossTerm):
         weight = pool(valid, **options)
         return pool(onehot * valid, **options) / weight.clamp_min(EPS)
 
-    def term(self, logits, target, valid):
+    def term(
+        self, logits: torch.Tensor, target: torch.Tensor, valid: torch.Tensor | None
+    ) -> torch.Tensor:
         tau = self.neighbour_average(target, valid, logits.shape[1])
         return _masked_mean((tau - logits).abs(), valid)
 
@@ -314,7 +329,7 @@ class ContainmentTerm(LossTerm):
     valid-voxel mask.
     """
 
-    def __init__(self, **kwargs) -> None:
+    def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         sets = [set(r) for r in self.regions]
         self.pairs = [
@@ -329,7 +344,9 @@ class ContainmentTerm(LossTerm):
                 '{"whole": [1, 2], "core": [2]}); this plan has none'
             )
 
-    def term(self, logits, target, valid):
+    def term(
+        self, logits: torch.Tensor, target: torch.Tensor, valid: torch.Tensor | None
+    ) -> torch.Tensor:
         probs = torch.sigmoid(logits)
         outer = probs[:, [o for o, _ in self.pairs]]
         inner = probs[:, [i for _, i in self.pairs]]
@@ -368,7 +385,7 @@ def make_term(
     """
     if name not in TERMS:
         raise ConfigError(f"unknown loss term {name!r} (known: {sorted(TERMS)})")
-    options: dict = {"regions": regions, "ignore_label": ignore_label}
+    options: dict[str, Any] = {"regions": regions, "ignore_label": ignore_label}
     if name == "ce":
         options["class_weights"] = class_weights
     if name in ("dice", "tversky"):
