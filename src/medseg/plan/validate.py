@@ -123,7 +123,8 @@ def _loss_problems(extra_losses: dict[str, float], plan: Plan) -> list[str]:
     problems = []
     for name, weight in sorted(extra_losses.items()):
         if name not in EXTRA_LOSSES:
-            problems.append(f"training.extra_losses: unknown loss {name!r} (known: {EXTRA_LOSSES})")
+            known = ", ".join(EXTRA_LOSSES)
+            problems.append(f"training.extra_losses: unknown loss {name!r} (known: {known})")
         if not math.isfinite(weight) or weight <= 0:
             problems.append(f"training.extra_losses.{name}: weight must be > 0, got {weight}")
     if "nacl" in extra_losses and plan.regions:
