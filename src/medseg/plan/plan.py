@@ -54,6 +54,22 @@ class NetworkConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class LesionSynthesisConfig:
+    """Synthetic lesions pasted into training patches (see :mod:`medseg.train.lesion_synthesis`).
+
+    Each training patch gets, with ``probability`` (0: off, the default), 1 to ``max_lesions``
+    lesions of label ``lesion_label`` inside voxels of the ``host_labels`` tissue. ``None`` /
+    empty means learned from the fold's training cases: the lesion label is the plan's single
+    rare class (``oversample_labels``), the host labels those that surround the training lesions.
+    """
+
+    probability: float = 0.0
+    max_lesions: int = 3
+    lesion_label: int | None = None
+    host_labels: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
 class TrainingConfig:
     """Optimisation and sampling settings. Epochs live here so a run is reproducible from the plan.
 
@@ -70,6 +86,7 @@ class TrainingConfig:
     the second half of the run, the last at its end; the weights of the best one are kept.
     ``batch_dice`` computes the Dice term over the batch (``None``: only for ``2d``).
     ``optimizer`` is ``sgd`` (Nesterov, ``momentum``) or ``adamw`` (betas 0.9/0.999).
+    ``lesion_synthesis`` pastes synthetic lesions into patches (off unless its probability > 0).
     """
 
     epochs: int = 50
@@ -92,6 +109,7 @@ class TrainingConfig:
     max_val_cases: int = 4
     batch_dice: bool | None = None
     optimizer: Literal["sgd", "adamw"] = "sgd"
+    lesion_synthesis: LesionSynthesisConfig = field(default_factory=LesionSynthesisConfig)
 
 
 @dataclass(frozen=True, kw_only=True)

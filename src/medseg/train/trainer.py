@@ -40,6 +40,7 @@ from medseg.plan.plan import Configuration, Plan, TrainingConfig
 from medseg.train import schedule
 from medseg.train.augment import build_augmentation
 from medseg.train.checkpoint import load_checkpoint, remove_checkpoints, save_checkpoint
+from medseg.train.lesion_synthesis import lesion_synthesis_transform
 from medseg.train.loader import BatchStream, batch_iterator
 from medseg.train.logs import plot_progress, write_log_csv
 from medseg.train.losses import DeepSupervisionLoss, build_loss
@@ -245,7 +246,12 @@ def train_fold(
                 oversample_labels=tc.oversample_labels,
             )
 
-        transform = build_augmentation(ndim, mirror_axes=tc.mirror_axes) if tc.augment else None
+        transform = None
+        if tc.augment:
+            synthesis = lesion_synthesis_transform(source, train_ids, plan, config)
+            transform = build_augmentation(
+                ndim, mirror_axes=tc.mirror_axes, lesion_synthesis=synthesis
+            )
         done = int(state["iterations"]) if timed and state else start * tc.iterations_per_epoch
         stream = BatchStream(sampler(train_ids), transform, seed=seed, start=done)
         stream = stream if parallel is None else parallel.split(stream)
