@@ -87,6 +87,8 @@ class TrainingConfig:
     ``batch_dice`` computes the Dice term over the batch (``None``: only for ``2d``).
     ``optimizer`` is ``sgd`` (Nesterov, ``momentum``) or ``adamw`` (betas 0.9/0.999).
     ``lesion_synthesis`` pastes synthetic lesions into patches (off unless its probability > 0).
+    ``encoder_lr_scale`` multiplies the encoder's learning rate (below 1 when fine-tuning from
+    pretrained weights, ``medseg train --init``).
     """
 
     epochs: int = 50
@@ -110,6 +112,7 @@ class TrainingConfig:
     batch_dice: bool | None = None
     optimizer: Literal["sgd", "adamw"] = "sgd"
     lesion_synthesis: LesionSynthesisConfig = field(default_factory=LesionSynthesisConfig)
+    encoder_lr_scale: float = 1.0
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -109,6 +109,8 @@ def _configuration_problems(config: Configuration, plan: Plan) -> list[str]:
             "training.lesion_synthesis needs probability in [0, 1] and max_lesions >= 1, got "
             f"{synthesis.probability} and {synthesis.max_lesions}"
         )
+    if not train.encoder_lr_scale > 0:
+        problems.append(f"training.encoder_lr_scale must be > 0, got {train.encoder_lr_scale}")
     if synthesis.probability > 0 and not train.augment:
         problems.append("training.lesion_synthesis is augmentation: it needs training.augment")
     return problems
