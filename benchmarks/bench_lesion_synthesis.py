@@ -14,6 +14,10 @@ Plain script: ``python benchmarks/bench_lesion_synthesis.py [--seconds 600] [--w
    pooled over cases (components matched one-to-one), lesion Dice, Dice of grey and white
    matter.
 
+``--overhead-only`` measures instead what synthesis costs the data pipeline: MONAI augmentation
+of 64^3 brain patches (2 mm, z-scored), with and without lesion synthesis at probability 1 (the
+worst case), in one process; printed as ms per patch and their ratio.
+
 The medseg path is compared with itself (the peer is the same trainer without synthesis): what
 is measured is the effect of the option on equal compute. Printed: one row per variant and
 seed, the mean over seeds, the CPU model and the ``uptime`` load before and after each run.
@@ -98,6 +102,54 @@ def score(pred_dir: Path, dataset: Path) -> dict[str, object]:
     return out
 
 
+def overhead(repeats: int = 20) -> None:
+    """ms per augmented 64^3 patch, with and without synthesis (p 1), on brain-example arrays."""
+    from benchtools import median_seconds
+    from medseg.data.example import load_brain_template, synthesize_brain_case
+    from medseg.train.augment import augment_batch, build_augmentation
+    from medseg.train.lesion_synthesis import RandLesionSynthesisd, collect_lesion_statistics
+    from medseg.train.sampling import PatchSampler
+
+    template = load_brain_template(2.0)
+    cases = {}
+    for i in range(4):
+        rng = np.random.default_rng(i)
+        case = synthesize_brain_case(template.t1, template.tissue, template.spacing, rng)
+        image = case.image.astype(np.float32)
+        inside = image > 0
+        image = np.where(inside, (image - image[inside].mean()) / image[inside].std(), 0)
+        cases[f"c{i}"] = (image[None].astype(np.float32), case.labels[None].astype(np.int16))
+
+    class Source:
+        def load(self, case_id: str, mmap: bool = True):
+            return (*cases[case_id], None)
+
+        def foreground_locations(self, case_id: str) -> dict[int, np.ndarray]:
+            label = cases[case_id][1][0]
+            return {int(v): np.argwhere(label == v) for v in (1, 2, 3)}
+
+    ids = sorted(cases)
+    stats = collect_lesion_statistics(Source(), ids, lesion_label=3, spacing=(2.0, 2.0, 2.0))
+    sampler = PatchSampler(Source(), ids, (64, 64, 64), 2, 0.5, foreground_labels=(1, 2, 3))
+    batches = [sampler.sample(np.random.default_rng(k)) for k in range(repeats)]
+    synthesis = RandLesionSynthesisd(stats, (2.0, 2.0, 2.0), prob=1.0, max_lesions=3)
+    times = {}
+    for name, extra in (("without", None), ("with", synthesis)):
+        transform = build_augmentation(3, mirror_axes=(0, 1, 2), lesion_synthesis=extra)
+        counter = iter(range(10**6))
+
+        def run(t=transform, c=counter) -> None:
+            k = next(c)
+            augment_batch(batches[k % repeats], t, seed=k)
+
+        times[name] = median_seconds(run, repeats) / 2 * 1000
+    print(
+        f"CPU: {_cpu_model()}; load {_load()}; augmentation of one 64^3 patch: "
+        f"{times['without']:.1f} ms without synthesis, {times['with']:.1f} ms with (p 1, "
+        f"up to 3 lesions): x{times['with'] / times['without']:.2f}"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=600.0, help="training time per run")
@@ -110,13 +162,18 @@ def main() -> None:
     parser.add_argument("--max-lesions", type=int, default=3, help="per patch")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="training seeds")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--overhead-only", action="store_true", help="time the pipeline only")
     args = parser.parse_args()
 
     import torch
 
+    torch.set_num_threads(args.threads)
+    if args.overhead_only:
+        overhead()
+        return
+
     from medseg.data.example import make_brain_example
 
-    torch.set_num_threads(args.threads)
     if args.work.exists():
         shutil.rmtree(args.work)
     dataset = make_brain_example(

@@ -276,7 +276,9 @@ def paste_lesions(
     image = np.array(image, dtype=np.float32)
     label = np.array(label)
     window = stats.host_window.reshape(-1, 2, *[1] * (image.ndim - 1))
-    host = np.isin(label[0], stats.host_labels)
+    host = np.zeros(label.shape[1:], dtype=bool)
+    for value in stats.host_labels:
+        host |= label[0] == value
     host &= ((image >= window[:, 0]) & (image <= window[:, 1])).all(axis=0)
     lesions = synthesize_lesions(
         host,
@@ -286,8 +288,9 @@ def paste_lesions(
         spacing=tuple(spacing),
     )
     pasted = int(lesions.max(initial=0))
-    for index in range(1, pasted + 1):
-        _paste_one(image, label, lesions == index, stats, rng)
+    for index, box in enumerate(ndimage.find_objects(lesions), start=1):
+        if box is not None:
+            _paste_one(image, label, lesions, index, box, stats, rng)
     return image, label, pasted
 
 
@@ -337,17 +340,20 @@ class RandLesionSynthesisd(RandomizableTransform, MapTransform):
 def _paste_one(
     image: npt.NDArray[np.float32],
     label: npt.NDArray[np.integer],
-    blob: npt.NDArray[np.bool_],
+    lesions: npt.NDArray[np.integer],
+    index: int,
+    tight: tuple[slice, ...],
     stats: LesionStatistics,
     rng: np.random.Generator,
 ) -> None:
-    """Blend one lesion (mask ``blob``) into ``image`` and label it, in place."""
+    """Blend lesion ``index`` of ``lesions`` (bounding box ``tight``) into ``image`` and label
+    it, in place."""
     pad = 3
     box = tuple(
         slice(max(0, s.start - pad), min(n, s.stop + pad))
-        for s, n in zip(ndimage.find_objects(blob.astype(np.uint8))[0], blob.shape, strict=True)
+        for s, n in zip(tight, lesions.shape, strict=True)
     )
-    inside = blob[box]
+    inside = lesions[box] == index
     texture = ndimage.gaussian_filter(rng.standard_normal(inside.shape), 1.5)
     texture = texture / max(float(texture.std()), 1e-6) + rng.standard_normal(inside.shape)
     order = np.argsort(np.argsort(texture[inside]))
