@@ -208,3 +208,40 @@ def test_train_fold_learns_statistics_from_the_training_cases_only(
         )  # fmt: skip
     assert (result.path / "model.safetensors").is_file()
     assert "2 training lesions (label 3) in 2 cases; host labels [1]" in caplog.text
+
+
+def test_planar_statistics_and_2d_patches(lesion_source) -> None:
+    found = _stats(lesion_source, spacing=(1.0, 1.0))
+    radius = np.sqrt(29 / np.pi)  # the largest cross-section of a radius-3 ball: 29 voxels
+    assert found.radius_mm == pytest.approx((0.8 * radius, 1.2 * radius))
+    image, label = lesion_source.cases["c0"]
+    z = 12
+    new_image, new_label, pasted = paste_lesions(
+        image[:, z], label[:, z], found, np.random.default_rng(2), spacing=(1, 1), max_lesions=2
+    )
+    changed = (new_label != label[:, z])[0]
+    assert pasted >= 1
+    assert changed.any()
+    assert set(np.unique(label[0, z][changed])) == {HOST}
+    assert new_image.shape == image[:, z].shape
+
+
+def test_batches_match_with_and_without_worker_processes(lesion_source) -> None:
+    import itertools
+
+    from medseg.train.loader import BatchStream, batch_iterator
+    from medseg.train.sampling import PatchSampler
+
+    synthesis = RandLesionSynthesisd(_stats(lesion_source), (1.0,) * 3, prob=1.0, max_lesions=2)
+    ids = list(lesion_source.case_ids)
+
+    def stream() -> BatchStream:
+        sampler = PatchSampler(lesion_source, ids, (16,) * 3, 2, 0.0, foreground_labels=(1, 2, 3))
+        return BatchStream(sampler, build_augmentation(3, lesion_synthesis=synthesis), seed=2)
+
+    main = list(itertools.islice(batch_iterator(stream(), 0), 3))
+    workers = list(itertools.islice(batch_iterator(stream(), 2), 3))
+    for (a_img, a_lab), (b_img, b_lab) in zip(main, workers, strict=True):
+        assert torch.equal(a_img, b_img)
+        assert torch.equal(a_lab, b_lab)
+    assert any((lab == LESION).any() for _, lab in main)
