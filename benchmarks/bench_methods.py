@@ -19,7 +19,8 @@ cases without TTA (with probabilities), and ``medseg.evaluate.evaluate_folders``
 Dice per class and HD95 (mm, mean over classes), lesion F1 (one-to-one matched components,
 TP/FP/FN summed over cases), ECE (top-label, foreground voxels, mean over cases), Betti error
 (mean over cases and classes), parameters, seconds per training iteration (validation time
-left out), iterations, peak memory (the training process's peak RSS, or peak CUDA memory).
+left out), iterations, peak memory (peak RSS of the variant's process, which trains,
+predicts and scores; on CUDA the peak allocated GPU memory).
 
 ``--costs`` prints instead the table of docs/methods.md: parameters, multiply-accumulates of
 one forward pass of one patch in eval mode (``torch.utils.flop_counter.FlopCounterMode`` FLOPs
