@@ -168,8 +168,11 @@ class BottleneckTransformer(nn.Module):
 def hybrid_unet(
     cfg: NetworkConfig, in_channels: int, out_channels: int, ndim: int
 ) -> MedsegDynUNet:
-    """The plan's ``MedsegDynUNet`` with :data:`HYBRID_DEPTH` transformer blocks after the
-    bottleneck (width of the deepest stage)."""
+    """The plan's ``MedsegDynUNet`` with transformer blocks after its bottleneck.
+
+    :data:`HYBRID_DEPTH` blocks as wide as the deepest stage; deep supervision, gradient
+    checkpointing and the width presets as ``dynunet``.
+    """
     net = dynunet(cfg, in_channels, out_channels, ndim, residual=cfg.residual)
     channels = plan_filters(cfg)[-1]
     net.bottleneck = nn.Sequential(
