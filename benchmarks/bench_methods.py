@@ -82,7 +82,6 @@ def variant_overrides(name: str, plan) -> dict:
 def run_variant(args: argparse.Namespace) -> None:
     """Child process: train, predict and score one variant; write ``<work>/<name>/row.json``."""
     from medseg.data import load_dataset
-    from medseg.io import read_image
     from medseg.plan import PlanBudget, make_plan
 
     dataset_dir = brain_data(args.work)
@@ -102,16 +101,11 @@ def run_variant(args: argparse.Namespace) -> None:
         cache_dir=args.work / "cache",
         probabilities=True,
     )
-    probs = out / "probs"
-    probs.mkdir()
-    for path in sorted((out / "pred").glob("*_probabilities.nii.gz")):
-        case = path.name.removesuffix("_probabilities.nii.gz")
-        np.save(probs / f"{case}.npy", read_image(path).array.astype(np.float32) / 255.0)
     metrics = json.loads((out / "model" / "fold_all" / "val_metrics.json").read_text())
     info.pop("curve", None)
     info.pop("val_cases", None)
     info.update(score(out / "pred", dataset_dir))
-    info.update(extra_metrics(out / "pred", probs, dataset_dir))
+    info.update(extra_metrics(out / "pred", dataset_dir))
     train_only = (metrics.get("train_seconds") or 0) - (metrics.get("validation_seconds") or 0)
     info["s_per_iteration"] = train_only / max(1, info["iterations"] or 0)
     info["overrides"] = overrides
@@ -123,15 +117,18 @@ def run_variant(args: argparse.Namespace) -> None:
     (out / "row.json").write_text(json.dumps(info, indent=1))
 
 
-def extra_metrics(pred_dir: Path, probs_dir: Path, dataset_dir: Path) -> dict:
-    """HD95 per class and its mean, Betti error and ECE (mean over held-out cases)."""
+def extra_metrics(pred_dir: Path, dataset_dir: Path) -> dict:
+    """HD95 per class and its mean, Betti error and ECE (mean over held-out cases).
+
+    The probabilities are the ``<case>_probabilities.nii.gz`` files beside the label maps.
+    """
     from medseg.evaluate import evaluate_folders
 
     result = evaluate_folders(
         pred_dir,
         dataset_dir / "labelsTs",
         dataset_json=dataset_dir / "dataset.json",
-        probabilities_dir=probs_dir,
+        probabilities_dir=pred_dir,
         report=False,
     )
     rows = [r for r in result.rows if r["class"] in CLASSES]

@@ -15,6 +15,7 @@ from medseg import __version__
 from medseg._config import write_json
 
 NormScheme = Literal["ct", "zscore", "none", "rescale_0_1", "rgb_0_1"]
+LossName = Literal["dice_ce", "dice_bce", "ce", "dice", "focal", "tversky"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -75,6 +76,8 @@ class TrainingConfig:
     the second half of the run, the last at its end; the weights of the best one are kept.
     ``batch_dice`` computes the Dice term over the batch (``None``: only for ``2d``).
     ``optimizer`` is ``sgd`` (Nesterov, ``momentum``) or ``adamw`` (betas 0.9/0.999).
+    ``loss`` is the main loss (``dice_ce`` and ``dice_bce``: Dice + CE, or + BCE with regions);
+    ``extra_losses`` adds weighted terms, e.g. ``{"cldice": 0.5, "nacl": 0.1}`` (docs/methods.md).
     """
 
     epochs: int = 50
@@ -87,7 +90,8 @@ class TrainingConfig:
     oversample_foreground: float = 0.33
     oversample_labels: tuple[int, ...] = ()
     class_weights: tuple[float, ...] | None = None
-    loss: Literal["dice_ce", "dice_bce"] = "dice_ce"
+    loss: LossName = "dice_ce"
+    extra_losses: dict[str, float] = field(default_factory=dict)
     mirror_axes: tuple[int, ...] = ()
     augment: bool = True
     mixed_precision: Literal["auto", "off", "bf16"] = "auto"

@@ -42,8 +42,9 @@ def measure_iteration_seconds(
 
     One warm-up step is run first and not counted. Inputs are random normal images of shape
     ``(batch, C, *patch)`` and random label maps drawn from the plan's label values. ``clock``
-    is wall time by default; ``time.process_time`` gives this process's CPU seconds (all
-    threads summed), which other processes on a shared machine barely change.
+    is wall time by default; ``time.process_time`` gives this process's CPU seconds (threads
+    summed), which other processes on a shared machine change little when torch runs one thread
+    (several threads spin while they wait for each other, and spinning counts).
     """
     config = plan.configuration(config_name)
     tc = config.training
