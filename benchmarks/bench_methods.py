@@ -8,7 +8,8 @@ Plain script::
 Data: ``bench_train_budget.brain_data`` (24 training + 8 held-out synthetic brains, seed 7,
 1-10 lesions per case, nnU-Net raw layout), planned once for a CPU time budget of
 ``--budget`` seconds. Each entry of :data:`VARIANTS` is a name and the plan overrides that
-select it (``medseg train --set KEY=VALUE``); options added later are one more row. UNETR and
+select it (``medseg train --set KEY=VALUE``): the networks, then the losses of
+``bench_losses.VARIANTS`` that apply to label maps; options added later are one more row. UNETR and
 SwinUNETR need patch edges that are multiples of 16 and 32: their planned patch is rounded up
 (:data:`PATCH_MULTIPLE`), which they pay for in time within the same budget.
 
@@ -48,6 +49,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from bench_losses import VARIANTS as LOSS_VARIANTS
 from bench_train_budget import CLASSES, brain_data, cpu_model, load, run_medseg, score
 
 VARIANTS: tuple[tuple[str, dict], ...] = (
@@ -62,6 +64,12 @@ VARIANTS: tuple[tuple[str, dict], ...] = (
     ("unetr_S", {"network.architecture": "unetr", "network.size": "S"}),
     ("unetr", {"network.architecture": "unetr"}),
     ("swinunetr", {"network.architecture": "swinunetr"}),
+    # the label-map losses of bench_losses (its region variants need nested labels)
+    *(
+        (name, {"training.loss": loss, "training.extra_losses": extra})
+        for name, (loss, extra, regions) in LOSS_VARIANTS.items()
+        if not regions and (loss, extra) != ("dice_ce", {})
+    ),
 )
 """(name, plan overrides): every network and option compared. The first row is the default."""
 
