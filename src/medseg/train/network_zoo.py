@@ -46,7 +46,7 @@ def unet(cfg: NetworkConfig, in_channels: int, out_channels: int, ndim: int) -> 
     from monai.networks.nets import UNet
 
     check_topology(cfg, ndim)
-    _no_checkpointing(cfg)
+    refuse_checkpointing(cfg)
     return UNet(
         spatial_dims=ndim,
         in_channels=in_channels,
@@ -121,7 +121,7 @@ def unetr(
             f"network.size {size!r} does not apply to 'unetr': use one of {list(VIT_PRESETS)} "
             "(ViT-S/B/L) or null"
         )
-    _no_checkpointing(cfg)
+    refuse_checkpointing(cfg)
     hidden, mlp, heads = VIT_PRESETS[size]
     net = UNETR(
         in_channels=in_channels,
@@ -193,9 +193,10 @@ def without_cross_attention_norms(net: nn.Module) -> nn.Module:
     return net
 
 
-def _no_checkpointing(cfg: NetworkConfig) -> None:
+def refuse_checkpointing(cfg: NetworkConfig) -> None:
+    """Raise ConfigError if ``cfg`` asks for gradient checkpointing (the network has none)."""
     if cfg.gradient_checkpointing:
         raise ConfigError(
             f"network {cfg.architecture!r} has no gradient checkpointing; set "
-            "network.gradient_checkpointing=false or use dynunet, resenc_unet or hybrid_unet"
+            "network.gradient_checkpointing=false or use dynunet, resenc_unet, hybrid_unet or swinunetr"
         )
