@@ -198,5 +198,6 @@ def refuse_checkpointing(cfg: NetworkConfig) -> None:
     if cfg.gradient_checkpointing:
         raise ConfigError(
             f"network {cfg.architecture!r} has no gradient checkpointing; set "
-            "network.gradient_checkpointing=false or use dynunet, resenc_unet, hybrid_unet or swinunetr"
+            "network.gradient_checkpointing=false or use dynunet, resenc_unet, hybrid_unet "
+            "or swinunetr"
         )
