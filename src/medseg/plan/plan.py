@@ -70,6 +70,10 @@ class TrainingConfig:
     the second half of the run, the last at its end; the weights of the best one are kept.
     ``batch_dice`` computes the Dice term over the batch (``None``: only for ``2d``).
     ``optimizer`` is ``sgd`` (Nesterov, ``momentum``) or ``adamw`` (betas 0.9/0.999).
+    ``semi_supervised`` ``mean_teacher`` also trains from the dataset's unlabelled images: a
+    teacher network, the EMA (decay ``teacher_ema``) of the one trained, and a consistency term of
+    weight ``consistency_weight`` (see ``medseg.train.semi``). ``rater_sampling`` trains cases
+    with several raters' label maps on one rater's map per patch, drawn uniformly.
     """
 
     epochs: int = 50
@@ -92,6 +96,10 @@ class TrainingConfig:
     max_val_cases: int = 4
     batch_dice: bool | None = None
     optimizer: Literal["sgd", "adamw"] = "sgd"
+    semi_supervised: Literal["off", "mean_teacher"] = "off"
+    consistency_weight: float = 0.1
+    teacher_ema: float = 0.99
+    rater_sampling: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)
