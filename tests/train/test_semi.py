@@ -130,3 +130,26 @@ def test_semi_supervised_needs_unlabelled_images(tmp_path: Path, raw_dataset: Pa
         )
     with pytest.raises(DatasetError, match="no images named"):
         train_model(raw_dataset, tmp_path / "m2", unlabelled=tmp_path, overrides=FAST)
+
+
+def test_cli_passes_the_unlabelled_folder(
+    tmp_path: Path, raw_dataset: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from types import SimpleNamespace
+
+    from typer.testing import CliRunner
+
+    import medseg.train
+    from medseg.cli.main import app_typer
+
+    seen = {}
+
+    def fake_train_model(dataset, output, **kwargs):
+        seen.update(kwargs)
+        return SimpleNamespace(model_dir=output, configuration="3d", folds=[], cv_metrics={})
+
+    monkeypatch.setattr(medseg.train, "train_model", fake_train_model)
+    args = ["train", str(raw_dataset), "-o", str(tmp_path / "m"), "--unlabelled", str(tmp_path)]
+    result = CliRunner().invoke(app_typer, args)
+    assert result.exit_code == 0, result.output
+    assert seen["unlabelled"] == tmp_path
