@@ -120,17 +120,23 @@ def test_build_loss_partial_equals_full_when_everything_annotated(tiny_plan, ign
     )
 
 
-def test_partial_loss_refuses_regions_and_class_weights(tiny_plan) -> None:
+def test_partial_loss_refuses_regions_and_weighs_classes(tiny_plan) -> None:
     regions = tiny_plan(regions={"whole": (1, 2), "core": (2,)})
     with pytest.raises(ConfigError, match="softmax"):
         build_loss(regions, regions.configuration(), partial=True)
-    plan = tiny_plan()
+    plan = tiny_plan(ignore=3)
     config = plan.configuration()
     weighted = dataclasses.replace(
-        config, training=dataclasses.replace(config.training, class_weights=(1.0, 2.0, 2.0))
+        config, training=dataclasses.replace(config.training, class_weights=(1.0, 2.0, 5.0))
     )
-    with pytest.raises(ConfigError, match="class_weights"):
-        build_loss(plan, weighted, partial=True)
+    generator = torch.Generator().manual_seed(1)
+    outputs = [torch.randn(2, 3, 8, 8, 8, generator=generator)]
+    target = torch.randint(0, 4, (2, 1, 8, 8, 8), generator=generator)
+    everything = torch.ones(2, 3, dtype=torch.bool)
+    partial = build_loss(plan, weighted, partial=True)(outputs, target, everything)
+    full = build_loss(plan, weighted)(outputs, target)
+    torch.testing.assert_close(partial, full)
+    assert not torch.isclose(full, build_loss(plan, config)(outputs, target))
 
 
 def test_batches_carry_the_annotated_mask(source) -> None:

@@ -38,12 +38,23 @@ class MarginalLoss(nn.Module):
         Label value excluded from both terms.
     batch_dice : bool
         Dice over the whole batch (per class, over the samples annotating it).
+    class_weights : sequence of float, optional
+        CE weight per output channel, as ``torch.nn.functional.cross_entropy``'s ``weight``
+        (weighted mean); a voxel labelled 0 in a partially labelled sample weighs as background.
     """
 
-    def __init__(self, *, ignore_label: int | None = None, batch_dice: bool = False) -> None:
+    def __init__(
+        self,
+        *,
+        ignore_label: int | None = None,
+        batch_dice: bool = False,
+        class_weights: Sequence[float] | None = None,
+    ) -> None:
         super().__init__()
         self.ignore_label = ignore_label
         self.batch_dice = batch_dice
+        weight = None if class_weights is None else torch.tensor(class_weights, dtype=torch.float)
+        self.register_buffer("class_weights", weight, persistent=False)
 
     def forward(
         self, logits: torch.Tensor, target: torch.Tensor, annotated: torch.Tensor
@@ -84,7 +95,10 @@ class MarginalLoss(nn.Module):
         )
         background = torch.logsumexp(log_probs + excluded, dim=1, keepdim=True)
         picked = torch.where(target == 0, background, log_probs.gather(1, target))
-        ce = -(picked * valid).sum() / valid.sum()
+        weight = valid.float()
+        if self.class_weights is not None:
+            weight = weight * self.class_weights[target]
+        ce = -(picked * weight).sum() / weight.sum()
         return self._dice(torch.softmax(logits, dim=1), target, valid, annotated) + ce
 
     def _dice(
@@ -130,25 +144,21 @@ def annotated_mask(
 
 
 def partial_loss(plan: Plan, config: Configuration) -> MarginalLoss:
-    """:class:`MarginalLoss` with the plan's ignore label and ``config``'s batch-Dice setting.
+    """:class:`MarginalLoss` with the plan's ignore label, ``config``'s batch Dice and weights.
 
     Raises
     ------
     ConfigError
-        For region-based training or class weights, which the marginal loss does not support.
+        For region-based training, which the marginal loss does not support.
     """
     if plan.regions:
         raise ConfigError(
             "partially labelled or unlabelled cases need softmax training; this plan trains "
             "regions (remove 'regions' from the plan or the partial/unlabelled cases)"
         )
-    if config.training.class_weights is not None:
-        raise ConfigError(
-            "training.class_weights is not supported with partially labelled or unlabelled "
-            "cases; remove it"
-        )
     batch_dice = config.training.batch_dice
     return MarginalLoss(
         ignore_label=plan.ignore_label,
         batch_dice=config.name == "2d" if batch_dice is None else batch_dice,
+        class_weights=config.training.class_weights,
     )
