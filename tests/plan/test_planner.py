@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -266,3 +267,48 @@ def test_summary_shows_the_clock_schedule_and_the_reasons():
     console = Console(record=True, width=200)
     console.print(plan_summary(make_plan(brain(), budget=gpu)))
     assert "1000 x 250 iterations" in console.export_text()
+
+
+# nnU-Net's ResEnc M/L/XL presets are GPU memory targets of the planner
+GPU = PlanBudget(device="cuda", memory_gb=8, base_features=32, max_features_3d=320)
+RESENC = {"network.architecture": "resenc_unet"}
+
+
+def _fp():
+    return fingerprint([(1.0, 1.0, 1.0)] * 400, [(200, 240, 200)] * 400)
+
+
+@pytest.mark.parametrize(("size", "memory_gb"), [("M", 8), ("L", 24), ("XL", 40)])
+def test_resenc_preset_plans_like_its_memory_target(size: str, memory_gb: float) -> None:
+    preset = make_plan(_fp(), budget=GPU, overrides={**RESENC, "network.size": size})
+    explicit = make_plan(_fp(), budget=dataclasses.replace(GPU, memory_gb=memory_gb))
+    for name in ("3d", "2d"):
+        a, b = preset.configurations[name], explicit.configurations[name]
+        assert (a.patch_size, a.batch_size) == (b.patch_size, b.batch_size)
+        assert (a.network.architecture, a.network.size) == ("resenc_unet", size)
+    assert any(f"ResEnc {size} preset" in r for r in preset.configurations["3d"].reasons)
+
+
+def test_resenc_presets_grow_the_patch_and_leave_cpu_plans_alone() -> None:
+    m = make_plan(_fp(), budget=GPU, overrides={**RESENC, "3d.network.size": "M"})
+    xl = make_plan(_fp(), budget=GPU, overrides={**RESENC, "3d.network.size": "XL"})
+    voxels = [
+        c.configurations["3d"].batch_size * _prod(c.configurations["3d"].patch_size)
+        for c in (m, xl)
+    ]
+    assert voxels[1] > 2 * voxels[0]
+    cpu = PlanBudget()
+    plain = make_plan(_fp(), budget=cpu).configurations["3d"]
+    xl_cpu = make_plan(_fp(), budget=cpu, overrides={**RESENC, "network.size": "XL"})
+    assert xl_cpu.configurations["3d"].patch_size == plain.patch_size
+    assert any("time budget" in r for r in xl_cpu.configurations["3d"].reasons)
+    # a width preset of another network is no planning input
+    sized = make_plan(_fp(), budget=GPU, overrides={"network.size": "L"}).configurations["3d"]
+    assert sized.patch_size == make_plan(_fp(), budget=GPU).configurations["3d"].patch_size
+
+
+def _prod(values) -> int:
+    out = 1
+    for v in values:
+        out *= v
+    return out

@@ -126,6 +126,11 @@ def test_partial_loss_refuses_regions_and_weighs_classes(tiny_plan) -> None:
         build_loss(regions, regions.configuration(), partial=True)
     plan = tiny_plan(ignore=3)
     config = plan.configuration()
+    other = dataclasses.replace(
+        config, training=dataclasses.replace(config.training, extra_losses={"cldice": 0.5})
+    )
+    with pytest.raises(ConfigError, match="extra_losses"):
+        build_loss(plan, other, partial=True)
     weighted = dataclasses.replace(
         config, training=dataclasses.replace(config.training, class_weights=(1.0, 2.0, 5.0))
     )

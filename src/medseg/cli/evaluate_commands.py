@@ -52,7 +52,11 @@ def evaluate(
         Path | None,
         typer.Option(
             "--probabilities",
-            help="Folder of <case>.npz/.npy softmax outputs (C, Z, Y, X): adds calibration (ECE).",
+            help=(
+                "Folder of softmax outputs (C, Z, Y, X): <case>.npz/.npy, or the "
+                "<case>_probabilities.nii.gz of medseg predict --probabilities (the prediction "
+                "folder itself): adds calibration (ECE)."
+            ),
         ),
     ] = None,
     boundary: Annotated[

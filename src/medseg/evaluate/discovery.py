@@ -22,6 +22,7 @@ IMAGE_ENDINGS = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd", ".png", ".
 # what `medseg predict` writes beside a case's label map (--probabilities, --uncertainty): not
 # predictions of other cases, so a prediction folder is evaluated as predict left it
 PREDICT_EXTRAS = ("_probabilities", "_entropy", "_mutual_information")
+PROBABILITIES_SUFFIX = "_probabilities.nii.gz"
 
 
 def case_id_of(path: Path) -> str | None:
@@ -117,20 +118,28 @@ def read_label_map(path: Path) -> tuple[np.ndarray, Any]:
 
 
 def read_probabilities(path: Path, shape: tuple[int, ...]) -> np.ndarray:
-    """Softmax probabilities of one case from ``.npy`` or ``.npz`` (key ``probabilities``).
+    """Softmax probabilities of one case, (C, *shape) in array order.
 
-    The array must be (C, *shape) in array order, as nnU-Net's ``--save_probabilities`` writes.
+    Read from ``.npy``, ``.npz`` (key ``probabilities``, as nnU-Net's ``--save_probabilities``)
+    or the image ``medseg predict --probabilities`` writes (``<case>_probabilities.nii.gz``,
+    uint8 = probability x 255, returned as float32 in [0, 1]).
     """
     try:
         if path.suffix == ".npz":
             with np.load(path, allow_pickle=False) as data:
                 probs = data["probabilities"]
-        else:
+        elif path.suffix == ".npy":
             probs = np.load(path, allow_pickle=False)
+        else:
+            from medseg.io import read_image
+
+            probs = read_image(path).array
+            if probs.dtype == np.uint8:
+                probs = probs.astype(np.float32) / 255
     except (OSError, ValueError, KeyError) as err:
         raise DatasetError(
-            f"{path}: cannot read probabilities ({err}); expected .npy or .npz with "
-            f"key 'probabilities'"
+            f"{path}: cannot read probabilities ({err}); expected .npy, .npz with key "
+            f"'probabilities' or a {PROBABILITIES_SUFFIX} image from medseg predict"
         ) from err
     if probs.ndim != len(shape) + 1 or probs.shape[1:] != tuple(shape):
         raise GeometryError(f"{path}: probabilities shape {probs.shape}, expected (C, *{shape})")
@@ -147,13 +156,20 @@ def labels_found(pairs: Sequence[tuple[str, Path, Path]]) -> ClassMap:
 
 
 def probability_files(folder: Path, cases: Sequence[str]) -> dict[str, Path]:
+    """The probability file of every case in ``folder``: ``<case>.npz``, ``<case>.npy`` or
+    ``<case>_probabilities.nii.gz`` (``medseg predict --probabilities``)."""
     if not folder.is_dir():
         raise DatasetError(f"{folder}: not a folder of probability files")
     found = {}
     for case in cases:
-        candidates = [folder / f"{case}.npz", folder / f"{case}.npy"]
+        candidates = [
+            folder / f"{case}{ending}" for ending in (".npz", ".npy", PROBABILITIES_SUFFIX)
+        ]
         path = next((p for p in candidates if p.is_file()), None)
         if path is None:
-            raise DatasetError(f"{folder}: no probabilities for case {case!r} ({case}.npz or .npy)")
+            raise DatasetError(
+                f"{folder}: no probabilities for case {case!r} ({case}.npz, .npy or "
+                f"{case}{PROBABILITIES_SUFFIX})"
+            )
         found[case] = path
     return found

@@ -10,9 +10,10 @@ scaled to the time one iteration may take.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from medseg.errors import ConfigError
 
@@ -114,6 +115,53 @@ class PlanBudget:
             "target_iterations": float(self.target_iterations),
             "reference_iteration_s": float(self.reference_iteration_s),
         }
+
+
+RESENC_MEMORY_GB = {"M": 8.0, "L": 24.0, "XL": 40.0}
+"""GPU memory targets of nnU-Net's residual-encoder presets (nnUNetPlannerResEncM/L/XL)."""
+
+
+def network_preset_budget(
+    budget: PlanBudget, overrides: Mapping[str, Any]
+) -> tuple[PlanBudget, str | None]:
+    """``budget`` with the GPU memory target of a ``resenc_unet`` size preset, and why.
+
+    nnU-Net's ResEnc M, L and XL presets build the same network and differ only in the GPU
+    memory target the planner fits patch and batch to (8, 24 and 40 GB). With overrides
+    ``network.architecture=resenc_unet`` and ``network.size`` M, L or XL, a CUDA budget gets
+    that target; a CPU budget is limited by time, so it is left as it is.
+
+    Parameters
+    ----------
+    budget : PlanBudget
+    overrides : mapping
+        Plan overrides as given to :func:`medseg.plan.make_plan` (keys ``network.size`` or
+        ``<configuration>.network.size``).
+
+    Returns
+    -------
+    tuple of (PlanBudget, str or None)
+        The budget and a sentence for the plan's reasons (None without a ResEnc preset).
+    """
+    # "network.size" or "3d.network.size": the field after the last "network."
+    values = {
+        key.split(".")[-1]: value
+        for key, value in overrides.items()
+        if key.split(".")[-2:-1] == ["network"]
+    }
+    size = values.get("size")
+    if values.get("architecture") != "resenc_unet" or size not in RESENC_MEMORY_GB:
+        return budget, None
+    target = RESENC_MEMORY_GB[size]
+    if budget.device != "cuda":
+        return budget, (
+            f"network: nnU-Net's ResEnc {size} preset sets a {target:g} GB GPU memory target; "
+            "a CPU plan is sized by its time budget instead"
+        )
+    return replace(budget, memory_gb=target), (
+        f"network: nnU-Net's ResEnc {size} preset: patch and batch fitted to {target:g} GB of "
+        "GPU memory"
+    )
 
 
 def _ram_gb() -> float:

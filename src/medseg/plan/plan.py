@@ -15,6 +15,7 @@ from medseg import __version__
 from medseg._config import write_json
 
 NormScheme = Literal["ct", "zscore", "none", "rescale_0_1", "rgb_0_1"]
+LossName = Literal["dice_ce", "dice_bce", "ce", "dice", "focal", "tversky"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -41,6 +42,10 @@ class NetworkConfig:
 
     ``filters`` has one entry per resolution stage; ``kernel_sizes`` and ``strides`` one tuple per
     stage (the first stride is all ones). ``architecture`` names a registered network.
+    ``size`` is a preset of that network (``null``: as planned): ``S``/``B``/``L`` scale the
+    filters of the plan-built families by 0.5/1/2 and pick ViT-S/B/L for ``unetr``;
+    ``M``/``L``/``XL`` are nnU-Net's residual-encoder presets for ``resenc_unet``
+    (docs/methods.md).
     """
 
     architecture: str = "dynunet"
@@ -51,6 +56,7 @@ class NetworkConfig:
     deep_supervision: bool = True
     deep_supervision_heads: int = 2
     gradient_checkpointing: bool = False
+    size: Literal["S", "B", "M", "L", "XL"] | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -70,6 +76,8 @@ class TrainingConfig:
     the second half of the run, the last at its end; the weights of the best one are kept.
     ``batch_dice`` computes the Dice term over the batch (``None``: only for ``2d``).
     ``optimizer`` is ``sgd`` (Nesterov, ``momentum``) or ``adamw`` (betas 0.9/0.999).
+    ``loss`` is the main loss (``dice_ce`` and ``dice_bce``: Dice + CE, or + BCE with regions);
+    ``extra_losses`` adds weighted terms, e.g. ``{"cldice": 0.5, "nacl": 0.1}`` (docs/methods.md).
     ``semi_supervised`` ``mean_teacher`` also trains from the dataset's unlabelled images: a
     teacher network, the EMA (decay ``teacher_ema``) of the one trained, and a consistency term of
     weight ``consistency_weight`` (see ``medseg.train.semi``). ``rater_sampling`` trains cases
@@ -86,7 +94,8 @@ class TrainingConfig:
     oversample_foreground: float = 0.33
     oversample_labels: tuple[int, ...] = ()
     class_weights: tuple[float, ...] | None = None
-    loss: Literal["dice_ce", "dice_bce"] = "dice_ce"
+    loss: LossName = "dice_ce"
+    extra_losses: dict[str, float] = field(default_factory=dict)
     mirror_axes: tuple[int, ...] = ()
     augment: bool = True
     mixed_precision: Literal["auto", "off", "bf16"] = "auto"

@@ -12,7 +12,7 @@ import numpy.typing as npt
 
 from medseg.data.dataset import Dataset, LabelSpec
 from medseg.plan import rules
-from medseg.plan.budget import PlanBudget
+from medseg.plan.budget import PlanBudget, network_preset_budget
 from medseg.plan.fingerprint import Fingerprint, extract_fingerprint
 from medseg.plan.overrides import apply_overrides
 from medseg.plan.plan import Configuration, NetworkConfig, Plan, TrainingConfig
@@ -70,8 +70,8 @@ def make_plan(
         if isinstance(dataset_or_fingerprint, Fingerprint)
         else extract_fingerprint(dataset_or_fingerprint)
     )
-    budget = budget or PlanBudget.for_device()
     overrides = dict(overrides or {})
+    budget, preset_reason = network_preset_budget(budget or PlanBudget.for_device(), overrides)
     spec = fp.label_spec
     if spec.regions:
         num_classes = len(spec.regions)
@@ -82,6 +82,8 @@ def make_plan(
     spacing, spacing_reason = rules.target_spacing(fp)
     norm, norm_reasons = rules.normalization(fp)
     common = [spacing_reason, *norm_reasons, _label_reason(spec, num_classes)]
+    if preset_reason:
+        common.append(preset_reason)
     order: tuple[int, ...] = ()
     if fp.ndim == 3:
         order, order_reason = rules.transpose(spacing)

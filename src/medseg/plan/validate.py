@@ -13,6 +13,19 @@ from medseg._config import from_jsonable, read_json
 from medseg.errors import ConfigError
 from medseg.plan.plan import Configuration, Plan
 
+EXTRA_LOSSES = (
+    "ce",
+    "dice",
+    "focal",
+    "tversky",
+    "cldice",
+    "boundary",
+    "connectivity",
+    "nacl",
+    "containment",
+)
+"""Terms ``training.extra_losses`` may name (the registry of medseg.train.loss_terms)."""
+
 
 def load_plan(path: Path) -> Plan:
     """Read and validate ``plan.json``; unknown keys, wrong types or inconsistent values
@@ -103,4 +116,26 @@ def _configuration_problems(config: Configuration, plan: Plan) -> list[str]:
         problems.append("training.case_validations must be >= 0 and max_val_cases >= 1")
     if train.learning_rate <= 0:
         problems.append(f"training.learning_rate must be > 0, got {train.learning_rate}")
+    return problems + _loss_problems(train.extra_losses, plan)
+
+
+def _loss_problems(extra_losses: dict[str, float], plan: Plan) -> list[str]:
+    problems = []
+    for name, weight in sorted(extra_losses.items()):
+        if name not in EXTRA_LOSSES:
+            problems.append(f"training.extra_losses: unknown loss {name!r} (known: {EXTRA_LOSSES})")
+        if not math.isfinite(weight) or weight <= 0:
+            problems.append(f"training.extra_losses.{name}: weight must be > 0, got {weight}")
+    if "nacl" in extra_losses and plan.regions:
+        problems.append(
+            "training.extra_losses.nacl needs softmax training; this plan trains regions "
+            "(sigmoids): use containment, or drop the regions"
+        )
+    if "containment" in extra_losses:
+        sets = [set(labels) for labels in plan.regions.values()]
+        if not any(a < b for a in sets for b in sets):
+            problems.append(
+                "training.extra_losses.containment needs regions nested in others "
+                '(e.g. regions {"whole": [1, 2], "core": [2]})'
+            )
     return problems

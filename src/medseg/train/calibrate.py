@@ -42,7 +42,13 @@ def measure_iteration_seconds(
     generator = torch.Generator().manual_seed(seed)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        net = build_network(config.network, len(plan.channel_names), plan.num_classes, ndim)
+        net = build_network(
+            config.network,
+            len(plan.channel_names),
+            plan.num_classes,
+            ndim,
+            patch_size=config.patch_size,
+        )
     dtype = autocast_dtype(tc.mixed_precision, device)
     memory_format = _memory_format(ndim) if dtype is not None and device.type == "cpu" else None
     net = net.to(device) if memory_format is None else net.to(device, memory_format=memory_format)

@@ -21,6 +21,7 @@ from monai.networks.utils import one_hot
 from torch import nn
 
 from medseg.plan.plan import Configuration, Plan
+from medseg.train.loss_terms import CombinedLoss, labels_to_regions, make_term
 
 SMOOTH = 1e-5
 
@@ -34,23 +35,6 @@ def region_channels(regions: dict[str, Sequence[int]]) -> tuple[tuple[str, tuple
     """
     items = [(name, tuple(sorted(labels))) for name, labels in regions.items()]
     return tuple(sorted(items, key=lambda item: (-len(item[1]), item[0])))
-
-
-def labels_to_regions(label: torch.Tensor, regions: Sequence[Sequence[int]]) -> torch.Tensor:
-    """Binary region masks from a label map.
-
-    Parameters
-    ----------
-    label : Tensor of int, shape (B, 1, *spatial)
-    regions : sequence of sequences of int
-        Label values united by each region, in output-channel order.
-
-    Returns
-    -------
-    Tensor of float32, shape (B, R, *spatial)
-    """
-    masks = [torch.isin(label[:, 0], torch.as_tensor(r, device=label.device)) for r in regions]
-    return torch.stack(masks, dim=1).float()
 
 
 def deep_supervision_weights(n_outputs: int) -> list[float]:
@@ -182,23 +166,33 @@ class DeepSupervisionLoss(nn.Module):
 def build_loss(plan: Plan, config: Configuration, *, partial: bool = False) -> DeepSupervisionLoss:
     """The training loss for ``config`` of ``plan`` (regions, ignore label, class weights).
 
-    Dice over the batch when ``training.batch_dice`` says so (default: only for ``2d``).
-    ``partial``: batches carry an annotated-class mask (partially labelled or unlabelled
-    cases), so the loss is :class:`~medseg.train.marginal.MarginalLoss`.
+    ``training.loss`` is the main loss: ``dice_ce`` / ``dice_bce`` (Dice + CE, or Dice + BCE when
+    the plan has regions) or a term of :mod:`medseg.train.loss_terms`; ``training.extra_losses``
+    adds terms with their weights. Dice over the batch when ``training.batch_dice`` says so
+    (default: only for ``2d``). ``partial``: batches carry an annotated-class mask (partially
+    labelled or unlabelled cases), so the loss is :class:`~medseg.train.marginal.MarginalLoss`.
     """
     if partial:
         from medseg.train.marginal import partial_loss
 
         return DeepSupervisionLoss(partial_loss(plan, config))
+    training = config.training
     regions = [labels for _, labels in region_channels(plan.regions)]
-    loss = SegmentationLoss(
-        regions=regions,
-        ignore_label=plan.ignore_label,
-        class_weights=config.training.class_weights,
-        batch_dice=(
-            config.name == "2d"
-            if config.training.batch_dice is None
-            else config.training.batch_dice
-        ),
-    )
-    return DeepSupervisionLoss(loss)
+    options = {
+        "regions": regions,
+        "ignore_label": plan.ignore_label,
+        "class_weights": training.class_weights,
+        "batch_dice": config.name == "2d" if training.batch_dice is None else training.batch_dice,
+    }
+    geometry = {"spacing": config.spacing, "patch_size": config.patch_size}
+    if training.loss in ("dice_ce", "dice_bce"):
+        main: nn.Module = SegmentationLoss(**options)
+    else:
+        main = make_term(training.loss, **options, **geometry)
+    if not training.extra_losses:
+        return DeepSupervisionLoss(main)
+    terms = [(training.loss, 1.0, main)] + [
+        (name, weight, make_term(name, **options, **geometry))
+        for name, weight in sorted(training.extra_losses.items())
+    ]
+    return DeepSupervisionLoss(CombinedLoss(terms, regions=regions, ignore_label=plan.ignore_label))

@@ -149,12 +149,18 @@ def partial_loss(plan: Plan, config: Configuration) -> MarginalLoss:
     Raises
     ------
     ConfigError
-        For region-based training, which the marginal loss does not support.
+        For region-based training or other loss terms (``training.loss``,
+        ``training.extra_losses``), which the marginal loss does not support.
     """
     if plan.regions:
         raise ConfigError(
             "partially labelled or unlabelled cases need softmax training; this plan trains "
             "regions (remove 'regions' from the plan or the partial/unlabelled cases)"
+        )
+    if config.training.loss != "dice_ce" or config.training.extra_losses:
+        raise ConfigError(
+            "partially labelled or unlabelled cases train with the marginal Dice + CE loss; "
+            "set training.loss to 'dice_ce' and remove training.extra_losses"
         )
     batch_dice = config.training.batch_dice
     return MarginalLoss(

@@ -179,6 +179,7 @@ class ModelFolder:
             in_channels=len(self.plan.channel_names),
             out_channels=self.plan.num_classes,
             ndim=len(config.patch_size),
+            patch_size=config.patch_size,
         )
         load_weights(net, fold_dir(self.path, fold) / WEIGHTS_NAME)
         return net.to(device).eval()

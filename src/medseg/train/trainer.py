@@ -221,7 +221,13 @@ def train_fold(
     torch.use_deterministic_algorithms(dev.type == "cpu" or previous_determinism, warn_only=True)
     try:
         torch.manual_seed(seed)
-        net = build_network(config.network, len(plan.channel_names), plan.num_classes, ndim)
+        net = build_network(
+            config.network,
+            len(plan.channel_names),
+            plan.num_classes,
+            ndim,
+            patch_size=config.patch_size,
+        )
         net = net.to(dev) if memory_format is None else net.to(dev, memory_format=memory_format)
         optimizer = build_optimizer(net, tc)
         semi = _semi_supervised_ids(tc, unlabelled_ids, parallel)
