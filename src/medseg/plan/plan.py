@@ -60,6 +60,22 @@ class NetworkConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class LesionSynthesisConfig:
+    """Synthetic lesions pasted into training patches (see :mod:`medseg.train.lesion_synthesis`).
+
+    Each training patch gets, with ``probability`` (0: off, the default), 1 to ``max_lesions``
+    lesions of label ``lesion_label`` inside voxels of the ``host_labels`` tissue. ``None`` /
+    empty means learned from the fold's training cases: the lesion label is the plan's single
+    rare class (``oversample_labels``), the host labels those that surround the training lesions.
+    """
+
+    probability: float = 0.0
+    max_lesions: int = 3
+    lesion_label: int | None = None
+    host_labels: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
 class TrainingConfig:
     """Optimisation and sampling settings. Epochs live here so a run is reproducible from the plan.
 
@@ -82,6 +98,9 @@ class TrainingConfig:
     teacher network, the EMA (decay ``teacher_ema``) of the one trained, and a consistency term of
     weight ``consistency_weight`` (see ``medseg.train.semi``). ``rater_sampling`` trains cases
     with several raters' label maps on one rater's map per patch, drawn uniformly.
+    ``lesion_synthesis`` pastes synthetic lesions into patches (off unless its probability > 0).
+    ``encoder_lr_scale`` multiplies the encoder's learning rate (below 1 when fine-tuning from
+    pretrained weights, ``medseg train --init``).
     """
 
     epochs: int = 50
@@ -109,6 +128,8 @@ class TrainingConfig:
     consistency_weight: float = 0.1
     teacher_ema: float = 0.99
     rater_sampling: bool = False
+    lesion_synthesis: LesionSynthesisConfig = field(default_factory=LesionSynthesisConfig)
+    encoder_lr_scale: float = 1.0
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -17,6 +17,7 @@ from medseg.data.dataset import Dataset
 from medseg.errors import ConfigError, DatasetError, MedsegError
 from medseg.plan.budget import PlanBudget
 from medseg.plan.plan import Plan
+from medseg.train.finetune import resolve_init_file
 from medseg.train.model_folder import (
     ALL_FOLD,
     ModelFolder,
@@ -78,6 +79,7 @@ def train_model(
     parallel: ParallelHooks | None = None,
     wrap_loss: LossWrapper | None = None,
     unlabelled: PathLikeStr | None = None,
+    init: PathLikeStr | None = None,
 ) -> TrainResult:
     """Plan (if needed), preprocess and train folds of a dataset into a model folder.
 
@@ -131,6 +133,10 @@ def train_model(
         A folder of images without labels, named as in ``imagesTr``
         (``{case}_{XXXX}{file_ending}``). Giving it turns ``training.semi_supervised`` to
         ``"mean_teacher"`` unless ``overrides`` set it.
+    init : path, optional
+        Fine-tune: start every fold from these weights (a model folder, a fold folder or a
+        ``.safetensors`` file such as ``medseg pretrain``'s encoder); tensors whose names and
+        shapes match the plan's network are loaded (:mod:`medseg.train.finetune`).
 
     Returns
     -------
@@ -140,6 +146,7 @@ def train_model(
     from medseg.plan import apply_overrides, load_or_extract_fingerprint, load_plan, make_plan
     from medseg.preprocess import preprocess_dataset
 
+    init_file = resolve_init_file(init) if init is not None else None
     if not isinstance(dataset, Dataset):
         from medseg.data import load_dataset
 
@@ -235,6 +242,7 @@ def train_model(
                 wrap_loss=wrap_loss,
                 annotated=partial,
                 unlabelled_ids=unlabelled_ids,
+                init=init_file,
             )
         )
     return TrainResult(
