@@ -25,6 +25,7 @@ COMMAND_MODULES = (
     "medseg.cli.evaluate_commands",
     "medseg.cli.interactive_commands",
     "medseg.cli.train_commands",
+    "medseg.cli.pretrain_commands",
     "medseg.cli.predict_commands",
     "medseg.cli.report_commands",
     "medseg.cli.text_commands",

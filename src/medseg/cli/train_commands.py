@@ -59,6 +59,14 @@ def train(
         bool,
         typer.Option("--ddp", help="Data-parallel: one rank of a torchrun job (docs/scale.md)."),
     ] = False,
+    init: Annotated[
+        Path | None,
+        typer.Option(
+            "--init",
+            help="Fine-tune from these weights: a model folder, a fold folder or a .safetensors "
+            "file (e.g. from medseg pretrain); matching tensors are loaded (docs/methods.md).",
+        ),
+    ] = None,
     correct_labels: Annotated[
         float | None,
         typer.Option(
@@ -116,6 +124,7 @@ def train(
             seed=seed,
             num_workers=workers,
             resume=not restart,
+            init=init,
             on_progress=on_progress,
             on_epoch=on_epoch,
             **extra,

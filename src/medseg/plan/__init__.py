@@ -6,6 +6,7 @@ from medseg.plan.overrides import apply_overrides, parse_assignment
 from medseg.plan.plan import (
     ChannelNormalization,
     Configuration,
+    LesionSynthesisConfig,
     NetworkConfig,
     Plan,
     TrainingConfig,
@@ -18,6 +19,7 @@ __all__ = [
     "ChannelNormalization",
     "Configuration",
     "Fingerprint",
+    "LesionSynthesisConfig",
     "NetworkConfig",
     "Plan",
     "PlanBudget",

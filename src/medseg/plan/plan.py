@@ -60,6 +60,22 @@ class NetworkConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class LesionSynthesisConfig:
+    """Synthetic lesions pasted into training patches (see :mod:`medseg.train.lesion_synthesis`).
+
+    Each training patch gets, with ``probability`` (0: off, the default), 1 to ``max_lesions``
+    lesions of label ``lesion_label`` inside voxels of the ``host_labels`` tissue. ``None`` /
+    empty means learned from the fold's training cases: the lesion label is the plan's single
+    rare class (``oversample_labels``), the host labels those that surround the training lesions.
+    """
+
+    probability: float = 0.0
+    max_lesions: int = 3
+    lesion_label: int | None = None
+    host_labels: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
 class TrainingConfig:
     """Optimisation and sampling settings. Epochs live here so a run is reproducible from the plan.
 
@@ -78,6 +94,9 @@ class TrainingConfig:
     ``optimizer`` is ``sgd`` (Nesterov, ``momentum``) or ``adamw`` (betas 0.9/0.999).
     ``loss`` is the main loss (``dice_ce`` and ``dice_bce``: Dice + CE, or + BCE with regions);
     ``extra_losses`` adds weighted terms, e.g. ``{"cldice": 0.5, "nacl": 0.1}`` (docs/methods.md).
+    ``lesion_synthesis`` pastes synthetic lesions into patches (off unless its probability > 0).
+    ``encoder_lr_scale`` multiplies the encoder's learning rate (below 1 when fine-tuning from
+    pretrained weights, ``medseg train --init``).
     """
 
     epochs: int = 50
@@ -101,6 +120,8 @@ class TrainingConfig:
     max_val_cases: int = 4
     batch_dice: bool | None = None
     optimizer: Literal["sgd", "adamw"] = "sgd"
+    lesion_synthesis: LesionSynthesisConfig = field(default_factory=LesionSynthesisConfig)
+    encoder_lr_scale: float = 1.0
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -116,6 +116,16 @@ def _configuration_problems(config: Configuration, plan: Plan) -> list[str]:
         problems.append("training.case_validations must be >= 0 and max_val_cases >= 1")
     if train.learning_rate <= 0:
         problems.append(f"training.learning_rate must be > 0, got {train.learning_rate}")
+    synthesis = train.lesion_synthesis
+    if not 0.0 <= synthesis.probability <= 1.0 or synthesis.max_lesions < 1:
+        problems.append(
+            "training.lesion_synthesis needs probability in [0, 1] and max_lesions >= 1, got "
+            f"{synthesis.probability} and {synthesis.max_lesions}"
+        )
+    if not train.encoder_lr_scale > 0:
+        problems.append(f"training.encoder_lr_scale must be > 0, got {train.encoder_lr_scale}")
+    if synthesis.probability > 0 and not train.augment:
+        problems.append("training.lesion_synthesis is augmentation: it needs training.augment")
     return problems + _loss_problems(train.extra_losses, plan)
 
 

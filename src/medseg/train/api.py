@@ -17,6 +17,7 @@ from medseg.data.dataset import Dataset
 from medseg.errors import ConfigError, MedsegError
 from medseg.plan.budget import PlanBudget
 from medseg.plan.plan import Plan
+from medseg.train.finetune import resolve_init_file
 from medseg.train.model_folder import (
     ALL_FOLD,
     ModelFolder,
@@ -77,6 +78,7 @@ def train_model(
     on_epoch: EpochCallback | None = None,
     parallel: ParallelHooks | None = None,
     wrap_loss: LossWrapper | None = None,
+    init: PathLikeStr | None = None,
 ) -> TrainResult:
     """Plan (if needed), preprocess and train folds of a dataset into a model folder.
 
@@ -121,6 +123,10 @@ def train_model(
         Data-parallel training; use :func:`medseg.scale.ddp.train_distributed`, which sets it.
     wrap_loss : callable, optional
         Wraps each fold's training loss (see :data:`medseg.train.trainer.LossWrapper`).
+    init : path, optional
+        Fine-tune: start every fold from these weights (a model folder, a fold folder or a
+        ``.safetensors`` file such as ``medseg pretrain``'s encoder); tensors whose names and
+        shapes match the plan's network are loaded (:mod:`medseg.train.finetune`).
 
     Returns
     -------
@@ -129,6 +135,7 @@ def train_model(
     from medseg.plan import apply_overrides, load_or_extract_fingerprint, load_plan, make_plan
     from medseg.preprocess import preprocess_dataset
 
+    init_file = resolve_init_file(init) if init is not None else None
     if not isinstance(dataset, Dataset):
         from medseg.data import load_dataset
 
@@ -210,6 +217,7 @@ def train_model(
                 on_epoch=None if on_epoch is None else _tagged(on_epoch, fold),
                 parallel=parallel,
                 wrap_loss=wrap_loss,
+                init=init_file,
             )
         )
     return TrainResult(

@@ -32,7 +32,11 @@ from medseg.train.sampling import Batch
 
 
 def build_augmentation(
-    ndim: int, *, mirror_axes: Sequence[int] = (), elastic_prob: float = 0.0
+    ndim: int,
+    *,
+    mirror_axes: Sequence[int] = (),
+    elastic_prob: float = 0.0,
+    lesion_synthesis: mt.Transform | None = None,
 ) -> mt.Compose:
     """The training augmentation for one sample ``{"image": (C, *patch), "label": (1, *patch)}``.
 
@@ -44,6 +48,9 @@ def build_augmentation(
         Spatial axes (0 = first spatial axis) flipped with probability 0.5 each.
     elastic_prob : float
         Probability of an elastic deformation (expensive on a CPU; 0 as in nnU-Net v2).
+    lesion_synthesis : monai transform, optional
+        Applied first, so that pasted lesions go through every other transform
+        (:class:`medseg.train.lesion_synthesis.RandLesionSynthesisd`).
 
     Returns
     -------
@@ -93,7 +100,8 @@ def build_augmentation(
         mt.RandAdjustContrastd("image", prob=0.3, gamma=(0.7, 1.5), retain_stats=True),
     ]
     mirror = [mt.RandFlipd(keys, prob=0.5, spatial_axis=axis) for axis in mirror_axes]
-    return mt.Compose([*spatial, *intensity, *mirror])
+    first = [] if lesion_synthesis is None else [lesion_synthesis]
+    return mt.Compose([*first, *spatial, *intensity, *mirror])
 
 
 def augment_batch(

@@ -37,6 +37,7 @@ from torch import nn
 
 from medseg.plan.plan import Plan
 from medseg.train.checkpoint import save_checkpoint
+from medseg.train.finetune import set_learning_rate
 from medseg.train.logs import plot_progress, write_log_csv
 from medseg.train.model_folder import save_weights
 from medseg.train.sampling import CaseSource
@@ -148,8 +149,7 @@ def train_for_time(
         if started + last_cost + step_s / 2 >= budget:
             break
         lr = scheduled_lr(tc.learning_rate, clock.progress(), warmup_fraction=tc.warmup_fraction)
-        for group in run.optimizer.param_groups:
-            group["lr"] = lr
+        set_learning_rate(run.optimizer, lr)
         run.net.train()
         image, label = next(run.batches)
         losses.append(run.step(image, label))

@@ -40,6 +40,13 @@ from medseg.plan.plan import Configuration, Plan, TrainingConfig
 from medseg.train import schedule
 from medseg.train.augment import build_augmentation
 from medseg.train.checkpoint import load_checkpoint, remove_checkpoints, save_checkpoint
+from medseg.train.finetune import (
+    load_initial_weights,
+    parameter_groups,
+    set_learning_rate,
+    write_init_report,
+)
+from medseg.train.lesion_synthesis import lesion_synthesis_transform
 from medseg.train.loader import BatchStream, batch_iterator
 from medseg.train.logs import plot_progress, write_log_csv
 from medseg.train.losses import DeepSupervisionLoss, build_loss
@@ -150,6 +157,7 @@ def train_fold(
     on_epoch: EpochCallback | None = None,
     parallel: ParallelHooks | None = None,
     wrap_loss: LossWrapper | None = None,
+    init: Path | str | None = None,
 ) -> FoldResult:
     """Train one fold and write it into the model folder ``model_dir``.
 
@@ -189,6 +197,11 @@ def train_fold(
     wrap_loss : callable, optional
         ``wrap_loss(loss, configuration)`` returns the module used as training loss instead of
         ``loss`` (see :data:`LossWrapper`).
+    init : path, optional
+        Pretrained weights to start from (:func:`medseg.train.finetune.load_initial_weights`:
+        a model folder, a fold folder or a ``.safetensors`` file); tensors whose names and
+        shapes match are loaded, ``init_report.json`` in the fold folder lists them. A resumed
+        run continues from its checkpoint instead.
 
     Returns
     -------
@@ -216,6 +229,10 @@ def train_fold(
             patch_size=config.patch_size,
         )
         net = net.to(dev) if memory_format is None else net.to(dev, memory_format=memory_format)
+        if init is not None:
+            report = load_initial_weights(net, init)
+            if writer:
+                write_init_report(report, path)
         optimizer = build_optimizer(net, tc)
         loss_fn = _checked_loss(plan, config).to(dev)
         if wrap_loss is not None:
@@ -251,7 +268,12 @@ def train_fold(
                 oversample_labels=tc.oversample_labels,
             )
 
-        transform = build_augmentation(ndim, mirror_axes=tc.mirror_axes) if tc.augment else None
+        transform = None
+        if tc.augment:
+            synthesis = lesion_synthesis_transform(source, train_ids, plan, config)
+            transform = build_augmentation(
+                ndim, mirror_axes=tc.mirror_axes, lesion_synthesis=synthesis
+            )
         done = int(state["iterations"]) if timed and state else start * tc.iterations_per_epoch
         stream = BatchStream(sampler(train_ids), transform, seed=seed, start=done)
         stream = stream if parallel is None else parallel.split(stream)
@@ -329,13 +351,16 @@ def train_fold(
 
 
 def build_optimizer(net: nn.Module, tc: TrainingConfig) -> torch.optim.Optimizer:
-    """SGD with Nesterov momentum (nnU-Net) or AdamW, as ``tc.optimizer`` says."""
+    """SGD with Nesterov momentum (nnU-Net) or AdamW, as ``tc.optimizer`` says.
+
+    The encoder's parameters form a group of their own when ``tc.encoder_lr_scale`` is not 1
+    (see :func:`medseg.train.finetune.parameter_groups`).
+    """
+    groups = parameter_groups(net, tc)
     if tc.optimizer == "adamw":
-        return torch.optim.AdamW(
-            net.parameters(), lr=tc.learning_rate, weight_decay=tc.weight_decay
-        )
+        return torch.optim.AdamW(groups, lr=tc.learning_rate, weight_decay=tc.weight_decay)
     return torch.optim.SGD(
-        net.parameters(),
+        groups,
         lr=tc.learning_rate,
         momentum=tc.momentum,
         weight_decay=tc.weight_decay,
@@ -358,8 +383,7 @@ def _train_epochs(
     done = start * tc.iterations_per_epoch
     for epoch in range(start, tc.epochs):
         tic = time.perf_counter()
-        for group in optimizer.param_groups:
-            group["lr"] = poly_lr(tc.learning_rate, epoch, tc.epochs)
+        set_learning_rate(optimizer, poly_lr(tc.learning_rate, epoch, tc.epochs))
         net.train()
         losses = []
         for _ in range(tc.iterations_per_epoch):
