@@ -38,7 +38,7 @@ from torch import nn
 from medseg.errors import ConfigError, MedsegError
 from medseg.plan.plan import Configuration, Plan, TrainingConfig
 from medseg.train import schedule
-from medseg.train.augment import build_augmentation
+from medseg.train.augment import training_transform
 from medseg.train.checkpoint import load_checkpoint, remove_checkpoints, save_checkpoint
 from medseg.train.finetune import (
     load_initial_weights,
@@ -292,12 +292,12 @@ def train_fold(
                 raters=raters,
             )
 
-        transform = None
-        if tc.augment:
-            synthesis = lesion_synthesis_transform(source, train_ids, plan, config)
-            transform = build_augmentation(
-                ndim, mirror_axes=tc.mirror_axes, lesion_synthesis=synthesis
-            )
+        transform = training_transform(
+            ndim,
+            augment=tc.augment,
+            mirror_axes=tc.mirror_axes,
+            lesion_synthesis=lesion_synthesis_transform(source, train_ids, plan, config),
+        )
         done = int(state["iterations"]) if timed and state else start * tc.iterations_per_epoch
         stream = BatchStream(sampler(train_ids, semi, raters), transform, seed=seed, start=done)
         stream = stream if parallel is None else parallel.split(stream)
