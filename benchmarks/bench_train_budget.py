@@ -68,7 +68,36 @@ def load() -> str:
     return " ".join(f"{v:.1f}" for v in os.getloadavg())
 
 
-def run_medseg(dataset, out: Path, budget_s: float, seed: int) -> dict:
+def brain_data(
+    work: Path, *, cases: int = 24, test_cases: int = 8, seed: int = 7, lesions=(1, 10)
+) -> Path:
+    """The benchmark's brains in nnU-Net's raw layout under ``work`` (written once)."""
+    from medseg.data.example import make_brain_example
+
+    # nnU-Net's raw layout, so that nnU-Net reads the very same files
+    dataset_dir = work / "nnUNet_raw" / "Dataset001_BrainBench"
+    if not (dataset_dir / "dataset.json").is_file():
+        make_brain_example(
+            dataset_dir,
+            cases=cases,
+            test_cases=test_cases,
+            seed=seed,
+            lesion_counts=tuple(lesions),
+        )
+    return dataset_dir
+
+
+def run_medseg(
+    dataset,
+    out: Path,
+    budget_s: float,
+    seed: int,
+    *,
+    overrides: dict | None = None,
+    device: str = "cpu",
+    cache_dir: Path | None = None,
+    probabilities: bool = False,
+) -> dict:
     from medseg.infer import Predictor
     from medseg.infer.files import predict_files
     from medseg.plan import PlanBudget
@@ -79,9 +108,11 @@ def run_medseg(dataset, out: Path, budget_s: float, seed: int) -> dict:
         dataset,
         out / "model",
         folds="all",
-        device="cpu",
+        device=device,
         budget=PlanBudget.for_device("cpu", time_budget_s=budget_s),
+        overrides=overrides,
         seed=seed,
+        cache_dir=cache_dir,
         resume=False,
     )
     wall = time.perf_counter() - tic
@@ -91,9 +122,10 @@ def run_medseg(dataset, out: Path, budget_s: float, seed: int) -> dict:
     for row in _csv_rows(fold / "log.csv"):
         if not math.isnan(float(row["mean_dice"])):
             curve.append((float(row["elapsed_s"]), float(row["mean_dice"])))
-    predictor = Predictor(out / "model", device="cpu", tta=False)
+    predictor = Predictor(out / "model", device=device, tta=False)
     tic = time.perf_counter()
-    predict_files(predictor, [c.image_paths[0] for c in dataset.test_cases], out / "pred")
+    images = [c.image_paths[0] for c in dataset.test_cases]
+    predict_files(predictor, images, out / "pred", probabilities=probabilities)
     return {
         "iterations": metrics.get("iterations"),
         "train_s": metrics.get("train_seconds"),
@@ -360,22 +392,18 @@ def main() -> None:
     )
     args = parser.parse_args()
     from medseg.data import load_dataset
-    from medseg.data.example import make_brain_example
     from medseg.plan import PlanBudget, make_plan
     from medseg.preprocess import preprocess_dataset
     from medseg.train.timed import _spread
 
     args.work.mkdir(parents=True, exist_ok=True)
-    # nnU-Net's raw layout, so that nnU-Net reads the very same files
-    dataset_dir = args.work / "nnUNet_raw" / "Dataset001_BrainBench"
-    if not (dataset_dir / "dataset.json").is_file():
-        make_brain_example(
-            dataset_dir,
-            cases=args.cases,
-            test_cases=args.test_cases,
-            seed=args.seed,
-            lesion_counts=tuple(args.lesions),
-        )
+    dataset_dir = brain_data(
+        args.work,
+        cases=args.cases,
+        test_cases=args.test_cases,
+        seed=args.seed,
+        lesions=args.lesions,
+    )
     dataset = load_dataset(dataset_dir)
     ids = sorted(c.case_id for c in dataset.labelled)
     methods = list(args.methods)

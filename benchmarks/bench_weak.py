@@ -23,7 +23,18 @@ Plain script: ``python benchmarks/bench_weak.py [--seconds 120] [--work DIR] [--
      of every case) and their STAPLE consensus (``consensus_dataset``) as the training label;
    - ``single-rater``: rater 0 alone as the training label (the naive baseline of ``staple``);
    - ``boxes``: one box per connected component of every class, turned into pseudo-masks by
-     the classical random-walker engine (``boxes_dataset``).
+     the classical random-walker engine (``boxes_dataset``);
+   - ``rater-sampling``: the three simulated raters, each patch trained on one rater's label
+     drawn at random (``training.rater_sampling``; the STAPLE consensus only steers sampling
+     and validation);
+   - ``half-labelled``: the first half of the training cases only (the labelled-only baseline
+     of ``half-semi``);
+   - ``half-semi``: the same labelled half plus the other half's images without labels, trained
+     with the mean teacher (``train_model(unlabelled=...)``);
+   - ``partial``: the first half of the cases annotates grey and white matter only, the second
+     half the lesions only, declared in ``annotated_classes`` (marginal loss);
+   - ``partial-naive``: the same label maps without the declaration (unannotated classes
+     trained as background).
 3. Trains every variant with ``train_model(folds="all", device="cpu")`` on the same CPU plan
    with ``--seconds`` of training each, predicts the held-out cases (no TTA) and scores them
    against their complete labels with ``medseg.evaluate.evaluate_folders``.
@@ -114,6 +125,72 @@ def _boxes(full: Path, out: Path, seed: int) -> Path:
     return boxes_dataset(full, out)
 
 
+def _halves(full: Path) -> tuple[list, list]:
+    from medseg.data import load_dataset
+
+    cases = sorted(load_dataset(full).labelled, key=lambda c: c.case_id)
+    return cases[: len(cases) // 2], cases[len(cases) // 2 :]
+
+
+def _unlabelled_folder(dataset: Path) -> Path:
+    return dataset.with_name(dataset.name + "_unlabelled")
+
+
+def _half_labelled(full: Path, out: Path, seed: int) -> Path:
+    """The first half of the training cases; the second half removed."""
+    shutil.copytree(full, out)
+    _, rest = _halves(full)
+    for case in rest:
+        for path in case.image_paths:
+            (out / "imagesTr" / path.name).unlink()
+        (out / "labelsTr" / case.label_path.name).unlink()
+    meta = json.loads((out / "dataset.json").read_text())
+    meta["numTraining"] -= len(rest)
+    (out / "dataset.json").write_text(json.dumps(meta, indent=2))
+    return out
+
+
+def _half_semi(full: Path, out: Path, seed: int) -> Path:
+    """``half-labelled`` plus the second half's images in a folder of unlabelled images."""
+    _half_labelled(full, out, seed)
+    folder = _unlabelled_folder(out)
+    folder.mkdir()
+    for case in _halves(full)[1]:
+        for path in case.image_paths:
+            shutil.copy(path, folder / path.name)
+    return out
+
+
+def _partial_labels(full: Path, out: Path, *, declare: bool) -> Path:
+    """First half: grey and white matter only; second half: lesions only."""
+    import numpy as np
+
+    from medseg.io import read_image, write_image
+    from medseg.weak.partial import write_partial_declaration
+
+    shutil.copytree(full, out)
+    first, second = _halves(full)
+    declared = {}
+    for cases, keep in ((first, (1, 2)), (second, (LESION,))):
+        for case in cases:
+            path = out / "labelsTr" / case.label_path.name
+            label = read_image(path)
+            kept = np.where(np.isin(label.array, keep), label.array, 0).astype(label.array.dtype)
+            write_image(label.with_array(kept), path)
+            declared[case.case_id] = sorted(set(np.unique(kept).tolist()) - {0})
+    if declare:
+        write_partial_declaration(out, declared)
+    return out
+
+
+def _partial(full: Path, out: Path, seed: int) -> Path:
+    return _partial_labels(full, out, declare=True)
+
+
+def _partial_naive(full: Path, out: Path, seed: int) -> Path:
+    return _partial_labels(full, out, declare=False)
+
+
 VARIANTS: dict[str, Callable[[Path, Path, int], Path]] = {
     "full": _full,
     "scribbles": _scribbles,
@@ -123,11 +200,23 @@ VARIANTS: dict[str, Callable[[Path, Path, int], Path]] = {
     "staple": _staple,
     "single-rater": _single_rater,
     "boxes": _boxes,
+    "rater-sampling": _staple,
+    "half-labelled": _half_labelled,
+    "half-semi": _half_semi,
+    "partial": _partial,
+    "partial-naive": _partial_naive,
 }
+TRAIN_OPTIONS = {"rater-sampling": {"overrides": {"training.rater_sampling": True}}}
 
 
 def train_and_score(
-    dataset: Path, work: Path, seconds: float, reference: Path, *, correct: bool = False
+    dataset: Path,
+    work: Path,
+    seconds: float,
+    reference: Path,
+    *,
+    correct: bool = False,
+    **options,
 ) -> dict:
     """Train ``dataset`` for ``seconds``, predict ``reference``'s held-out cases, score them."""
     from medseg.evaluate import evaluate_folders
@@ -145,6 +234,7 @@ def train_and_score(
         device="cpu",
         budget=PlanBudget.for_device("cpu", time_budget_s=seconds),
         wrap_loss=correction_wrapper(start_fraction=0.5, threshold=0.9) if correct else None,
+        **options,
     )
     train_s = time.perf_counter() - start
     metrics = json.loads((result.folds[0].path / "val_metrics.json").read_text())
@@ -208,7 +298,12 @@ def main() -> None:
         if name == "scribbles":
             note = f"annotated {100 * sparse_coverage(dataset)['mean']:.2f} % of voxels"
         correct = name.endswith("-corrected")
-        scores = train_and_score(dataset, args.work / name, args.seconds, full, correct=correct)
+        options = dict(TRAIN_OPTIONS.get(name, {}))
+        if name == "half-semi":
+            options["unlabelled"] = _unlabelled_folder(dataset)
+        scores = train_and_score(
+            dataset, args.work / name, args.seconds, full, correct=correct, **options
+        )
         results[name] = {**scores, "note": note}
         print(name, json.dumps(results[name]), "load:", _uptime(), flush=True)
     classes = list(results["full"]["dice"])

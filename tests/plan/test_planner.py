@@ -141,6 +141,19 @@ def test_gpu_plan_is_nnunet_sized():
     assert max(config.network.filters) == 320
     assert (config.training.epochs, config.training.iterations_per_epoch) == (1000, 250)
     assert config.patch_size == (80, 96, 80)  # nnU-Net's stock plan for this shape (docs/plan.md)
+    assert config.network.deep_supervision
+    assert config.training.augment
+    assert config.training.mirror_axes == (0, 1, 2)
+
+
+def test_cpu_time_budget_plan_trains_without_deep_supervision():
+    config = make_plan(brain(), budget=CPU).configurations["3d"]
+    assert config.training.time_budget_s is not None
+    assert not config.network.deep_supervision
+    assert not config.training.augment
+    assert config.training.mirror_axes == ()
+    assert any("no deep supervision" in reason for reason in config.reasons)
+    assert any("no data augmentation" in reason for reason in config.reasons)
 
 
 def test_normalisation_from_channel_names():

@@ -15,6 +15,19 @@ def test_measured_step_time_is_positive_and_finite(plan):
     assert seconds > 0
 
 
+def test_step_time_is_read_from_the_given_clock(plan):
+    ticks = iter(range(100))
+
+    def clock() -> float:  # advances 5 "seconds" per reading
+        return 5.0 * next(ticks)
+
+    seconds = measure_iteration_seconds(
+        plan, "3d", device=torch.device("cpu"), steps=3, clock=clock
+    )
+    assert seconds == 5.0
+    assert next(ticks) == 7  # one reading before the warm-up step, two per timed step
+
+
 def test_measuring_leaves_the_global_rng_alone(plan):
     torch.manual_seed(3)
     expected = torch.rand(3)

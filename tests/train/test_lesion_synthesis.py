@@ -12,7 +12,7 @@ from scipy import ndimage, stats
 
 from medseg.errors import ConfigError, DatasetError
 from medseg.plan import LesionSynthesisConfig, apply_overrides
-from medseg.train.augment import augment_batch, build_augmentation
+from medseg.train.augment import augment_batch, build_augmentation, training_transform
 from medseg.train.lesion_synthesis import (
     RandLesionSynthesisd,
     collect_lesion_statistics,
@@ -182,6 +182,17 @@ def test_transform_runs_first_in_the_augmentation(lesion_source, plan) -> None:
     never = RandLesionSynthesisd(found, (1.0, 1.0, 1.0), prob=0.0, max_lesions=3)
     _, untouched = augment_batch(batch, build_augmentation(3, lesion_synthesis=never), seed=0)
     assert not (untouched == LESION).any()
+
+
+def test_synthesis_runs_without_the_other_augmentations(lesion_source) -> None:
+    found = _stats(lesion_source)
+    synthesis = RandLesionSynthesisd(found, (1.0, 1.0, 1.0), prob=1.0, max_lesions=1)
+    alone = training_transform(3, augment=False, mirror_axes=(0,), lesion_synthesis=synthesis)
+    assert list(alone.transforms) == [synthesis]
+    assert training_transform(3, augment=False, mirror_axes=(0,)) is None
+    full = training_transform(3, augment=True, lesion_synthesis=synthesis)
+    assert full.transforms[0] is synthesis
+    assert len(full.transforms) > 1
 
 
 @pytest.mark.slow

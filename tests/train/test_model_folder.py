@@ -130,3 +130,20 @@ def test_missing_folder_and_bad_json(tmp_path: Path, folder: Path) -> None:
 def test_no_pickle_files_are_written(folder: Path) -> None:
     suffixes = {p.suffix for p in folder.rglob("*") if p.is_file()}
     assert suffixes <= {".json", ".safetensors"}
+
+
+def test_plan_written_before_a_training_field_existed(folder: Path) -> None:
+    import hashlib
+
+    plan_path = folder / "plan.json"
+    data = json.loads(plan_path.read_text())
+    del data["configurations"]["3d"]["training"]["semi_supervised"]  # as an older medseg wrote it
+    plan_path.write_text(json.dumps(data))
+    info = json.loads((folder / "model.json").read_text())
+    info["plan_sha256"] = hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+    (folder / "model.json").write_text(json.dumps(info))
+    assert ModelFolder.load(folder).config.training.semi_supervised == "off"
+    data["configurations"]["3d"]["training"]["epochs"] += 1  # an edited plan is still refused
+    plan_path.write_text(json.dumps(data))
+    with pytest.raises(ModelFormatError, match="plan differs"):
+        ModelFolder.load(folder)

@@ -133,6 +133,7 @@ def test_unetr_follows_vit_presets_and_matches_monai() -> None:
         ("resenc_unet", None, {"size": "S"}, "does not apply to 'resenc_unet'"),
         ("dynunet", None, {"size": "M"}, "does not apply to 'dynunet'"),
         ("unet", None, {"gradient_checkpointing": True}, "no gradient checkpointing"),
+        ("attention_unet", None, {"gradient_checkpointing": True}, "no gradient checkpointing"),
     ],
 )
 def test_impossible_combinations_are_config_errors(name, patch, overrides, message) -> None:

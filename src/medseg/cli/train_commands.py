@@ -77,6 +77,14 @@ def train(
             "confidently contradicts (docs/weak.md). Off by default.",
         ),
     ] = None,
+    unlabelled: Annotated[
+        Path | None,
+        typer.Option(
+            "--unlabelled",
+            help="Folder of images without labels ({case}_0000 naming, as imagesTr): train "
+            "semi-supervised with a mean teacher (docs/weak.md).",
+        ),
+    ] = None,
 ) -> None:
     """Train a segmentation model; resumes an interrupted run in the same folder."""
     import os
@@ -89,6 +97,8 @@ def train(
     from medseg.train import train_model
 
     extra = {}
+    if unlabelled is not None:
+        extra["unlabelled"] = unlabelled
     if correct_labels is not None:
         from medseg.errors import ConfigError
         from medseg.weak.correction import correction_wrapper

@@ -287,7 +287,27 @@ RATER_FILE = re.compile(r"^(?P<case>.+)_rater(?P<rater>\d+)$")
 """Stem of a label file of one rater, ``{case}_rater{k}``, when several observers annotated."""
 
 
-def _scan(images: Path, labels: Path, file_ending: str) -> tuple[Case, ...]:
+def scan_images(folder: PathLikeStr, file_ending: str) -> tuple[Case, ...]:
+    """Cases without labels from a folder of ``{case}_{XXXX}{file_ending}`` images.
+
+    Raises
+    ------
+    DatasetError
+        If the folder does not exist or holds no image so named.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DatasetError(f"{folder}: not a folder of images")
+    cases = _scan(folder, None, file_ending)
+    if not cases:
+        raise DatasetError(
+            f"{folder}: no images named {{case}}_{{XXXX}}{file_ending} (e.g. case_001_0000"
+            f"{file_ending})"
+        )
+    return cases
+
+
+def _scan(images: Path, labels: Path | None, file_ending: str) -> tuple[Case, ...]:
     """Group ``{case}_{XXXX}{ending}`` files by case and attach ``{case}{ending}`` labels.
 
     Label files ``{case}_rater{k}{ending}`` of a case with images are its raters' labels.
@@ -303,7 +323,7 @@ def _scan(images: Path, labels: Path, file_ending: str) -> tuple[Case, ...]:
         channels.setdefault(match["case"], []).append((int(match["channel"]), path))
     label_files: dict[str, Path] = {}
     raters: dict[str, list[tuple[int, Path]]] = {}
-    if labels.is_dir():
+    if labels is not None and labels.is_dir():
         for path in visible_files(labels):
             if path.name.endswith(file_ending) and len(path.name) > len(file_ending):
                 stem = path.name[: -len(file_ending)]

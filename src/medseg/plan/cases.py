@@ -7,6 +7,7 @@ size 1 so every later step works on 3D arrays (the 2D trainer samples slices alo
 from __future__ import annotations
 
 from collections.abc import Collection
+from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
@@ -50,11 +51,26 @@ def read_case(
     image = read_channels(case.image_paths)
     if case.label_path is None:
         return image, None
-    label_image = read_image(case.label_path)
+    return image, read_label(case.label_path, image, allowed, image_path=case.image_paths[0])
+
+
+def read_label(
+    path: Path, image: Image, allowed: Collection[int] | None = None, *, image_path: Path
+) -> npt.NDArray[np.integer]:
+    """The label map in ``path`` (Z, Y, X) or (Y, X), on the grid of ``image`` (``image_path``).
+
+    Raises
+    ------
+    GeometryError
+        If the label's grid differs from the image's.
+    DatasetError
+        If the label map holds a value outside ``allowed``.
+    """
+    label_image = read_image(path)
     problems = geometry_differences(image, label_image)
     if problems:
         raise GeometryError(
-            f"{case.label_path}: label grid differs from image {case.image_paths[0]}: "
+            f"{path}: label grid differs from image {image_path}: "
             + "; ".join(problems)
             + "; resample the label onto the image grid"
         )
@@ -62,8 +78,8 @@ def read_case(
     if not np.issubdtype(label.dtype, np.integer):
         label = np.rint(label).astype(np.int32)
     if allowed is not None:
-        check_label_values(label, allowed, str(case.label_path))
-    return image, label
+        check_label_values(label, allowed, str(path))
+    return label
 
 
 def check_label_values(
@@ -126,7 +142,7 @@ def crop_slices(bbox: Bbox) -> tuple[slice, ...]:
 
 def input_signature(case: Case) -> list[list[str | int]]:
     """``[path, mtime_ns, size]`` for every input file of ``case``: changes when a file changes."""
-    paths = [*case.image_paths, *([case.label_path] if case.label_path else [])]
+    paths = [*case.image_paths, *([case.label_path] if case.label_path else []), *case.rater_paths]
     rows: list[list[str | int]] = []
     for path in paths:
         stat = path.stat()

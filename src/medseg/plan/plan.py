@@ -94,6 +94,10 @@ class TrainingConfig:
     ``optimizer`` is ``sgd`` (Nesterov, ``momentum``) or ``adamw`` (betas 0.9/0.999).
     ``loss`` is the main loss (``dice_ce`` and ``dice_bce``: Dice + CE, or + BCE with regions);
     ``extra_losses`` adds weighted terms, e.g. ``{"cldice": 0.5, "nacl": 0.1}`` (docs/methods.md).
+    ``semi_supervised`` ``mean_teacher`` also trains from the dataset's unlabelled images: a
+    teacher network, the EMA (decay ``teacher_ema``) of the one trained, and a consistency term of
+    weight ``consistency_weight`` (see ``medseg.train.semi``). ``rater_sampling`` trains cases
+    with several raters' label maps on one rater's map per patch, drawn uniformly.
     ``lesion_synthesis`` pastes synthetic lesions into patches (off unless its probability > 0).
     ``encoder_lr_scale`` multiplies the encoder's learning rate (below 1 when fine-tuning from
     pretrained weights, ``medseg train --init``).
@@ -120,6 +124,10 @@ class TrainingConfig:
     max_val_cases: int = 4
     batch_dice: bool | None = None
     optimizer: Literal["sgd", "adamw"] = "sgd"
+    semi_supervised: Literal["off", "mean_teacher"] = "off"
+    consistency_weight: float = 0.1
+    teacher_ema: float = 0.99
+    rater_sampling: bool = False
     lesion_synthesis: LesionSynthesisConfig = field(default_factory=LesionSynthesisConfig)
     encoder_lr_scale: float = 1.0
 

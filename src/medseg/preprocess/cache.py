@@ -5,6 +5,8 @@ Layout of ``cache_dir/<config_name>/`` (the trainer reads it through :class:`Cas
     <case_id>_image.npy   float32 (C, Z, Y, X), preprocessed image (axes in Plan.transpose order)
     <case_id>_label.npy   uint8 or int16 (1, Z, Y, X), label map on the same grid
     <case_id>.json        CaseProperties fields + "foreground_locations": {label: [[z, y, x], ...]}
+                          + "raters": number of rater label maps
+    <case_id>_rater<k>_label.npy   label map of rater k, when several observers annotated
     manifest.json         plan hash + input file signature per case
 
 The 2d configuration stores the same 3D arrays; the 2D trainer samples slices along axis 0. A case
@@ -35,9 +37,9 @@ from medseg._atomic import atomic_path
 from medseg._config import from_jsonable, read_json, to_jsonable, write_json
 from medseg.data.dataset import Case, Dataset
 from medseg.errors import DatasetError, MedsegError
-from medseg.plan.cases import input_signature, plan_label_values, read_case
+from medseg.plan.cases import input_signature, plan_label_values, read_case, read_label
 from medseg.plan.plan import Plan
-from medseg.preprocess.case import CaseProperties, preprocess_case
+from medseg.preprocess.case import CaseProperties, preprocess_case, preprocess_label
 
 logger = logging.getLogger(__name__)
 
@@ -82,6 +84,14 @@ class CaseCache:
             source=str(self.directory / f"{case_id}.json"),
         )
 
+    def rater_labels(self, case_id: str) -> list[npt.NDArray[np.integer]]:
+        """The label map of each rater of a case, ``(1, Z, Y, X)`` memory maps ([] if none)."""
+        count = int(self._json(case_id).get("raters", 0))
+        return [
+            np.load(self.directory / f"{case_id}_rater{k}_label.npy", mmap_mode="r")
+            for k in range(count)
+        ]
+
     def foreground_locations(self, case_id: str) -> dict[int, npt.NDArray[np.int64]]:
         """Sampled voxel coordinates per label value, each ``(N, 3)`` in (z, y, x) order."""
         data = self._json(case_id)["foreground_locations"]
@@ -121,6 +131,7 @@ def preprocess_dataset(
     *,
     workers: int | None = None,
     on_progress: Callable[[int, int], None] | None = None,
+    unlabelled: bool = False,
 ) -> CaseCache:
     """Preprocess every labelled case of ``dataset`` into ``cache_dir/<config_name>``.
 
@@ -135,6 +146,9 @@ def preprocess_dataset(
         Processes (one thread each); default: CPU cores - 1, at least 1. 1 runs in this process.
     on_progress : callable, optional
         ``on_progress(done, total)`` over the cases that needed work.
+    unlabelled : bool
+        Also preprocess the training cases without a label (semi-supervised training); their
+        cached label map is all 0 and they have no foreground locations.
 
     Returns
     -------
@@ -151,10 +165,11 @@ def preprocess_dataset(
     plan_hash = preprocessing_hash(plan, config.name)
     old = _read_manifest(out)
     old_cases = old.get("cases", {}) if old.get("plan_hash") == plan_hash else {}
-    signatures = {case.case_id: input_signature(case) for case in dataset.labelled}
+    cases = dataset.cases if unlabelled else dataset.labelled
+    signatures = {case.case_id: input_signature(case) for case in cases}
     todo = [
         case
-        for case in dataset.labelled
+        for case in cases
         if old_cases.get(case.case_id) != signatures[case.case_id]
         or not all((out / name).exists() for name in _files(case.case_id))
     ]
@@ -181,10 +196,17 @@ def preprocess_dataset(
 
 def preprocess_to_cache(case: Case, plan: Plan, config_name: str, out: Path) -> str:
     """Preprocess one case and write its three files atomically; returns the case ID."""
-    image, label = read_case(case, plan_label_values(plan.labels, plan.regions, plan.ignore_label))
+    allowed = plan_label_values(plan.labels, plan.regions, plan.ignore_label)
+    image, label = read_case(case, allowed)
     array, lab, props = preprocess_case(image, label, plan, config_name, case_id=case.case_id)
+    for k, path in enumerate(case.rater_paths):  # several raters: one label map each
+        rater = read_label(path, image, allowed, image_path=case.image_paths[0])
+        _save_npy(preprocess_label(rater, props), out / f"{case.case_id}_rater{k}_label.npy")
+    if lab is None:  # an unlabelled case (semi-supervised training)
+        lab = np.zeros((1, *array.shape[1:]), dtype=np.uint8)
     payload = to_jsonable(props)
     payload["foreground_locations"] = foreground_locations(lab[0])
+    payload["raters"] = len(case.rater_paths)
     _save_npy(array, out / f"{case.case_id}_image.npy")
     _save_npy(lab, out / f"{case.case_id}_label.npy")
     write_json(payload, out / f"{case.case_id}.json")

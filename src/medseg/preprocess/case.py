@@ -148,10 +148,26 @@ def _prepare(image, label, plan, config_name, *, case_id, label_order=1):
     )
     if label is None:
         return array, None, props
-    lab = as_3d(np.asarray(label)[None], image.ndim)[0][sl].transpose(order)
+    return array, preprocess_label(label, props, label_order=label_order), props
+
+
+def preprocess_label(
+    label: npt.NDArray[np.integer], props: CaseProperties, *, label_order: Literal[0, 1] = 1
+) -> npt.NDArray[np.integer]:
+    """A label map on the original image grid cropped, transposed and resampled as ``props`` says.
+
+    The same steps :func:`preprocess_case` applies to the case's label; for further label maps
+    of the case (several raters). Returns ``(1, Z', Y', X')`` in uint8 (int16 past 255).
+    """
+    ndim = len(props.spatial_shape)
+    sl = tuple(slice(start, stop) for start, stop in props.bbox)
+    lab = as_3d(np.asarray(label)[None], ndim)[0][sl].transpose(props.transpose)
     dtype = np.uint8 if lab.min() >= 0 and lab.max() <= 255 else np.int16
-    lab = resample_label(lab.astype(dtype), shape, separate_axis=separate, order=label_order)
-    return array, lab[None], props
+    shape = tuple(props.shape_after_resampling)
+    lab = resample_label(
+        lab.astype(dtype), shape, separate_axis=props.separate_axis, order=label_order
+    )
+    return lab[None]
 
 
 def restore_to_original(

@@ -207,7 +207,8 @@ def pretrain_encoder(
     ndim = len(config.patch_size)
     channels = len(plan.channel_names)
     torch.manual_seed(seed)
-    net = build_network(config.network, channels, channels, ndim).to(dev)
+    patch = config.patch_size
+    net = build_network(config.network, channels, channels, ndim, patch_size=patch).to(dev)
     optimizer = torch.optim.AdamW(net.parameters(), lr=learning_rate, weight_decay=1e-5)
     dtype = autocast_dtype(config.training.mixed_precision, dev)
     block = [max(2, p // 8) for p in config.patch_size]

@@ -63,7 +63,7 @@ class RankStream(BatchStream):
         super().__init__(sampler, stream.transform, seed=stream.seed, start=stream.start)
         self.rank, self.world = rank, world
 
-    def batch(self, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def batch(self, k: int) -> tuple[torch.Tensor, ...]:
         return super().batch(k * self.world + self.rank)
 
 

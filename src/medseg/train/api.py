@@ -14,7 +14,7 @@ import torch
 
 from medseg._typing import PathLikeStr
 from medseg.data.dataset import Dataset
-from medseg.errors import ConfigError, MedsegError
+from medseg.errors import ConfigError, DatasetError, MedsegError
 from medseg.plan.budget import PlanBudget
 from medseg.plan.plan import Plan
 from medseg.train.finetune import resolve_init_file
@@ -78,9 +78,15 @@ def train_model(
     on_epoch: EpochCallback | None = None,
     parallel: ParallelHooks | None = None,
     wrap_loss: LossWrapper | None = None,
+    unlabelled: PathLikeStr | None = None,
     init: PathLikeStr | None = None,
 ) -> TrainResult:
     """Plan (if needed), preprocess and train folds of a dataset into a model folder.
+
+    A dataset that declares partially labelled cases (``annotated_classes`` in
+    ``dataset.json``, see :mod:`medseg.data.partial`) is trained with the marginal loss.
+    Unlabelled images (``unlabelled``, and training cases without a label) are used by
+    semi-supervised training (``training.semi_supervised``, see :mod:`medseg.train.semi`).
 
     Parameters
     ----------
@@ -123,6 +129,10 @@ def train_model(
         Data-parallel training; use :func:`medseg.scale.ddp.train_distributed`, which sets it.
     wrap_loss : callable, optional
         Wraps each fold's training loss (see :data:`medseg.train.trainer.LossWrapper`).
+    unlabelled : path, optional
+        A folder of images without labels, named as in ``imagesTr``
+        (``{case}_{XXXX}{file_ending}``). Giving it turns ``training.semi_supervised`` to
+        ``"mean_teacher"`` unless ``overrides`` set it.
     init : path, optional
         Fine-tune: start every fold from these weights (a model folder, a fold folder or a
         ``.safetensors`` file such as ``medseg pretrain``'s encoder); tensors whose names and
@@ -132,6 +142,7 @@ def train_model(
     -------
     TrainResult
     """
+    from medseg.data.partial import annotated_classes
     from medseg.plan import apply_overrides, load_or_extract_fingerprint, load_plan, make_plan
     from medseg.preprocess import preprocess_dataset
 
@@ -140,6 +151,10 @@ def train_model(
         from medseg.data import load_dataset
 
         dataset = load_dataset(dataset)
+    partial = annotated_classes(dataset) or None
+    with_unlabelled = _with_unlabelled(dataset, unlabelled)
+    if unlabelled is not None and "training.semi_supervised" not in (overrides or {}):
+        overrides = {**(overrides or {}), "training.semi_supervised": "mean_teacher"}
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     fingerprint = load_or_extract_fingerprint(dataset, out / "fingerprint.json")
@@ -183,7 +198,15 @@ def train_model(
         if any(f != ALL_FOLD for f in fold_list)
         else []
     )
-    cache = preprocess_dataset(dataset, chosen, config.name, Path(cache_dir or out / "cache"))
+    semi = config.training.semi_supervised != "off"
+    cache = preprocess_dataset(
+        with_unlabelled if semi else dataset,
+        chosen,
+        config.name,
+        Path(cache_dir or out / "cache"),
+        unlabelled=semi,
+    )
+    unlabelled_ids = [c.case_id for c in with_unlabelled.cases if c.label_path is None]
     per_fold = config.training.epochs * config.training.iterations_per_epoch
     results = []
     for index, fold in enumerate(fold_list):
@@ -217,6 +240,8 @@ def train_model(
                 on_epoch=None if on_epoch is None else _tagged(on_epoch, fold),
                 parallel=parallel,
                 wrap_loss=wrap_loss,
+                annotated=partial,
+                unlabelled_ids=unlabelled_ids,
                 init=init_file,
             )
         )
@@ -226,6 +251,28 @@ def train_model(
         folds=results,
         cv_metrics=ModelFolder.load(out).cv_metrics,
     )
+
+
+def _with_unlabelled(dataset: Dataset, folder: PathLikeStr | None) -> Dataset:
+    """``dataset`` with the images of ``folder`` added as cases without labels."""
+    if folder is None:
+        return dataset
+    from medseg.data.nnunet import scan_images
+
+    extra = scan_images(folder, dataset.file_ending)
+    known = {c.case_id for c in dataset.cases}
+    for case in extra:
+        if case.case_id in known:
+            raise DatasetError(
+                f"{case.image_paths[0]}: unlabelled case {case.case_id!r} has the name of a "
+                "training case; rename it"
+            )
+        if len(case.image_paths) != dataset.num_channels:
+            raise DatasetError(
+                f"{case.image_paths[0]}: unlabelled case {case.case_id!r} has "
+                f"{len(case.image_paths)} channels, the dataset {dataset.num_channels}"
+            )
+    return dataclasses.replace(dataset, cases=(*dataset.cases, *extra))
 
 
 def _sets_epochs(overrides: Mapping[str, Any] | None) -> bool:

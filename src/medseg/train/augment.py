@@ -104,6 +104,23 @@ def build_augmentation(
     return mt.Compose([*first, *spatial, *intensity, *mirror])
 
 
+def training_transform(
+    ndim: int,
+    *,
+    augment: bool,
+    mirror_axes: Sequence[int] = (),
+    lesion_synthesis: mt.Transform | None = None,
+) -> mt.Compose | None:
+    """The transform of the training stream, or ``None`` for raw patches.
+
+    With ``augment`` the full :func:`build_augmentation`; without it (CPU time-budget plans)
+    only lesion synthesis, when it is on: it adds training lesions rather than regularising.
+    """
+    if augment:
+        return build_augmentation(ndim, mirror_axes=mirror_axes, lesion_synthesis=lesion_synthesis)
+    return None if lesion_synthesis is None else mt.Compose([lesion_synthesis])
+
+
 def augment_batch(
     batch: Batch, transform: mt.Compose, seed: int
 ) -> tuple[torch.Tensor, torch.Tensor]:

@@ -15,6 +15,7 @@ import dataclasses
 import logging
 import math
 import time
+from collections.abc import Callable
 
 import torch
 
@@ -29,12 +30,21 @@ VALIDATION_COST = 1 / 3
 
 
 def measure_iteration_seconds(
-    plan: Plan, config_name: str, *, device: torch.device, steps: int = 3, seed: int = 0
+    plan: Plan,
+    config_name: str,
+    *,
+    device: torch.device,
+    steps: int = 3,
+    seed: int = 0,
+    clock: Callable[[], float] = time.perf_counter,
 ) -> float:
     """Median seconds of one training step (forward, loss, backward, SGD) on random patches.
 
     One warm-up step is run first and not counted. Inputs are random normal images of shape
-    ``(batch, C, *patch)`` and random label maps drawn from the plan's label values.
+    ``(batch, C, *patch)`` and random label maps drawn from the plan's label values. ``clock``
+    is wall time by default; ``time.process_time`` gives this process's CPU seconds (threads
+    summed), which other processes on a shared machine change little when torch runs one thread
+    (several threads spin while they wait for each other, and spinning counts).
     """
     config = plan.configuration(config_name)
     tc = config.training
@@ -71,10 +81,10 @@ def measure_iteration_seconds(
         index = torch.randint(
             len(values), (config.batch_size, 1, *config.patch_size), generator=generator
         )
-        start = time.perf_counter()
+        start = clock()
         stepper(image, values[index])
         if step > 0:
-            times.append(time.perf_counter() - start)
+            times.append(clock() - start)
     return float(sorted(times)[len(times) // 2])
 
 

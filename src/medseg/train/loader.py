@@ -28,6 +28,9 @@ class BatchStream(IterableDataset):
     ------
     image : Tensor of float32, shape (B, C, *patch)
     label : Tensor of int16, shape (B, 1, *patch)
+    annotated : Tensor of bool, shape (B, num_classes)
+        Only when the sampler marks annotated classes (partially labelled or unlabelled cases,
+        see :mod:`medseg.train.marginal`); the trainer passes it on to the loss.
     """
 
     def __init__(
@@ -39,15 +42,19 @@ class BatchStream(IterableDataset):
         self.seed = seed
         self.start = start
 
-    def batch(self, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Batch number ``k`` of the run."""
+    def batch(self, k: int) -> tuple[torch.Tensor, ...]:
+        """Batch number ``k`` of the run: ``(image, label)`` or ``(image, label, annotated)``."""
         rng = np.random.default_rng([self.seed, k])
         batch = self.sampler.sample(rng)
         if self.transform is None:
-            return to_tensors(batch)
-        return augment_batch(batch, self.transform, seed=int(rng.integers(2**32)))
+            tensors = to_tensors(batch)
+        else:
+            tensors = augment_batch(batch, self.transform, seed=int(rng.integers(2**32)))
+        if batch.annotated is None:
+            return tensors
+        return (*tensors, torch.from_numpy(batch.annotated))
 
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, ...]]:
         info = get_worker_info()
         offset, step = (0, 1) if info is None else (info.id, info.num_workers)
         for k in itertools.count(self.start + offset, step):

@@ -143,8 +143,14 @@ class DeepSupervisionLoss(nn.Module):
         self.loss = loss
         self.weights = None if weights is None else list(weights)
 
-    def forward(self, outputs: Sequence[torch.Tensor], target: torch.Tensor) -> torch.Tensor:
-        """``outputs``: list of (B, C, *spatial_i) logits; ``target``: (B, 1, *spatial) labels."""
+    def forward(
+        self, outputs: Sequence[torch.Tensor], target: torch.Tensor, *extra: torch.Tensor
+    ) -> torch.Tensor:
+        """``outputs``: list of (B, C, *spatial_i) logits; ``target``: (B, 1, *spatial) labels.
+
+        ``extra`` (e.g. the annotated-class mask of :class:`~medseg.train.marginal.MarginalLoss`)
+        is passed on to ``loss``.
+        """
         weights = self.weights or deep_supervision_weights(len(outputs))
         total = outputs[0].new_zeros((), dtype=torch.float)
         for output, weight in zip(outputs, weights, strict=False):
@@ -153,18 +159,23 @@ class DeepSupervisionLoss(nn.Module):
             scaled = target
             if output.shape[2:] != target.shape[2:]:
                 scaled = F.interpolate(target.float(), size=output.shape[2:], mode="nearest")
-            total = total + weight * self.loss(output, scaled)
+            total = total + weight * self.loss(output, scaled, *extra)
         return total
 
 
-def build_loss(plan: Plan, config: Configuration) -> DeepSupervisionLoss:
+def build_loss(plan: Plan, config: Configuration, *, partial: bool = False) -> DeepSupervisionLoss:
     """The training loss for ``config`` of ``plan`` (regions, ignore label, class weights).
 
     ``training.loss`` is the main loss: ``dice_ce`` / ``dice_bce`` (Dice + CE, or Dice + BCE when
     the plan has regions) or a term of :mod:`medseg.train.loss_terms`; ``training.extra_losses``
     adds terms with their weights. Dice over the batch when ``training.batch_dice`` says so
-    (default: only for ``2d``).
+    (default: only for ``2d``). ``partial``: batches carry an annotated-class mask (partially
+    labelled or unlabelled cases), so the loss is :class:`~medseg.train.marginal.MarginalLoss`.
     """
+    if partial:
+        from medseg.train.marginal import partial_loss
+
+        return DeepSupervisionLoss(partial_loss(plan, config))
     training = config.training
     regions = [labels for _, labels in region_channels(plan.regions)]
     options = {

@@ -124,7 +124,9 @@ class ModelFolder:
             plan = from_jsonable(Plan, plan_data, source=str(plan_path))
         except ConfigError as err:
             raise ModelFormatError(f"{plan_path}: invalid plan ({err})") from err
-        if info.get("plan_sha256") not in (None, _plan_hash(plan)):
+        # the stored plan.json as written (a plan from an older medseg lacks newer fields, which
+        # take their defaults, so its hash is the one of the file, not of the loaded plan)
+        if info.get("plan_sha256") not in (None, _plan_hash(plan), _json_hash(plan_data)):
             raise ModelFormatError(
                 f"{plan_path}: plan differs from the one the model was trained with; "
                 "restore it or retrain"
@@ -331,8 +333,11 @@ def _write_model_json(
 
 
 def _plan_hash(plan: Plan) -> str:
-    text = json.dumps(to_jsonable(plan), sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()
+    return _json_hash(to_jsonable(plan))
+
+
+def _json_hash(data: Any) -> str:
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
 
 def _check_version(info: dict, where: Path) -> None:

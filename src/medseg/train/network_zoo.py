@@ -46,7 +46,7 @@ def unet(cfg: NetworkConfig, in_channels: int, out_channels: int, ndim: int) -> 
     from monai.networks.nets import UNet
 
     check_topology(cfg, ndim)
-    _no_checkpointing(cfg)
+    refuse_checkpointing(cfg)
     return UNet(
         spatial_dims=ndim,
         in_channels=in_channels,
@@ -121,7 +121,7 @@ def unetr(
             f"network.size {size!r} does not apply to 'unetr': use one of {list(VIT_PRESETS)} "
             "(ViT-S/B/L) or null"
         )
-    _no_checkpointing(cfg)
+    refuse_checkpointing(cfg)
     hidden, mlp, heads = VIT_PRESETS[size]
     net = UNETR(
         in_channels=in_channels,
@@ -168,8 +168,11 @@ class BottleneckTransformer(nn.Module):
 def hybrid_unet(
     cfg: NetworkConfig, in_channels: int, out_channels: int, ndim: int
 ) -> MedsegDynUNet:
-    """The plan's ``MedsegDynUNet`` with :data:`HYBRID_DEPTH` transformer blocks after the
-    bottleneck (width of the deepest stage)."""
+    """The plan's ``MedsegDynUNet`` with transformer blocks after its bottleneck.
+
+    :data:`HYBRID_DEPTH` blocks as wide as the deepest stage; deep supervision, gradient
+    checkpointing and the width presets as ``dynunet``.
+    """
     net = dynunet(cfg, in_channels, out_channels, ndim, residual=cfg.residual)
     channels = plan_filters(cfg)[-1]
     net.bottleneck = nn.Sequential(
@@ -190,9 +193,11 @@ def without_cross_attention_norms(net: nn.Module) -> nn.Module:
     return net
 
 
-def _no_checkpointing(cfg: NetworkConfig) -> None:
+def refuse_checkpointing(cfg: NetworkConfig) -> None:
+    """Raise ConfigError if ``cfg`` asks for gradient checkpointing (the network has none)."""
     if cfg.gradient_checkpointing:
         raise ConfigError(
             f"network {cfg.architecture!r} has no gradient checkpointing; set "
-            "network.gradient_checkpointing=false or use dynunet, resenc_unet or hybrid_unet"
+            "network.gradient_checkpointing=false or use dynunet, resenc_unet, hybrid_unet "
+            "or swinunetr"
         )

@@ -161,6 +161,7 @@ def _attention_unet(
     from monai.networks.nets import AttentionUnet
 
     check_topology(cfg, ndim)
+    network_zoo.refuse_checkpointing(cfg)
     return AttentionUnet(
         spatial_dims=ndim,
         in_channels=in_channels,

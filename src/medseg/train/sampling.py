@@ -9,7 +9,13 @@ lesions) forced samples are centred on *connected components* of those labels in
 component is drawn uniformly among all components of all cases (26-connected), then one of its
 voxels, so a 5-voxel lesion is the centre as often as a 500-voxel one and a case with many
 lesions is visited more often than a case with one. If no case has any, forced samples fall back
-to any foreground. The other samples are placed uniformly. Patches that reach past the image are
+to any foreground. The other samples are placed uniformly. With ``unlabelled_ids`` (semi-supervised
+training) ``unlabelled_per_batch`` samples from those cases, placed uniformly, follow the
+labelled ones; their label patches are all 0.
+
+When the dataset declares partial annotations (``annotated``) or has unlabelled cases, each batch
+carries an annotated-class mask (see :func:`annotated_rows`) for the marginal loss
+(:mod:`medseg.train.marginal`). Patches that reach past the image are
 zero-padded (label 0), so images smaller than the patch work. For a ``2d`` configuration one
 slice along axis 0 is drawn per sample.
 
@@ -19,7 +25,7 @@ gives the same batch.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -99,6 +105,39 @@ def split_components(voxels: np.ndarray) -> list[np.ndarray]:
     return np.split(voxels[order], cuts)
 
 
+def annotated_rows(
+    case_ids: Sequence[str],
+    declared: Mapping[str, Sequence[int]],
+    num_classes: int,
+    unlabelled: Sequence[str] = (),
+) -> npt.NDArray[np.bool_]:
+    """Which classes each sample annotates, one row per sample.
+
+    Parameters
+    ----------
+    case_ids : sequence of str
+        The case of each sample.
+    declared : mapping of str to sequence of int
+        Annotated foreground classes of the partially labelled cases; other cases annotate all.
+    num_classes : int
+        Network outputs, background included.
+    unlabelled : sequence of str
+        Cases without labels: their rows are all False.
+
+    Returns
+    -------
+    ndarray of bool, shape (len(case_ids), num_classes)
+    """
+    rows = np.ones((len(case_ids), num_classes), dtype=bool)
+    for row, case_id in enumerate(case_ids):
+        if case_id in unlabelled:
+            rows[row] = False
+        elif case_id in declared:
+            rows[row, 1:] = False
+            rows[row, list(declared[case_id])] = True
+    return rows
+
+
 @dataclass(frozen=True)
 class Batch:
     """A batch of patches.
@@ -109,11 +148,15 @@ class Batch:
     label : ndarray of int16, shape (B, 1, *patch)
     forced : ndarray of bool, shape (B,)
         Which samples were forced to contain foreground.
+    annotated : ndarray of bool, shape (B, num_classes), optional
+        Which classes each sample annotates (:func:`annotated_rows`); only for datasets with
+        partially labelled or unlabelled cases.
     """
 
     image: npt.NDArray[np.float32]
     label: npt.NDArray[np.int16]
     forced: npt.NDArray[np.bool_]
+    annotated: npt.NDArray[np.bool_] | None = None
 
 
 class PatchSampler:
@@ -134,6 +177,19 @@ class PatchSampler:
         Label values that count as foreground (background and ignore excluded).
     oversample_labels : sequence of int, optional
         Labels forced samples are centred on (default: any foreground label).
+    annotated : mapping of str to sequence of int, optional
+        Annotated foreground classes of partially labelled cases; when given (or with
+        ``unlabelled_ids``) batches carry an annotated-class mask of ``num_classes`` columns.
+    num_classes : int
+        Network outputs, background included (needed with ``annotated``/``unlabelled_ids``).
+    unlabelled_ids : sequence of str
+        Cases without labels (their cached label is all 0), for semi-supervised training.
+    unlabelled_per_batch : int
+        Unlabelled samples added after the ``batch_size`` labelled ones.
+    raters : mapping of str to sequence of ndarray, optional
+        Several raters' label maps per case, each ``(1, Z, Y, X)`` on the case's grid: a patch
+        of such a case takes its label from one of them, drawn uniformly (rater sampling).
+        Foreground oversampling still uses the case's own label.
     """
 
     def __init__(
@@ -146,9 +202,19 @@ class PatchSampler:
         *,
         foreground_labels: Sequence[int],
         oversample_labels: Sequence[int] = (),
+        annotated: Mapping[str, Sequence[int]] | None = None,
+        num_classes: int = 0,
+        unlabelled_ids: Sequence[str] = (),
+        unlabelled_per_batch: int = 0,
+        raters: Mapping[str, Sequence[np.ndarray]] | None = None,
     ) -> None:
         if not case_ids:
             raise ValueError("PatchSampler needs at least one case")
+        self.annotated = None if annotated is None and not unlabelled_ids else dict(annotated or {})
+        self.num_classes = num_classes
+        self.unlabelled_ids = list(unlabelled_ids)
+        self.unlabelled_per_batch = unlabelled_per_batch if self.unlabelled_ids else 0
+        self.raters = {k: list(v) for k, v in (raters or {}).items() if len(v)}
         self.source = source
         self.case_ids = list(case_ids)
         self.patch_size = tuple(int(p) for p in patch_size)
@@ -175,7 +241,7 @@ class PatchSampler:
 
     def sample(self, rng: np.random.Generator) -> Batch:
         """One batch; the last ``n_forced`` samples contain foreground where a case has any."""
-        images, labels, forced = [], [], []
+        images, labels, forced, cases = [], [], [], []
         for i in range(self.batch_size):
             force = i >= self.batch_size - self.n_forced
             if force and self._components:
@@ -184,18 +250,36 @@ class PatchSampler:
             else:
                 case_id = self.case_ids[int(rng.integers(len(self.case_ids)))]
                 centre = self._foreground_voxel(case_id, rng) if force else None
-            if case_id not in self._arrays:
-                self._arrays[case_id] = self.source.load(case_id, mmap=True)[:2]
-            image, label = self._arrays[case_id]
+            image, label = self._case(case_id)
+            if case_id in self.raters:
+                options = self.raters[case_id]
+                label = options[int(rng.integers(len(options)))]
             patch_image, patch_label = self._crop(image, label, centre, rng)
             images.append(patch_image)
             labels.append(patch_label)
             forced.append(centre is not None)
+            cases.append(case_id)
+        for _ in range(self.unlabelled_per_batch):
+            case_id = self.unlabelled_ids[int(rng.integers(len(self.unlabelled_ids)))]
+            patch_image, patch_label = self._crop(*self._case(case_id), None, rng)
+            images.append(patch_image)
+            labels.append(np.zeros_like(patch_label))
+            forced.append(False)
+            cases.append(case_id)
+        rows = None
+        if self.annotated is not None:
+            rows = annotated_rows(cases, self.annotated, self.num_classes, self.unlabelled_ids)
         return Batch(
             image=np.stack(images).astype(np.float32, copy=False),
             label=np.stack(labels).astype(np.int16, copy=False),
             forced=np.array(forced),
+            annotated=rows,
         )
+
+    def _case(self, case_id: str) -> tuple[np.ndarray, np.ndarray]:
+        if case_id not in self._arrays:
+            self._arrays[case_id] = self.source.load(case_id, mmap=True)[:2]
+        return self._arrays[case_id]
 
     def _foreground_voxel(self, case_id: str, rng: np.random.Generator) -> np.ndarray | None:
         locations = self._locations[case_id]

@@ -25,7 +25,7 @@ from __future__ import annotations
 import copy
 import logging
 import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -101,8 +101,8 @@ class TimedRun:
 
     net: nn.Module
     optimizer: torch.optim.Optimizer
-    step: Callable[[torch.Tensor, torch.Tensor], float]
-    batches: Iterator[tuple[torch.Tensor, torch.Tensor]]
+    step: Callable[..., float]
+    batches: Iterator[tuple[torch.Tensor, ...]]
     plan: Plan
     config_name: str
     source: CaseSource
@@ -112,6 +112,7 @@ class TimedRun:
     path: Path
     checkpoint_state: dict[str, Any]
     title: str
+    annotated: Mapping[str, Sequence[int]] | None = None
 
 
 def train_for_time(
@@ -151,8 +152,7 @@ def train_for_time(
         lr = scheduled_lr(tc.learning_rate, clock.progress(), warmup_fraction=tc.warmup_fraction)
         set_learning_rate(run.optimizer, lr)
         run.net.train()
-        image, label = next(run.batches)
-        losses.append(run.step(image, label))
+        losses.append(run.step(*next(run.batches)))
         state.iterations += 1
         took = clock.elapsed() - started
         step_s = took if step_s == 0.0 else 0.9 * step_s + 0.1 * took
@@ -224,6 +224,7 @@ def _validate(
         run.config_name,
         device=run.device,
         dtype=run.dtype,
+        annotated=run.annotated,
     )
     dice = mean_over_cases(per_case)
     finite = [v for v in dice.values() if not math.isnan(v)]

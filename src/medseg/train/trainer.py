@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,7 +38,7 @@ from torch import nn
 from medseg.errors import ConfigError, MedsegError
 from medseg.plan.plan import Configuration, Plan, TrainingConfig
 from medseg.train import schedule
-from medseg.train.augment import build_augmentation
+from medseg.train.augment import training_transform
 from medseg.train.checkpoint import load_checkpoint, remove_checkpoints, save_checkpoint
 from medseg.train.finetune import (
     load_initial_weights,
@@ -53,6 +53,7 @@ from medseg.train.losses import DeepSupervisionLoss, build_loss
 from medseg.train.model_folder import fold_dir, save_fold
 from medseg.train.networks import build_network, output_list
 from medseg.train.sampling import CaseSource, PatchSampler
+from medseg.train.semi import MeanTeacher
 from medseg.train.timed import TimedRun, TimedState, train_for_time
 from medseg.train.validation import METHOD, mean_over_cases, patch_validation, validate_cases
 
@@ -62,7 +63,8 @@ ProgressCallback = Callable[[int, int], None]
 EpochCallback = Callable[[dict[str, Any]], None]
 LossWrapper = Callable[[DeepSupervisionLoss, Configuration], nn.Module]
 """Hook that wraps the training loss (e.g. ``medseg.weak`` label correction). The wrapper is
-called as ``wrapper(outputs, label)`` and must keep the wrapped loss's ``loss`` attribute
+called as ``wrapper(outputs, label, *extra)`` (``extra``: the batch's annotated-class mask, if
+any) and must keep the wrapped loss's ``loss`` attribute
 (the per-output loss that patch validation uses)."""
 
 
@@ -157,6 +159,8 @@ def train_fold(
     on_epoch: EpochCallback | None = None,
     parallel: ParallelHooks | None = None,
     wrap_loss: LossWrapper | None = None,
+    annotated: Mapping[str, Sequence[int]] | None = None,
+    unlabelled_ids: Sequence[str] = (),
     init: Path | str | None = None,
 ) -> FoldResult:
     """Train one fold and write it into the model folder ``model_dir``.
@@ -197,6 +201,15 @@ def train_fold(
     wrap_loss : callable, optional
         ``wrap_loss(loss, configuration)`` returns the module used as training loss instead of
         ``loss`` (see :data:`LossWrapper`).
+    annotated : mapping of str to sequence of int, optional
+        Annotated foreground classes of the partially labelled cases
+        (:func:`medseg.data.partial.annotated_classes`). When given, batches carry an
+        annotated-class mask, training uses the marginal loss (:mod:`medseg.train.marginal`) and
+        validation scores each case only on the classes it annotates.
+    unlabelled_ids : sequence of str
+        Cached cases without labels, used when ``training.semi_supervised`` is
+        ``"mean_teacher"`` (:mod:`medseg.train.semi`): every batch then adds ``batch_size``
+        unlabelled patches after the labelled ones.
     init : path, optional
         Pretrained weights to start from (:func:`medseg.train.finetune.load_initial_weights`:
         a model folder, a fold folder or a ``.safetensors`` file); tensors whose names and
@@ -234,7 +247,9 @@ def train_fold(
             if writer:
                 write_init_report(report, path)
         optimizer = build_optimizer(net, tc)
-        loss_fn = _checked_loss(plan, config).to(dev)
+        semi = _semi_supervised_ids(tc, unlabelled_ids, parallel)
+        partial = annotated is not None or bool(semi)
+        loss_fn = _checked_loss(plan, config, partial=partial).to(dev)
         if wrap_loss is not None:
             loss_fn = wrap_loss(loss_fn, config).to(dev)
         timed = tc.time_budget_s is not None and parallel is None
@@ -257,7 +272,11 @@ def train_fold(
         labels = plan.labels.values()
         foreground = [v for v in labels if v != 0 and v != plan.ignore_label]
 
-        def sampler(ids: Sequence[str]) -> PatchSampler:
+        raters = _rater_labels(source, train_ids) if tc.rater_sampling else None
+
+        def sampler(
+            ids: Sequence[str], unlabelled: Sequence[str] = (), raters: Mapping | None = None
+        ) -> PatchSampler:
             return PatchSampler(
                 source,
                 ids,
@@ -266,20 +285,33 @@ def train_fold(
                 tc.oversample_foreground,
                 foreground_labels=foreground,
                 oversample_labels=tc.oversample_labels,
+                annotated=dict(annotated or {}) if partial else None,
+                num_classes=plan.num_classes,
+                unlabelled_ids=unlabelled,
+                unlabelled_per_batch=config.batch_size,
+                raters=raters,
             )
 
-        transform = None
-        if tc.augment:
-            synthesis = lesion_synthesis_transform(source, train_ids, plan, config)
-            transform = build_augmentation(
-                ndim, mirror_axes=tc.mirror_axes, lesion_synthesis=synthesis
-            )
+        transform = training_transform(
+            ndim,
+            augment=tc.augment,
+            mirror_axes=tc.mirror_axes,
+            lesion_synthesis=lesion_synthesis_transform(source, train_ids, plan, config),
+        )
         done = int(state["iterations"]) if timed and state else start * tc.iterations_per_epoch
-        stream = BatchStream(sampler(train_ids), transform, seed=seed, start=done)
+        stream = BatchStream(sampler(train_ids, semi, raters), transform, seed=seed, start=done)
         stream = stream if parallel is None else parallel.split(stream)
         batches = batch_iterator(stream, num_workers)
         step_net = net if parallel is None else parallel.wrap(net)
         step = _Stepper(step_net, optimizer, loss_fn, dev, dtype, memory_format, tc.grad_clip, ndim)
+        if semi:
+            step.teacher = MeanTeacher(
+                net,
+                weight=tc.consistency_weight,
+                ema=tc.teacher_ema,
+                total_steps=tc.epochs * tc.iterations_per_epoch,
+                time_budget_s=tc.time_budget_s,
+            )
         title = f"{plan.dataset_name} {path.name.replace('_', ' ')}"
         saved = {"epochs": tc.epochs, "time_budget_s": tc.time_budget_s, "seed": seed}
         if timed:
@@ -297,6 +329,7 @@ def train_fold(
                 path=path,
                 checkpoint_state=saved,
                 title=title,
+                annotated=annotated,
             )
             outcome = train_for_time(
                 run,
@@ -327,8 +360,9 @@ def train_fold(
             }
             if final_validation and writer:
                 per_case = validate_cases(
-                    net, source, val_ids, plan, config_name, device=dev, dtype=dtype
-                )
+                    net, source, val_ids, plan, config_name, device=dev, dtype=dtype,
+                    annotated=annotated,
+                )  # fmt: skip
                 metrics.update(dice=mean_over_cases(per_case), method=METHOD, per_case=per_case)
         val_dice = metrics["dice"]
         metrics["mean_dice"] = _nanmean(val_dice.values())
@@ -387,8 +421,7 @@ def _train_epochs(
         net.train()
         losses = []
         for _ in range(tc.iterations_per_epoch):
-            image, label = next(batches)
-            losses.append(step(image, label))
+            losses.append(step(*next(batches)))
             done += 1
             if on_progress is not None:
                 on_progress(done, total)
@@ -437,22 +470,31 @@ def _timed_metrics(outcome: TimedState, val_ids: Sequence[str], epochs: int) -> 
 
 
 class _Stepper:
-    """One optimisation step: autocast forward, deep-supervision loss, clipped SGD step."""
+    """One optimisation step: autocast forward, deep-supervision loss, clipped SGD step.
+
+    With a ``teacher`` (:class:`~medseg.train.semi.MeanTeacher`) the loss adds its consistency
+    term and the teacher follows the student after every step.
+    """
 
     def __init__(self, net, optimizer, loss_fn, device, dtype, memory_format, clip, ndim) -> None:
         self.net, self.optimizer, self.loss_fn = net, optimizer, loss_fn
         self.device, self.dtype, self.memory_format = device, dtype, memory_format
         self.clip, self.ndim = clip, ndim
+        self.teacher: MeanTeacher | None = None
         use_scaler = device.type == "cuda" and dtype == torch.float16
         self.scaler = torch.amp.GradScaler("cuda") if use_scaler else None
 
-    def __call__(self, image: torch.Tensor, label: torch.Tensor) -> float:
+    def __call__(self, image: torch.Tensor, label: torch.Tensor, *extra: torch.Tensor) -> float:
         image = _to(image, self.device, self.memory_format)
         label = label.to(self.device, non_blocking=True)
+        extra = tuple(x.to(self.device, non_blocking=True) for x in extra)
         self.optimizer.zero_grad(set_to_none=True)
         with _autocast(self.device, self.dtype):
             outputs = output_list(self.net(image), self.ndim)
-        loss = self.loss_fn(outputs, label)
+        loss = self.loss_fn(outputs, label, *extra)
+        if self.teacher is not None:
+            with _autocast(self.device, self.dtype):
+                loss = loss + self.teacher.consistency(outputs[0], image)
         if not torch.isfinite(loss):
             logger.warning("non-finite training loss %s; step skipped", loss.item())
             return float("nan")
@@ -466,17 +508,48 @@ class _Stepper:
             loss.backward()
             nn.utils.clip_grad_norm_(self.net.parameters(), self.clip)
             self.optimizer.step()
+        if self.teacher is not None:
+            self.teacher.update()
         return float(loss.item())
 
 
-def _checked_loss(plan: Plan, config: Configuration) -> DeepSupervisionLoss:
+def _checked_loss(
+    plan: Plan, config: Configuration, *, partial: bool = False
+) -> DeepSupervisionLoss:
     weights = config.training.class_weights
     if weights is not None and len(weights) != plan.num_classes:
         raise ConfigError(
             f"training.class_weights has {len(weights)} values but the network has "
             f"{plan.num_classes} outputs; give one weight per output"
         )
-    return build_loss(plan, config)
+    return build_loss(plan, config, partial=partial)
+
+
+def _rater_labels(source: CaseSource, ids: Sequence[str]) -> dict[str, list[np.ndarray]]:
+    """Each training case's rater label maps (``source.rater_labels``, a ``CaseCache`` method)."""
+    found = {case_id: source.rater_labels(case_id) for case_id in ids}  # type: ignore[attr-defined]
+    if not any(found.values()):
+        raise ConfigError(
+            "training.rater_sampling is on but no training case has rater label maps "
+            "(labelsTr/<case>_rater<k> files; docs/weak.md)"
+        )
+    return found
+
+
+def _semi_supervised_ids(
+    tc: TrainingConfig, unlabelled_ids: Sequence[str], parallel: ParallelHooks | None
+) -> list[str]:
+    """The unlabelled cases a mean-teacher run trains on ([] when it is off)."""
+    if tc.semi_supervised == "off":
+        return []
+    if not unlabelled_ids:
+        raise ConfigError(
+            "training.semi_supervised is 'mean_teacher' but there are no unlabelled cases; "
+            "pass a folder of images without labels (medseg train --unlabelled DIR)"
+        )
+    if parallel is not None:
+        raise ConfigError("semi-supervised training is not available with data-parallel training")
+    return list(unlabelled_ids)
 
 
 def _nanmean(values) -> float:

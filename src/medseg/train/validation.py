@@ -11,7 +11,7 @@ space, so they can differ slightly from scores of exported predictions on the or
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import nullcontext
 
 import numpy as np
@@ -37,8 +37,12 @@ def validate_cases(
     *,
     device: torch.device,
     dtype: torch.dtype | None = None,
+    annotated: Mapping[str, Sequence[int]] | None = None,
 ) -> dict[str, dict[str, float]]:
     """Dice per class for each case in ``case_ids``.
+
+    ``annotated`` gives the foreground classes of partially labelled cases: a case is scored
+    only on those (NaN for the others, which its label map calls background).
 
     Returns
     -------
@@ -86,7 +90,11 @@ def validate_cases(
             classes = classes.view(1, -1, *[1] * (ref.ndim - 2))
             pred, truth = logits.argmax(1, keepdim=True) == classes, ref == classes
         scores = {}
+        scored = (annotated or {}).get(case_id, [channel for channel, _ in names])
         for channel, name in names:
+            if channel not in scored:
+                scores[name] = float("nan")
+                continue
             p, r = pred[:, channel] & valid, truth[:, channel] & valid
             denominator = float(p.sum() + r.sum())
             scores[name] = 2 * float((p & r).sum()) / denominator if denominator else float("nan")
@@ -116,7 +124,7 @@ def class_names(plan: Plan) -> list[tuple[int, str]]:
 def patch_validation(
     net: nn.Module,
     loss_fn: DeepSupervisionLoss,
-    batches: Sequence[tuple[torch.Tensor, torch.Tensor]],
+    batches: Sequence[tuple[torch.Tensor, ...]],
     plan: Plan,
     device: torch.device,
     dtype: torch.dtype | None,
@@ -125,19 +133,21 @@ def patch_validation(
     """Mean loss and pseudo-Dice per class over fixed validation batches of patches.
 
     Dice is computed from true/false positives summed over all batches (nnU-Net's
-    pseudo-Dice); the ignore label is excluded. Leaves ``net`` in eval mode.
+    pseudo-Dice); the ignore label is excluded. A batch may carry an annotated-class mask
+    ``(image, label, annotated)``: a class is then scored only in the samples annotating it.
+    Leaves ``net`` in eval mode.
     """
     net.eval()
     names = class_names(plan)
     tp, fp, fn = (np.zeros(len(names)) for _ in range(3))
     losses = []
     regions = [labels for _, labels in region_channels(plan.regions)]
-    for image, label in batches:
+    for image, label, *extra in batches:
         label = label.to(device).long()
         with _autocast(device.type, dtype):
             logits = output_list(net(_to_device(image, device, memory_format)), image.ndim - 2)[0]
         logits = logits.float()
-        losses.append(float(loss_fn.loss(logits, label)))
+        losses.append(float(loss_fn.loss(logits, label, *extra)))
         valid = torch.ones_like(label, dtype=torch.bool)
         if plan.ignore_label is not None:
             valid = label != plan.ignore_label
@@ -149,7 +159,10 @@ def patch_validation(
             )
             pred, ref = logits.argmax(1, keepdim=True) == classes, label == classes
         for i, (channel, _) in enumerate(names):
-            p, r = pred[:, channel] & valid[:, 0], ref[:, channel] & valid[:, 0]
+            keep = valid[:, 0]
+            if extra:  # the annotated-class mask, (B, C)
+                keep = keep & extra[0][:, channel].to(device).view(-1, *[1] * (keep.ndim - 1))
+            p, r = pred[:, channel] & keep, ref[:, channel] & keep
             tp[i] += float((p & r).sum())
             fp[i] += float((p & ~r).sum())
             fn[i] += float((~p & r).sum())

@@ -80,15 +80,20 @@ class LabelCorrection(nn.Module):
             return (time.perf_counter() - self._started) / self.time_budget_s
         return self.steps / self.total_steps if self.total_steps else 0.0
 
-    def forward(self, outputs: Sequence[torch.Tensor], target: torch.Tensor) -> torch.Tensor:
-        """Loss of ``outputs`` (deep-supervision list, full resolution first) on ``target``."""
+    def forward(
+        self, outputs: Sequence[torch.Tensor], target: torch.Tensor, *extra: torch.Tensor
+    ) -> torch.Tensor:
+        """Loss of ``outputs`` (deep-supervision list, full resolution first) on ``target``.
+
+        ``extra`` (the batch's annotated-class mask, if any) is passed on to the inner loss.
+        """
         if torch.is_grad_enabled():
             if self._started is None:
                 self._started = time.perf_counter()
             if self.progress() >= self.start_fraction:
                 target = self.correct(outputs[0].detach(), target)
             self.steps += 1
-        return self.inner(outputs, target)
+        return self.inner(outputs, target, *extra)
 
     def correct(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """``target`` with confident disagreements replaced by the network's class.

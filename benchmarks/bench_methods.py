@@ -1,0 +1,287 @@
+"""The methods of docs/methods.md trained under one time budget on the same brains.
+
+Plain script::
+
+    python benchmarks/bench_methods.py [--budget 120] [--variants dynunet,unet] [--work DIR]
+                                       [--device cpu|cuda] [--costs]
+
+Data: ``bench_train_budget.brain_data`` (24 training + 8 held-out synthetic brains, seed 7,
+1-10 lesions per case, nnU-Net raw layout), planned once for a CPU time budget of
+``--budget`` seconds. Each entry of :data:`VARIANTS` is a name and the plan overrides that
+select it (``medseg train --set KEY=VALUE``): the networks, then the losses of
+``bench_losses.VARIANTS`` that apply to label maps; options added later are one more row. UNETR and
+SwinUNETR need patch edges that are multiples of 16 and 32: their planned patch is rounded up
+(:data:`PATCH_MULTIPLE`), which they pay for in time within the same budget.
+
+For every variant, in a fresh process one after the other (so that peak memory is its own):
+``bench_train_budget.run_medseg`` trains ``folds="all"`` for ``--budget`` seconds of wall time
+(validation included) with medseg's defaults and the variant's overrides, predicts the held-out
+cases without TTA (with probabilities), and ``medseg.evaluate.evaluate_folders`` scores them:
+Dice per class and HD95 (mm, mean over classes), lesion F1 (one-to-one matched components,
+TP/FP/FN summed over cases), ECE (top-label, foreground voxels, mean over cases), Betti error
+(mean over cases and classes), parameters, seconds per training iteration (validation time
+left out), iterations, peak memory (peak RSS of the variant's process, which trains,
+predicts and scores; on CUDA the peak allocated GPU memory).
+
+``--costs`` prints instead the table of docs/methods.md: parameters, multiply-accumulates of
+one forward pass of one patch in eval mode (``torch.utils.flop_counter.FlopCounterMode`` FLOPs
+/ 2) and the median milliseconds of one training iteration (the trainer's step: forward, loss,
+backward, SGD; bf16 autocast where the CPU has it) at the plan's patch and batch, in wall time
+or, with ``--clock cpu``, in CPU time of one thread (little changed by other load).
+
+Printed: the CPU model, torch threads and the load before and after every variant; compare rows
+of one run only (the machine may be shared). ``results.json`` keeps every row; a variant rerun
+alone replaces its row.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from bench_losses import VARIANTS as LOSS_VARIANTS
+from bench_train_budget import CLASSES, brain_data, cpu_model, load, run_medseg, score
+
+VARIANTS: tuple[tuple[str, dict], ...] = (
+    ("dynunet", {}),
+    ("dynunet_S", {"network.size": "S"}),
+    ("dynunet_L", {"network.size": "L"}),
+    ("dynunet_residual", {"network.residual": True}),
+    ("unet", {"network.architecture": "unet"}),
+    ("resenc_unet", {"network.architecture": "resenc_unet"}),
+    ("attention_unet", {"network.architecture": "attention_unet"}),
+    ("hybrid_unet", {"network.architecture": "hybrid_unet"}),
+    ("unetr_S", {"network.architecture": "unetr", "network.size": "S"}),
+    ("unetr", {"network.architecture": "unetr"}),
+    ("swinunetr", {"network.architecture": "swinunetr"}),
+    # the label-map losses of bench_losses (its region variants need nested labels)
+    *(
+        (name, {"training.loss": loss, "training.extra_losses": extra})
+        for name, (loss, extra, regions) in LOSS_VARIANTS.items()
+        if not regions and (loss, extra) != ("dice_ce", {})
+    ),
+)
+"""(name, plan overrides): every network and option compared. The first row is the default."""
+
+PATCH_MULTIPLE = {"unetr": 16, "swinunetr": 32}
+"""Architectures whose patch edges must be multiples of this: the planned patch is rounded up."""
+
+
+def variant_overrides(name: str, plan) -> dict:
+    """The overrides of ``name``, with the 3d patch rounded up where the network needs it."""
+    overrides = dict(dict(VARIANTS)[name])
+    multiple = PATCH_MULTIPLE.get(overrides.get("network.architecture", ""))
+    if multiple and "3d.patch_size" not in overrides:
+        patch = plan.configuration("3d").patch_size
+        overrides["3d.patch_size"] = [-(-p // multiple) * multiple for p in patch]
+    return overrides
+
+
+def run_variant(args: argparse.Namespace) -> None:
+    """Child process: train, predict and score one variant; write ``<work>/<name>/row.json``."""
+    from medseg.data import load_dataset
+    from medseg.plan import PlanBudget, make_plan
+
+    dataset_dir = brain_data(args.work)
+    dataset = load_dataset(dataset_dir)
+    plan = make_plan(dataset, budget=PlanBudget.for_device("cpu", time_budget_s=args.budget))
+    overrides = variant_overrides(args.child, plan)
+    out = args.work / args.child
+    if out.exists():
+        shutil.rmtree(out)
+    info = run_medseg(
+        dataset,
+        out,
+        args.budget,
+        seed=1,
+        overrides=overrides,
+        device=args.device,
+        cache_dir=args.work / "cache",
+        probabilities=True,
+    )
+    metrics = json.loads((out / "model" / "fold_all" / "val_metrics.json").read_text())
+    info.pop("curve", None)
+    info.pop("val_cases", None)
+    info.update(score(out / "pred", dataset_dir))
+    info.update(extra_metrics(out / "pred", dataset_dir))
+    train_only = (metrics.get("train_seconds") or 0) - (metrics.get("validation_seconds") or 0)
+    info["s_per_iteration"] = train_only / max(1, info["iterations"] or 0)
+    info["overrides"] = overrides
+    info["parameters"] = parameters(plan, overrides)
+    if args.device == "cuda":
+        info["peak_memory_mib"] = torch.cuda.max_memory_allocated() / 2**20
+    else:
+        info["peak_memory_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    (out / "row.json").write_text(json.dumps(info, indent=1))
+
+
+def extra_metrics(pred_dir: Path, dataset_dir: Path) -> dict:
+    """HD95 per class and its mean, Betti error and ECE (mean over held-out cases).
+
+    The probabilities are the ``<case>_probabilities.nii.gz`` files beside the label maps.
+    """
+    from medseg.evaluate import evaluate_folders
+
+    result = evaluate_folders(
+        pred_dir,
+        dataset_dir / "labelsTs",
+        dataset_json=dataset_dir / "dataset.json",
+        probabilities_dir=pred_dir,
+        report=False,
+    )
+    rows = [r for r in result.rows if r["class"] in CLASSES]
+    out = {f"hd95_{name}": _mean(r["hd95"] for r in rows if r["class"] == name) for name in CLASSES}
+    out["hd95"] = _mean(out[f"hd95_{name}"] for name in CLASSES)
+    out["betti_error"] = _mean(r.get("betti_error", math.nan) for r in rows)
+    ece = result.summary.get("calibration", {}).get("ece_per_case", {})
+    out["ece"] = _mean(v if v is not None else math.nan for v in ece.values())
+    return out
+
+
+def _mean(values) -> float:
+    array = np.array([float(v) for v in values], dtype=float)
+    return float(np.nanmean(array)) if np.isfinite(array).any() else math.nan
+
+
+def parameters(plan, overrides: dict) -> int:
+    """Trainable parameters of the variant's 3d network."""
+    from medseg.plan import apply_overrides
+    from medseg.train.networks import build_network
+
+    config = apply_overrides(plan, overrides).configuration("3d")
+    net = build_network(
+        config.network, len(plan.channel_names), plan.num_classes, 3, patch_size=config.patch_size
+    )
+    return sum(p.numel() for p in net.parameters())
+
+
+def costs(args: argparse.Namespace, names: list[str]) -> None:
+    """Print parameters, MACs per patch and ms per training iteration of every variant."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from medseg.data import load_dataset
+    from medseg.plan import PlanBudget, apply_overrides, make_plan
+    from medseg.train.calibrate import measure_iteration_seconds
+    from medseg.train.networks import build_network
+
+    dataset = load_dataset(brain_data(args.work))
+    plan = make_plan(dataset, budget=PlanBudget.for_device("cpu", time_budget_s=args.budget))
+    if args.clock == "cpu":
+        # one thread: several spin-wait in parallel regions on a busy machine, which counts as
+        # CPU time; one thread's CPU time is its work
+        torch.set_num_threads(1)
+    base = plan.configuration("3d")
+    print(f"plan: 3d patch {list(base.patch_size)}, batch {base.batch_size}")
+    what = "CPU-time ms (1 thread)" if args.clock == "cpu" else "wall ms"
+    print(f"| variant | patch | parameters | GMACs per patch | {what} per iteration | load |")
+    print("|---|---|---|---|---|---|")
+    device = torch.device(args.device)
+    for name in names:
+        changed = apply_overrides(plan, variant_overrides(name, plan))
+        config = changed.configuration("3d")
+        torch.manual_seed(0)
+        net = build_network(
+            config.network, 1, plan.num_classes, 3, patch_size=config.patch_size
+        ).eval()
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            net(torch.zeros(1, 1, *config.patch_size))
+        macs = counter.get_total_flops() / 2
+        params = sum(p.numel() for p in net.parameters())
+        clock = time.process_time if args.clock == "cpu" else time.perf_counter
+        seconds = measure_iteration_seconds(
+            changed, "3d", device=device, steps=args.steps, clock=clock
+        )
+        print(
+            f"| {name} | {'x'.join(map(str, config.patch_size))} | {params / 1e6:.2f} M | "
+            f"{macs / 1e9:.1f} | {seconds * 1000:.0f} | {load()} |",
+            flush=True,
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--budget", type=float, default=120.0, help="training seconds per variant")
+    parser.add_argument("--variants", default="", help="comma-separated names (default: all)")
+    parser.add_argument("--work", type=Path, default=Path("bench_methods"))
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--costs", action="store_true", help="only the cost table")
+    parser.add_argument("--steps", type=int, default=3, help="--costs: timed iterations")
+    parser.add_argument(
+        "--clock",
+        default="wall",
+        choices=["wall", "cpu"],
+        help="--costs: wall time, or CPU time of one thread (for a shared machine)",
+    )
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    args.work = args.work.resolve()
+    args.work.mkdir(parents=True, exist_ok=True)
+    if args.child:
+        run_variant(args)
+        return
+    known = [name for name, _ in VARIANTS]
+    names = [n for n in args.variants.split(",") if n] or known
+    unknown = sorted(set(names) - set(known))
+    if unknown:
+        parser.error(f"unknown variants {unknown}; known: {', '.join(known)}")
+    print(f"CPU: {cpu_model()}; torch threads {torch.get_num_threads()}; load {load()}")
+    if args.costs:
+        costs(args, names)
+        return
+    saved = args.work / "results.json"
+    results = json.loads(saved.read_text()) if saved.is_file() else []
+    for name in names:
+        before = load()
+        command = [sys.executable, __file__, "--child", name, "--work", str(args.work)]
+        command += ["--budget", str(args.budget), "--device", args.device]
+        done = subprocess.run(command, capture_output=True, text=True)
+        row_file = args.work / name / "row.json"
+        if done.returncode or not row_file.is_file():
+            tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
+            row = {"variant": name, "budget_s": args.budget, "error": tail[0]}
+        else:
+            row = json.loads(row_file.read_text())
+            row.update(variant=name, budget_s=args.budget)
+        row.update(load_before=before, load_after=load(), device=args.device)
+        results = [r for r in results if (r["variant"], r["budget_s"]) != (name, args.budget)]
+        results.append(row)
+        saved.write_text(json.dumps(results, indent=1))
+        print(json.dumps(row), flush=True)
+    print(f"\nCPU: {cpu_model()}; load now {load()}")
+    print_table([r for r in results if r["variant"] in names and r["budget_s"] == args.budget])
+
+
+def print_table(rows: list[dict]) -> None:
+    """The Markdown table of docs/methods.md and benchmarks/RESULTS.md."""
+    print(
+        "| variant | budget s | iterations | s/it | GM Dice | WM Dice | lesion Dice | HD95 mm "
+        "| lesion F1 (TP/FP/FN) | ECE | Betti error | parameters | peak MiB | load before / after |"
+    )
+    print("|---|" + "---|" * 13)
+    for r in rows:
+        if "error" in r:
+            print(f"| {r['variant']} | {r['budget_s']:g} | failed: {r['error']} |" + " |" * 11)
+            continue
+        les = r["lesions"]
+        print(
+            f"| {r['variant']} | {r['budget_s']:g} | {r['iterations']} | "
+            f"{r['s_per_iteration']:.2f} | {r['dice_grey_matter']:.3f} | "
+            f"{r['dice_white_matter']:.3f} | {r['dice_lesion']:.3f} | {r['hd95']:.2f} | "
+            f"{r['lesion_f1']:.2f} ({les['tp']:g}/{les['fp']:g}/{les['fn']:g}) | "
+            f"{r['ece']:.3f} | {r['betti_error']:.2f} | {r['parameters'] / 1e6:.2f} M | "
+            f"{r['peak_memory_mib']:.0f} | {r['load_before']} / {r['load_after']} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
