@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import platform
 import shutil
@@ -36,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-CLASSES = ("grey_matter", "white_matter", "lesion")
+from bench_train_budget import score
 
 
 def _load() -> str:
@@ -80,26 +79,6 @@ def train_and_score(
         "iterations": metrics.get("iterations"),
         "train_s": round(train_s, 1),
     }
-
-
-def score(pred_dir: Path, dataset: Path) -> dict[str, object]:
-    """Dice per class (mean over cases) and lesion F1 pooled over cases."""
-    from medseg.evaluate import evaluate_folders
-
-    result = evaluate_folders(
-        pred_dir, dataset / "labelsTs", dataset_json=dataset / "dataset.json", report=False
-    )
-    out: dict[str, object] = {}
-    for name in CLASSES:
-        rows = [r for r in result.rows if r["class"] == name]
-        out[f"dice_{name}"] = float(np.nanmean([float(r["dice"]) for r in rows]))
-    lesion = [r for r in result.rows if r["class"] == "lesion"]
-    tp, fp, fn = (
-        sum(float(r.get(f"lesion_{k}", 0) or 0) for r in lesion) for k in ("tp", "fp", "fn")
-    )
-    out["lesion_f1"] = 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else math.nan
-    out["lesions"] = {"tp": int(tp), "fp": int(fp), "fn": int(fn)}
-    return out
 
 
 def overhead(repeats: int = 20) -> None:

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import platform
 import shutil
@@ -32,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-CLASSES = ("grey_matter", "white_matter", "lesion")
+from bench_train_budget import CLASSES, score
 
 
 def _load() -> str:
@@ -57,25 +56,6 @@ def subset(dataset: Path, out: Path, count: int) -> Path:
         shutil.copy(dataset / "imagesTr" / f"{case}_0000.nii.gz", out / "imagesTr")
     info = json.loads((dataset / "dataset.json").read_text())
     (out / "dataset.json").write_text(json.dumps({**info, "numTraining": count}, indent=2))
-    return out
-
-
-def score(pred_dir: Path, dataset: Path) -> dict[str, object]:
-    """Dice per class (mean over cases) and lesion F1 pooled over cases."""
-    from medseg.evaluate import evaluate_folders
-
-    result = evaluate_folders(
-        pred_dir, dataset / "labelsTs", dataset_json=dataset / "dataset.json", report=False
-    )
-    out: dict[str, object] = {}
-    for name in CLASSES:
-        rows = [r for r in result.rows if r["class"] == name]
-        out[f"dice_{name}"] = float(np.nanmean([float(r["dice"]) for r in rows]))
-    lesion = [r for r in result.rows if r["class"] == "lesion"]
-    tp, fp, fn = (
-        sum(float(r.get(f"lesion_{k}", 0) or 0) for r in lesion) for k in ("tp", "fp", "fn")
-    )
-    out["lesion_f1"] = 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else math.nan
     return out
 
 
