@@ -124,8 +124,6 @@ def _configuration_problems(config: Configuration, plan: Plan) -> list[str]:
         )
     if not train.encoder_lr_scale > 0:
         problems.append(f"training.encoder_lr_scale must be > 0, got {train.encoder_lr_scale}")
-    if synthesis.probability > 0 and not train.augment:
-        problems.append("training.lesion_synthesis is augmentation: it needs training.augment")
     return problems + _loss_problems(train.extra_losses, plan)
 
 
