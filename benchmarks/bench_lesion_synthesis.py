@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import time
 from pathlib import Path
@@ -36,17 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from bench_train_budget import score
-
-
-def _load() -> str:
-    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
-
-
-def _cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
+from benchtools import cpu_model, load
 
 
 def train_and_score(
@@ -123,7 +112,7 @@ def overhead(repeats: int = 20) -> None:
 
         times[name] = median_seconds(run, repeats) / 2 * 1000
     print(
-        f"CPU: {_cpu_model()}; load {_load()}; augmentation of one 64^3 patch: "
+        f"CPU: {cpu_model()}; load {load()}; augmentation of one 64^3 patch: "
         f"{times['without']:.1f} ms without synthesis, {times['with']:.1f} ms with (p 1, "
         f"up to 3 lesions): x{times['with'] / times['without']:.2f}"
     )
@@ -164,7 +153,7 @@ def main() -> None:
         lesion_counts=tuple(args.lesions),
     )
     print(
-        f"CPU: {_cpu_model()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
+        f"CPU: {cpu_model()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
         f"{args.threads} threads; {args.train_cases} training + {args.test_cases} held-out "
         f"brain cases at {args.spacing:g} mm, {args.lesions[0]}-{args.lesions[1]} lesions per "
         f"case; {args.seconds:.0f} s training per run"
@@ -179,14 +168,12 @@ def main() -> None:
     results: dict[str, list[dict]] = {name: [] for name in variants}
     for seed in args.seeds:
         for name, overrides in variants.items():
-            before = _load()
+            before = load()
             scores = train_and_score(
                 dataset, args.work / f"{name}_s{seed}", args.seconds, seed, overrides
             )
             results[name].append(scores)
-            print(
-                f"{name} seed {seed}: {json.dumps(scores)} load {before} -> {_load()}", flush=True
-            )
+            print(f"{name} seed {seed}: {json.dumps(scores)} load {before} -> {load()}", flush=True)
     print(
         "\n| variant | seed | lesion F1 | TP/FP/FN | lesion Dice | GM Dice | WM Dice | iterations |"
     )

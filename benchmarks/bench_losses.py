@@ -30,10 +30,11 @@ import argparse
 import csv
 import json
 import os
-import platform
 import shutil
 import time
 from pathlib import Path
+
+from benchtools import cpu_model, load
 
 NESTED = {"brain": [1, 2, 3], "white_lesion": [2, 3], "lesion": [3]}
 VARIANTS: dict[str, tuple[str, dict[str, float], bool]] = {
@@ -51,17 +52,6 @@ VARIANTS: dict[str, tuple[str, dict[str, float], bool]] = {
     "regions": ("dice_bce", {}, True),
     "regions+containment": ("dice_bce", {"containment": 1.0}, True),
 }
-
-
-def _load() -> str:
-    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
-
-
-def _cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
 
 
 def _with_regions(dataset: Path, out: Path) -> Path:
@@ -153,7 +143,7 @@ def loss_costs(patch: tuple[int, ...], repeats: int = 5) -> None:
         timings[name] = statistics.median(times)
     peer = timings["dice_ce"]
     shape = " x ".join(map(str, patch))
-    print(f"loss forward + backward, logits (2, C, {shape}), CPU time, load {_load()}")
+    print(f"loss forward + backward, logits (2, C, {shape}), CPU time, load {load()}")
     print("| variant | CPU ms | ratio to dice_ce |\n|---|---|---|")
     for name, seconds in timings.items():
         print(f"| {name} | {1000 * seconds:.1f} | {seconds / peer:.2f} |")
@@ -185,7 +175,7 @@ def main() -> None:
 
     if args.costs:
         torch.set_num_threads(args.threads)
-        print(f"CPU: {_cpu_model()}, torch {torch.__version__}, {args.threads} threads")
+        print(f"CPU: {cpu_model()}, torch {torch.__version__}, {args.threads} threads")
         loss_costs(tuple(args.patch))
         return
 
@@ -202,9 +192,9 @@ def main() -> None:
         spacing_mm=args.spacing,
     )
     print(
-        f"CPU: {_cpu_model()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
+        f"CPU: {cpu_model()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
         f"{args.threads} threads; {args.train_cases} + {args.test_cases} brain2d cases at "
-        f"{args.spacing:g} mm; {args.iterations} iterations per variant; load {_load()}",
+        f"{args.spacing:g} mm; {args.iterations} iterations per variant; load {load()}",
         flush=True,
     )
     names = ["dice_ce", *[v for v in args.variants if v != "dice_ce"]]
@@ -216,7 +206,7 @@ def main() -> None:
             region_data = region_data or _with_regions(data, args.work / "Dataset002_Regions")
             dataset = region_data
         results[name] = run_variant(name, dataset, data, args.work / name, args.iterations)
-        print(name, json.dumps(results[name]), "load", _load(), flush=True)
+        print(name, json.dumps(results[name]), "load", load(), flush=True)
     peer = results["dice_ce"]
     print(
         "\n| variant | mean Dice (ratio to dice_ce) | lesion Dice | mean HD95 mm | "
@@ -232,7 +222,7 @@ def main() -> None:
             f"| {_fmt(_mean(res['betti']), '.2f')} | {_fmt(res['ece'])} "
             f"| {res['s_per_it']:.2f} |"
         )
-    print("load after:", _load())
+    print("load after:", load())
 
 
 if __name__ == "__main__":

@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import time
 from pathlib import Path
@@ -32,17 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from bench_train_budget import CLASSES, score
-
-
-def _load() -> str:
-    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
-
-
-def _cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
+from benchtools import cpu_model, load
 
 
 def subset(dataset: Path, out: Path, count: int) -> Path:
@@ -99,11 +88,11 @@ def main() -> None:
     budget = PlanBudget.for_device("cpu", time_budget_s=args.seconds)
     plan = make_plan(load_dataset(labelled), budget=budget)
     print(
-        f"CPU: {_cpu_model()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
+        f"CPU: {cpu_model()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
         f"{args.threads} threads; brain example at {args.spacing:g} mm; {args.pool} unlabelled "
         f"cases; {args.test_cases} held-out cases; {args.seconds:.0f} s training per run"
     )
-    before = _load()
+    before = load()
     encoder = pretrain_encoder(
         pool / "imagesTr",
         args.work / "encoder.safetensors",
@@ -115,7 +104,7 @@ def main() -> None:
     first, last = np.mean(encoder.losses[:10]), np.mean(encoder.losses[-10:])
     print(
         f"pretrained {encoder.iterations} iterations in {encoder.seconds:.0f} s, masked L1 "
-        f"{first:.4f} -> {last:.4f}; load {before} -> {_load()}",
+        f"{first:.4f} -> {last:.4f}; load {before} -> {load()}",
         flush=True,
     )
     rows = []
@@ -125,7 +114,7 @@ def main() -> None:
             work = args.work / f"{start}_{count}"
             init = encoder.path if start == "pretrained" else None
             overrides = {"training.encoder_lr_scale": args.encoder_lr_scale} if init else {}
-            before, tic = _load(), time.perf_counter()
+            before, tic = load(), time.perf_counter()
             result = train_model(
                 data, work / "model", folds="all", device="cpu", plan=plan, init=init,
                 overrides=overrides,
@@ -141,7 +130,7 @@ def main() -> None:
                 "train_s": round(time.perf_counter() - tic, 1),
             }
             rows.append(row)
-            print(json.dumps(row), f"load {before} -> {_load()}", flush=True)
+            print(json.dumps(row), f"load {before} -> {load()}", flush=True)
     print("\n| labelled | start | GM Dice | WM Dice | lesion Dice | lesion F1 | iterations |")
     print("|---|---|---|---|---|---|---|")
     for r in rows:

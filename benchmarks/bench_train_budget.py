@@ -40,8 +40,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
-import platform
 import shutil
 import sys
 import time
@@ -50,22 +48,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from benchtools import cpu_model, load
+
 CLASSES = ("grey_matter", "white_matter", "lesion")
 LESION = 3
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
-
-
-def load() -> str:
-    return " ".join(f"{v:.1f}" for v in os.getloadavg())
 
 
 def brain_data(
