@@ -82,3 +82,23 @@ class BudgetClock:
     def progress(self) -> float:
         """Elapsed seconds over the budget (can exceed 1)."""
         return self.elapsed() / self.budget_s
+
+
+def run_progress(
+    started: float | None,
+    time_budget_s: float | None,
+    steps: int,
+    total_steps: int,
+    *,
+    empty: float,
+) -> float:
+    """Fraction of a training run done: by wall clock with a time budget, else by steps.
+
+    ``started`` is the ``time.perf_counter()`` of the first step (``None``: not started, 0.0);
+    ``empty`` is returned for a step-counted run of zero steps.
+    """
+    if time_budget_s:
+        if started is None:
+            return 0.0
+        return (time.perf_counter() - started) / time_budget_s
+    return steps / total_steps if total_steps else empty

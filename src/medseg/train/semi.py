@@ -33,6 +33,7 @@ from torch import nn
 
 from medseg.errors import ConfigError
 from medseg.train.networks import output_list
+from medseg.train.schedule import run_progress
 
 RAMPUP = 0.25
 """Fraction of training over which the consistency weight ramps up to its full value."""
@@ -96,11 +97,9 @@ class MeanTeacher:
 
     def progress(self) -> float:
         """Fraction of training done: by wall clock with a time budget, else by steps."""
-        if self.time_budget_s:
-            if self._started is None:
-                return 0.0
-            return (time.perf_counter() - self._started) / self.time_budget_s
-        return self.steps / self.total_steps if self.total_steps else 1.0
+        return run_progress(
+            self._started, self.time_budget_s, self.steps, self.total_steps, empty=1.0
+        )
 
     def current_weight(self) -> float:
         """The consistency weight at this point of training (after the ramp-up: ``weight``)."""

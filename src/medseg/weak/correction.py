@@ -26,6 +26,7 @@ from torch import nn
 from medseg.errors import ConfigError
 from medseg.plan.plan import Configuration
 from medseg.train.losses import DeepSupervisionLoss
+from medseg.train.schedule import run_progress
 
 
 class LabelCorrection(nn.Module):
@@ -74,11 +75,9 @@ class LabelCorrection(nn.Module):
 
     def progress(self) -> float:
         """Fraction of training done: by wall clock with a time budget, else by steps."""
-        if self.time_budget_s:
-            if self._started is None:
-                return 0.0
-            return (time.perf_counter() - self._started) / self.time_budget_s
-        return self.steps / self.total_steps if self.total_steps else 0.0
+        return run_progress(
+            self._started, self.time_budget_s, self.steps, self.total_steps, empty=0.0
+        )
 
     def forward(
         self, outputs: Sequence[torch.Tensor], target: torch.Tensor, *extra: torch.Tensor
