@@ -13,6 +13,8 @@ Plain script: ``python benchmarks/bench_weak.py [--seconds 120] [--work DIR] [--
    - ``scribbles``: medial-line scribbles of every region (on every fifth slice in 3D; a 2D
      slice is scribbled whole), each lesion marked by one stroke of at most 5 voxels,
      everything else ``ignore`` (``make_sparse_dataset(kind="scribbles")``);
+   - ``scribbles-no-entropy``: the same scribbles without the entropy term on the unlabelled
+     voxels, which the plan adds for sparse labels (``training.extra_losses`` emptied);
    - ``naive-scribbles``: the same scribbles read as complete masks (unmarked = background): the
      naive baseline;
    - ``corrupt30``: 30 % of the cases corrupted (``corrupt_dataset``: missing components,
@@ -194,6 +196,7 @@ def _partial_naive(full: Path, out: Path, seed: int) -> Path:
 VARIANTS: dict[str, Callable[[Path, Path, int], Path]] = {
     "full": _full,
     "scribbles": _scribbles,
+    "scribbles-no-entropy": _scribbles,
     "naive-scribbles": _naive_scribbles,
     "corrupt30": _corrupt30,
     "corrupt30-corrected": _corrupt30,
@@ -206,7 +209,10 @@ VARIANTS: dict[str, Callable[[Path, Path, int], Path]] = {
     "partial": _partial,
     "partial-naive": _partial_naive,
 }
-TRAIN_OPTIONS = {"rater-sampling": {"overrides": {"training.rater_sampling": True}}}
+TRAIN_OPTIONS = {
+    "rater-sampling": {"overrides": {"training.rater_sampling": True}},
+    "scribbles-no-entropy": {"overrides": {"training.extra_losses": {}}},
+}
 
 
 def train_and_score(
@@ -295,7 +301,7 @@ def main() -> None:
     results = {}
     for name, dataset in datasets.items():
         note = ""
-        if name == "scribbles":
+        if name.startswith("scribbles"):
             note = f"annotated {100 * sparse_coverage(dataset)['mean']:.2f} % of voxels"
         correct = name.endswith("-corrected")
         options = dict(TRAIN_OPTIONS.get(name, {}))

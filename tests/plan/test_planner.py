@@ -209,6 +209,24 @@ def test_regions_and_ignore_label():
     plan = make_plan(ignore, budget=CPU)
     assert plan.num_classes == 3
     assert plan.ignore_label == 3
+    assert plan.configurations["3d"].training.extra_losses == {}  # no ignored voxel counted
+
+
+SPARSE = {"entropy": 0.1}
+
+
+@pytest.mark.parametrize(
+    ("ignored", "expected"), [(0, {}), (18_999, {}), (19_000, SPARSE), (10**6, SPARSE)]
+)
+def test_sparse_labels_get_the_entropy_term(ignored: int, expected) -> None:
+    voxels = {0: 10_000, 1: 5000, 2: 4000, 3: ignored}  # 19,000 labelled: half at 19,000
+    fp = brain(labels={"background": 0, "a": 1, "b": 2, "ignore": 3}, ignore_label=3, voxels=voxels)
+    plan = make_plan(fp, budget=CPU)
+    for config in plan.configurations.values():
+        assert config.training.extra_losses == expected
+        assert any("entropy term" in r for r in config.reasons)
+    without_ignore = brain(voxels={0: 10_000, 1: 5000, 2: 4000})
+    assert make_plan(without_ignore, budget=CPU).configurations["3d"].training.extra_losses == {}
 
 
 def test_2d_data_gets_only_2d():

@@ -213,3 +213,22 @@ def test_train_model_uses_the_marginal_loss(tmp_path: Path, raw_dataset: Path) -
     for case_id, scores in metrics["per_case"].items():
         for name, value in (("ball", 1), ("core", 2)):
             assert (scores[name] is None) == (value not in declared[case_id])
+
+
+def test_partial_loss_keeps_the_entropy_term_of_sparse_labels(tiny_plan) -> None:
+    plan = tiny_plan(ignore=3)
+    config = plan.configuration()
+    sparse = dataclasses.replace(
+        config, training=dataclasses.replace(config.training, extra_losses={"entropy": 0.5})
+    )
+    generator = torch.Generator().manual_seed(2)
+    outputs = [torch.randn(2, 3, 8, 8, 8, generator=generator)]
+    target = torch.randint(0, 4, (2, 1, 8, 8, 8), generator=generator)
+    everything = torch.ones(2, 3, dtype=torch.bool)
+    with_entropy = build_loss(plan, sparse, partial=True)(outputs, target, everything)
+    # independent pieces: the plain loss (equal to the marginal one here) and the entropy
+    probs = torch.softmax(outputs[0], 1)
+    voxel_entropy = -(probs * probs.log()).sum(1)
+    mean_entropy = voxel_entropy[target[:, 0] == 3].mean()
+    full = build_loss(plan, config)(outputs, target)
+    torch.testing.assert_close(with_entropy, full + 0.5 * mean_entropy)

@@ -365,6 +365,9 @@ def _training(
     if label_values:
         weights, centred, oversample, reason = rules.rare_class_weights(fp, label_values)
         reasons.append(reason)
+    extra_losses, sparse_reason = rules.sparse_regulariser(fp)
+    if sparse_reason is not None:
+        reasons.append(sparse_reason)
     training = TrainingConfig(
         epochs=epochs,
         iterations_per_epoch=per_epoch,
@@ -373,6 +376,7 @@ def _training(
         oversample_foreground=oversample,
         oversample_labels=centred,
         loss="dice_ce" if label_values else "dice_bce",
+        extra_losses=extra_losses,
         mirror_axes=() if timed else tuple(range(dim)),
         **timed,
     )

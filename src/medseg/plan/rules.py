@@ -18,6 +18,10 @@ USE_MASK_BELOW = 0.75
 RARE_CLASS_RATIO = 0.1
 """A foreground class with fewer voxels than this fraction of the largest one counts as rare."""
 MAX_CLASS_WEIGHT = 10.0
+SPARSE_IGNORE_FRACTION = 0.5
+"""Labels count as sparse when at least this fraction of their voxels carry the ignore label."""
+ENTROPY_WEIGHT = 0.1
+"""Weight of the entropy term on unlabelled voxels that the plan adds for sparse labels."""
 
 
 def target_spacing(fingerprint: Fingerprint) -> tuple[tuple[float, ...], str]:
@@ -221,3 +225,34 @@ def _components(fingerprint: Fingerprint, value: int) -> str:
 
 def _fmt(values: np.ndarray | tuple[float, ...]) -> str:
     return "(" + ", ".join(f"{v:.4g}" for v in values) + ")"
+
+
+def sparse_regulariser(fingerprint: Fingerprint) -> tuple[dict[str, float], str | None]:
+    """The entropy term on unlabelled voxels, for sparse labels (scribbles, clicks, slices).
+
+    When at least half of the labelled voxels carry the dataset's ignore label, training adds
+    ``entropy`` (weight 0.1, :mod:`medseg.train.weak_terms`) to ``training.extra_losses``: the
+    network is pushed to a confident answer on the voxels no label covers (docs/weak.md).
+
+    Returns
+    -------
+    extra_losses : dict of str to float
+        ``{"entropy": 0.1}`` or ``{}``.
+    reason : str or None
+        ``None`` when the dataset has no ignore label.
+    """
+    ignore = fingerprint.ignore_label
+    total = sum(fingerprint.class_voxels.values())
+    if ignore is None or total == 0:
+        return {}, None
+    fraction = fingerprint.class_voxels.get(ignore, 0) / total
+    if fraction < SPARSE_IGNORE_FRACTION:
+        return {}, (
+            f"no entropy term: {fraction:.0%} of the labelled voxels carry the ignore label "
+            f"(below {SPARSE_IGNORE_FRACTION:.0%}, the labels are mostly complete)"
+        )
+    return {"entropy": ENTROPY_WEIGHT}, (
+        f"entropy term (weight {ENTROPY_WEIGHT:g}) on the unlabelled voxels: {fraction:.0%} of "
+        "the labelled voxels carry the ignore label (sparse labels), so the network is pushed "
+        "to a confident answer where no label says which (entropy minimisation; docs/weak.md)"
+    )

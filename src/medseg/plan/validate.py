@@ -24,8 +24,11 @@ EXTRA_LOSSES = (
     "connectivity",
     "nacl",
     "containment",
+    "entropy",
+    "box_prior",
 )
-"""Terms ``training.extra_losses`` may name (the registry of medseg.train.loss_terms)."""
+"""Terms ``training.extra_losses`` may name (the registries of medseg.train.loss_terms and
+medseg.train.weak_terms)."""
 
 
 def load_plan(path: Path) -> Plan:
@@ -129,6 +132,10 @@ def _configuration_problems(config: Configuration, plan: Plan) -> list[str]:
         problems.append(
             "training.loss topk_ce needs softmax training; this plan trains regions: use dice_bce"
         )
+    if train.loss == "box_prior" and plan.regions:
+        problems.append(
+            "training.loss box_prior needs softmax training; this plan trains regions: use dice_bce"
+        )
     return problems + _loss_problems(train.extra_losses, plan)
 
 
@@ -140,7 +147,12 @@ def _loss_problems(extra_losses: dict[str, float], plan: Plan) -> list[str]:
             problems.append(f"training.extra_losses: unknown loss {name!r} (known: {known})")
         if not math.isfinite(weight) or weight <= 0:
             problems.append(f"training.extra_losses.{name}: weight must be > 0, got {weight}")
-    for name in ("nacl", "topk_ce"):
+    if "entropy" in extra_losses and plan.ignore_label is None:
+        problems.append(
+            "training.extra_losses.entropy acts on voxels with the ignore label; this dataset "
+            'has none (add "ignore" to the labels of dataset.json)'
+        )
+    for name in ("nacl", "topk_ce", "box_prior"):
         if name in extra_losses and plan.regions:
             problems.append(
                 f"training.extra_losses.{name} needs softmax training; this plan trains "

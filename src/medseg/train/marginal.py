@@ -25,6 +25,7 @@ from torch import nn
 from medseg.errors import ConfigError
 from medseg.plan.plan import Configuration, Plan
 from medseg.train.sampling import annotated_rows
+from medseg.train.weak_terms import EntropyTerm
 
 SMOOTH = 1e-5
 
@@ -143,28 +144,57 @@ def annotated_mask(
     return torch.from_numpy(annotated_rows(case_ids, declared, num_classes))
 
 
-def partial_loss(plan: Plan, config: Configuration) -> MarginalLoss:
+class WithEntropy(nn.Module):
+    """``loss(logits, target, annotated) + weight * entropy(logits, target)``.
+
+    The entropy term (:class:`medseg.train.weak_terms.EntropyTerm`) acts on voxels with the
+    ignore label only, so it adds nothing to unlabelled samples (their label map is all 0).
+    """
+
+    def __init__(self, loss: MarginalLoss, weight: float) -> None:
+        super().__init__()
+        self.loss = loss
+        self.weight = float(weight)
+        self.entropy = EntropyTerm(ignore_label=loss.ignore_label)
+        self.ignore_label = loss.ignore_label
+        self.regions: tuple[tuple[int, ...], ...] = ()
+
+    def forward(
+        self, logits: torch.Tensor, target: torch.Tensor, annotated: torch.Tensor
+    ) -> torch.Tensor:
+        """Marginal loss plus the weighted entropy on ignored voxels."""
+        return self.loss(logits, target, annotated) + self.weight * self.entropy(logits, target)
+
+
+def partial_loss(plan: Plan, config: Configuration) -> nn.Module:
     """:class:`MarginalLoss` with the plan's ignore label, ``config``'s batch Dice and weights.
+
+    With ``training.extra_losses`` ``{"entropy": w}`` (sparse labels) it adds that term
+    (:class:`WithEntropy`).
 
     Raises
     ------
     ConfigError
         For region-based training or other loss terms (``training.loss``,
-        ``training.extra_losses``), which the marginal loss does not support.
+        ``training.extra_losses`` other than ``entropy``), which the marginal loss does not
+        support.
     """
     if plan.regions:
         raise ConfigError(
             "partially labelled or unlabelled cases need softmax training; this plan trains "
             "regions (remove 'regions' from the plan or the partial/unlabelled cases)"
         )
-    if config.training.loss != "dice_ce" or config.training.extra_losses:
+    extra = dict(config.training.extra_losses)
+    entropy = extra.pop("entropy", None)
+    if config.training.loss != "dice_ce" or extra:
         raise ConfigError(
             "partially labelled or unlabelled cases train with the marginal Dice + CE loss; "
-            "set training.loss to 'dice_ce' and remove training.extra_losses"
+            "set training.loss to 'dice_ce' and remove training.extra_losses (entropy may stay)"
         )
     batch_dice = config.training.batch_dice
-    return MarginalLoss(
+    loss = MarginalLoss(
         ignore_label=plan.ignore_label,
         batch_dice=config.name == "2d" if batch_dice is None else batch_dice,
         class_weights=config.training.class_weights,
     )
+    return loss if entropy is None else WithEntropy(loss, entropy)

@@ -1,0 +1,174 @@
+"""Loss terms for weak labels: entropy on unlabelled voxels, the box prior (tightness + emptiness).
+
+Both are called like every term of :mod:`medseg.train.loss_terms`: ``term(logits, target)``
+with logits (B, C, *spatial) and the label map target (B, 1, *spatial).
+
+* ``entropy`` (Grandvalet & Bengio 2005, entropy minimisation): the mean Shannon entropy (nats)
+  of the predicted distribution over the voxels that carry the *ignore* label, i.e. the voxels
+  of sparse labels (scribbles, clicks, slices) that no annotation covers. The labelled voxels
+  get no gradient from it; it pushes the network to a confident answer where no label says
+  which. Softmax: ``-sum_c p_c log p_c``; regions: the binary entropy averaged over regions.
+* ``box_prior`` (Kervadec et al. 2021, "Bounding boxes for weakly supervised segmentation:
+  global constraints get close to full supervision"): on a *box label map* (each box's interior
+  painted with its class, outside every box 0; ``medseg weak boxes --painted``), voxels labelled
+  0 are background (emptiness: mean ``-log p_0``), and every line of voxels along an image axis
+  that crosses a box of class ``c`` from background to background must hold at least one voxel
+  of ``c``: the tightness penalty of such a line is ``relu(1 - sum_v p_c(v))**2``, averaged over
+  lines. Lines cut by the patch border or ending in another box (a nested box), the ignore
+  label or another class are not counted: their part inside the patch need not hold the
+  object.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from medseg.errors import ConfigError
+from medseg.train.loss_terms import LossTerm
+
+
+class EntropyTerm(nn.Module):
+    """Mean prediction entropy over the voxels carrying the ignore label (sparse labels).
+
+    Parameters
+    ----------
+    regions : sequence of sequences of int, optional
+        Label values per region; empty for softmax training.
+    ignore_label : int
+        The label value of unlabelled voxels; required.
+    """
+
+    def __init__(
+        self, *, regions: Sequence[Sequence[int]] = (), ignore_label: int | None = None
+    ) -> None:
+        super().__init__()
+        self.regions = tuple(tuple(r) for r in regions)
+        self.ignore_label = ignore_label
+        if ignore_label is None:
+            raise ConfigError(
+                "the entropy term acts on voxels with the ignore label, and this dataset has "
+                'none: add "ignore" to the labels of dataset.json (sparse labels; docs/weak.md)'
+            )
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Mean entropy over ignored voxels of ``logits`` (B, C, *spatial); 0 when none."""
+        logits = logits.float()
+        unlabelled = (target == self.ignore_label).to(logits.dtype)
+        if not unlabelled.any():
+            return logits.sum() * 0.0
+        entropy = voxel_entropy(logits, regions=bool(self.regions))
+        return (entropy * unlabelled[:, 0]).sum() / unlabelled.sum()
+
+
+def voxel_entropy(logits: torch.Tensor, *, regions: bool = False) -> torch.Tensor:
+    """Entropy in nats of each voxel's prediction, shape (B, *spatial).
+
+    Softmax over the channel axis, or (``regions``) one sigmoid per channel with the binary
+    entropies averaged over channels.
+    """
+    if regions:
+        p = torch.sigmoid(logits)
+        binary = -(p * F.logsigmoid(logits) + (1 - p) * F.logsigmoid(-logits))
+        return binary.mean(dim=1)
+    log_p = torch.log_softmax(logits, dim=1)
+    return -(log_p.exp() * log_p).sum(dim=1)
+
+
+def tightness_lines(
+    probability: torch.Tensor, inside: torch.Tensor, outside: torch.Tensor
+) -> torch.Tensor:
+    """Sum of ``probability`` along every counted line through a box, all axes.
+
+    Parameters
+    ----------
+    probability : Tensor of float, shape (B, *spatial)
+        Probability of the box's class.
+    inside : Tensor of bool, shape (B, *spatial)
+        Voxels inside a box of that class.
+    outside : Tensor of bool, shape (B, *spatial)
+        Voxels known to be background (outside every box).
+
+    Returns
+    -------
+    Tensor of float, shape (n_lines,)
+        For each maximal run of ``inside`` voxels along an axis whose neighbours on both ends
+        are ``outside`` voxels (not the border), the sum of ``probability`` over the run.
+    """
+    sums = []
+    for axis in range(1, probability.ndim):
+        p = probability.movedim(axis, -1).reshape(-1, probability.shape[axis])
+        box = inside.movedim(axis, -1).reshape(p.shape)
+        out = outside.movedim(axis, -1).reshape(p.shape)
+        n_lines, length = p.shape
+        before = F.pad(box[:, :-1], (1, 0), value=False)
+        after = F.pad(box[:, 1:], (0, 1), value=False)
+        starts, ends = box & ~before, box & ~after
+        out_before = F.pad(out[:, :-1], (1, 0), value=False)
+        out_after = F.pad(out[:, 1:], (0, 1), value=False)
+        run = torch.cumsum(starts.long(), dim=1)
+        key = torch.arange(n_lines, device=p.device)[:, None] * (length + 1) + run
+        slots = n_lines * (length + 1)
+        total = p.new_zeros(slots).index_add(0, key[box], p[box])
+        closed_start = torch.zeros(slots, dtype=torch.bool, device=p.device)
+        closed_start[key[starts & out_before]] = True
+        closed_end = torch.zeros(slots, dtype=torch.bool, device=p.device)
+        closed_end[key[ends & out_after]] = True
+        sums.append(total[closed_start & closed_end])
+    return torch.cat(sums)
+
+
+class BoxPriorTerm(LossTerm):
+    """Emptiness outside boxes plus tightness inside them, on a box label map (softmax only).
+
+    The value is ``mean_{target == 0} -log p_0 + mean_lines relu(1 - sum_line p_c)**2`` (see the
+    module docstring); either part is 0 when the patch has no voxel (line) it applies to.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if self.regions:
+            raise ConfigError(
+                "the box prior needs softmax training; this plan trains regions (sigmoids)"
+            )
+
+    def term(
+        self, logits: torch.Tensor, target: torch.Tensor, valid: torch.Tensor | None
+    ) -> torch.Tensor:
+        log_p = torch.log_softmax(logits, dim=1)
+        label = target[:, 0]
+        outside = label == 0
+        if valid is not None:
+            outside = outside & (valid[:, 0] > 0)
+        emptiness = logits.sum() * 0.0
+        if outside.any():
+            emptiness = -log_p[:, 0][outside].mean()
+        return emptiness + self.tightness(log_p.exp(), label, outside, valid)
+
+    def tightness(
+        self,
+        probs: torch.Tensor,
+        label: torch.Tensor,
+        outside: torch.Tensor,
+        valid: torch.Tensor | None,
+    ) -> torch.Tensor:
+        """Mean tightness penalty over the counted lines of every foreground class."""
+        lines = []
+        for c in range(1, probs.shape[1]):
+            inside = label == c
+            if valid is not None:
+                inside = inside & (valid[:, 0] > 0)
+            if inside.any():
+                lines.append(tightness_lines(probs[:, c], inside, outside))
+        found = torch.cat(lines) if lines else probs.new_zeros(0)
+        if found.numel() == 0:
+            return probs.sum() * 0.0
+        return (F.relu(1 - found) ** 2).mean()
+
+
+WEAK_TERMS: dict[str, type[nn.Module]] = {"entropy": EntropyTerm, "box_prior": BoxPriorTerm}
+"""The terms of this module by their plan name (``training.loss`` / ``training.extra_losses``)."""
