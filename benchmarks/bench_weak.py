@@ -26,6 +26,10 @@ Plain script: ``python benchmarks/bench_weak.py [--seconds 120] [--work DIR] [--
    - ``single-rater``: rater 0 alone as the training label (the naive baseline of ``staple``);
    - ``boxes``: one box per connected component of every class, turned into pseudo-masks by
      the classical random-walker engine (``boxes_dataset``);
+   - ``boxes-prior``: the same boxes painted as the label (``boxes_dataset(painted=True)``),
+     trained with the box prior (``training.loss: box_prior``: background outside the boxes,
+     every line across a box holds its object);
+   - ``boxes-naive``: the painted boxes trained as if they were masks (the naive baseline);
    - ``rater-sampling``: the three simulated raters, each patch trained on one rater's label
      drawn at random (``training.rater_sampling``; the STAPLE consensus only steers sampling
      and validation);
@@ -127,6 +131,12 @@ def _boxes(full: Path, out: Path, seed: int) -> Path:
     return boxes_dataset(full, out)
 
 
+def _painted_boxes(full: Path, out: Path, seed: int) -> Path:
+    from medseg.weak import boxes_dataset
+
+    return boxes_dataset(full, out, painted=True)
+
+
 def _halves(full: Path) -> tuple[list, list]:
     from medseg.data import load_dataset
 
@@ -203,6 +213,8 @@ VARIANTS: dict[str, Callable[[Path, Path, int], Path]] = {
     "staple": _staple,
     "single-rater": _single_rater,
     "boxes": _boxes,
+    "boxes-prior": _painted_boxes,
+    "boxes-naive": _painted_boxes,
     "rater-sampling": _staple,
     "half-labelled": _half_labelled,
     "half-semi": _half_semi,
@@ -212,6 +224,7 @@ VARIANTS: dict[str, Callable[[Path, Path, int], Path]] = {
 TRAIN_OPTIONS = {
     "rater-sampling": {"overrides": {"training.rater_sampling": True}},
     "scribbles-no-entropy": {"overrides": {"training.extra_losses": {}}},
+    "boxes-prior": {"overrides": {"training.loss": "box_prior"}},
 }
 
 

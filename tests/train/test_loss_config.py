@@ -48,6 +48,8 @@ def test_cli_assignment_selects_main_and_extra_losses(tiny_plan) -> None:
         ({"training.extra_losses": {"nacl": 0.1}}, NESTED, "nacl needs softmax"),
         ({"training.extra_losses": {"topk_ce": 1.0}}, NESTED, "topk_ce needs softmax"),
         ({"training.loss": "topk_ce"}, NESTED, "topk_ce needs softmax"),
+        ({"training.loss": "box_prior"}, NESTED, "box_prior needs softmax"),
+        ({"training.extra_losses": {"entropy": 0.1}}, None, "entropy acts on voxels with the"),
         ({"training.extra_losses": {"containment": 1.0}}, None, "regions nested"),
         (
             {"training.extra_losses": {"containment": 1.0}},
@@ -109,3 +111,31 @@ def test_a_fold_trains_with_extra_losses(tmp_path: Path, source, tiny_plan, regi
     assert np.isfinite(result.train_loss)
     expected = NaclTerm if regions is None else ContainmentTerm
     assert any(isinstance(t, expected) for t in seen[0].loss.terms)
+
+
+def test_box_prior_and_entropy_train_a_fold(tmp_path: Path, source, tiny_plan) -> None:
+    from medseg.train.weak_terms import BoxPriorTerm, EntropyTerm
+
+    plan = apply_overrides(
+        tiny_plan(epochs=1, ignore=3),
+        {"training.loss": "box_prior", "training.extra_losses": {"entropy": 0.1}},
+    )
+    save_model_folder(tmp_path, plan, configuration=plan.default_configuration)
+    ids = list(source.case_ids)
+    seen = []
+    result = train_fold(
+        source,
+        plan,
+        plan.default_configuration,
+        tmp_path,
+        0,
+        train_ids=ids[:3],
+        val_ids=ids[3:],
+        device="cpu",
+        seed=3,
+        wrap_loss=lambda loss, config: seen.append(loss) or loss,
+    )
+    assert np.isfinite(result.train_loss)
+    assert seen[0].loss.names == ["box_prior", "entropy"]
+    assert isinstance(seen[0].loss.terms[0], BoxPriorTerm)
+    assert isinstance(seen[0].loss.terms[1], EntropyTerm)

@@ -18,6 +18,7 @@ from medseg.weak.boxes import (
     box_pseudo_mask,
     boxes_dataset,
     boxes_from_label,
+    painted_boxes,
     read_boxes,
 )
 
@@ -66,3 +67,29 @@ def test_boxes_dataset_and_box_file_errors(phantom_dataset: Path, tmp_path: Path
         bad.write_text(json.dumps(entry))
         with pytest.raises(DatasetError, match=message):
             read_boxes(bad, dataset)
+
+
+def test_painted_boxes_put_small_boxes_on_top() -> None:
+    boxes = [LabelBox(2, (1, 1), (2, 2)), LabelBox(1, (0, 0), (3, 4))]
+    expected = np.array(
+        [
+            [1, 1, 1, 1, 1, 0],
+            [1, 2, 2, 1, 1, 0],
+            [1, 2, 2, 1, 1, 0],
+            [1, 1, 1, 1, 1, 0],
+        ]
+    )
+    assert np.array_equal(painted_boxes((4, 6), boxes), expected)
+    assert np.array_equal(painted_boxes((4, 6), boxes[::-1]), expected)
+
+
+def test_painted_boxes_dataset(phantom_dataset: Path, tmp_path: Path) -> None:
+    out = boxes_dataset(phantom_dataset, tmp_path / "painted", painted=True)
+    painted = read_image(out / "labelsTr" / "case_0.nii.gz").array[0]
+    truth = phantom_label()
+    assert np.array_equal(painted, painted_boxes(truth.shape, boxes_from_label(truth)))
+    assert np.all(painted[truth == 2] == 2)  # every lesion inside its painted box
+    meta = json.loads((out / "dataset.json").read_text())["weak_labels"]
+    assert meta["kind"] == "painted boxes"
+    with pytest.raises(DatasetError, match="uncertain_as_ignore"):
+        boxes_dataset(phantom_dataset, tmp_path / "x", painted=True, uncertain_as_ignore=True)

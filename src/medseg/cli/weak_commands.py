@@ -138,11 +138,25 @@ def boxes(
     uncertain_as_ignore: Annotated[
         bool, typer.Option(help="Box voxels the engine leaves out become ignore, not background.")
     ] = False,
+    painted: Annotated[
+        bool,
+        typer.Option(
+            help="Write the boxes themselves, for training with --set training.loss=box_prior."
+        ),
+    ] = False,
 ) -> None:
     """Write a copy whose training labels are box pseudo-masks (classical random walker)."""
     from medseg.weak import boxes_dataset
 
-    _report(boxes_dataset(dataset, output, boxes=box_file, uncertain_as_ignore=uncertain_as_ignore))
+    _report(
+        boxes_dataset(
+            dataset,
+            output,
+            boxes=box_file,
+            uncertain_as_ignore=uncertain_as_ignore,
+            painted=painted,
+        )
+    )
 
 
 @weak_app.command("check")

@@ -17,7 +17,14 @@ See ``docs/weak.md``. The parts:
   random-walker engine.
 """
 
-from medseg.weak.boxes import LabelBox, box_pseudo_mask, boxes_dataset, boxes_from_label, read_boxes
+from medseg.weak.boxes import (
+    LabelBox,
+    box_pseudo_mask,
+    boxes_dataset,
+    boxes_from_label,
+    painted_boxes,
+    read_boxes,
+)
 from medseg.weak.correction import (
     LabelCorrection,
     correction_wrapper,
@@ -76,6 +83,7 @@ __all__ = [
     "generalised_energy_distance",
     "make_sparse_dataset",
     "naive_label",
+    "painted_boxes",
     "rater_frequency",
     "read_boxes",
     "read_raters",

@@ -10,8 +10,10 @@ object seeded in an ellipse at its centre) on a crop of the box plus ``margin`` 
 the object voxels inside the box. Boxes are painted largest first, so a small box inside a
 large one (a lesion in an organ) wins. Voxels outside every box are background; voxels inside a
 box that the engine leaves out are background, or ``ignore`` with ``uncertain_as_ignore``.
-:func:`boxes_from_label` makes the boxes of every connected component of a complete label map,
-to simulate box annotation.
+:func:`painted_boxes` instead paints each box's interior with its class (largest first), the
+training label of the box prior (``training.loss: box_prior``, :mod:`medseg.train.weak_terms`),
+which learns the objects from the boxes themselves. :func:`boxes_from_label` makes the boxes of
+every connected component of a complete label map, to simulate box annotation.
 """
 
 from __future__ import annotations
@@ -64,6 +66,27 @@ def boxes_from_label(label: np.ndarray, classes: Sequence[int] | None = None) ->
             hi = tuple(int(s.stop) - 1 for s in where)
             boxes.append(LabelBox(value, lo, hi))
     return boxes
+
+
+def painted_boxes(shape: Sequence[int], boxes: Sequence[LabelBox]) -> np.ndarray:
+    """A label map with each box's interior set to its class, 0 outside every box.
+
+    Boxes are painted largest first, so a small box inside a large one keeps its class.
+
+    Parameters
+    ----------
+    shape : sequence of int
+        Spatial shape (Z, Y, X) of the case.
+    boxes : sequence of LabelBox
+
+    Returns
+    -------
+    ndarray of int16, shape ``shape``
+    """
+    out = np.zeros(tuple(shape), np.int16)
+    for box in sorted(boxes, key=lambda b: -np.prod(np.subtract(b.hi, b.lo) + 1)):
+        out[tuple(slice(a, b + 1) for a, b in zip(box.lo, box.hi, strict=True))] = box.label
+    return out
 
 
 def box_pseudo_mask(
@@ -175,9 +198,10 @@ def boxes_dataset(
     *,
     boxes: Path | str | None = None,
     uncertain_as_ignore: bool = False,
+    painted: bool = False,
     on_progress: ProgressCallback | None = None,
 ) -> Path:
-    """Write a copy of a dataset whose training labels are box pseudo-masks.
+    """Write a copy of a dataset whose training labels are box pseudo-masks, or the boxes.
 
     Parameters
     ----------
@@ -189,24 +213,31 @@ def boxes_dataset(
         (simulated box annotation).
     uncertain_as_ignore : bool
         Box voxels not called object become ``ignore`` instead of background.
+    painted : bool
+        Write the boxes themselves (:func:`painted_boxes`), for training with the box prior
+        (``training.loss: box_prior``), instead of random-walker pseudo-masks.
     """
+    if painted and uncertain_as_ignore:
+        raise DatasetError("painted boxes have no uncertain voxels: drop uncertain_as_ignore")
     source = load_labelled(dataset)
     given = read_boxes(boxes, source) if boxes is not None else None
     spec = with_ignore(source.labels) if uncertain_as_ignore else source.labels
 
     def derive(index: int, case: Case) -> Image:
         label = read_label(case)
-        image = read_channels(case.image_paths)
         case_boxes = (
             given.get(case.case_id, []) if given is not None else boxes_from_label(label.array[0])
         )
+        if painted:
+            return label.with_array(painted_boxes(label.array.shape[1:], case_boxes)[None])
+        image = read_channels(case.image_paths)
         mask = box_pseudo_mask(
             image.array.astype(np.float32), case_boxes, image.spacing, ignore=spec.ignore
         )
         return label.with_array(mask[None])
 
     description = {
-        "kind": "boxes",
+        "kind": "painted boxes" if painted else "boxes",
         "source": "file" if boxes else "simulated from labels",
         "uncertain_as_ignore": uncertain_as_ignore,
     }
