@@ -97,7 +97,9 @@ class TrainingConfig:
     ``semi_supervised`` ``mean_teacher`` also trains from the dataset's unlabelled images: a
     teacher network, the EMA (decay ``teacher_ema``) of the one trained, and a consistency term of
     weight ``consistency_weight`` (see ``medseg.train.semi``). ``rater_sampling`` trains cases
-    with several raters' label maps on one rater's map per patch, drawn uniformly.
+    with several raters' label maps on one rater's map per patch, drawn uniformly;
+    ``rater_soft_targets`` trains them on the raters' vote fractions per voxel instead (soft
+    Dice + CE, see ``medseg.train.soft_targets``).
     ``lesion_synthesis`` pastes synthetic lesions into patches (off unless its probability > 0).
     ``encoder_lr_scale`` multiplies the encoder's learning rate (below 1 when fine-tuning from
     pretrained weights, ``medseg train --init``).
@@ -128,6 +130,7 @@ class TrainingConfig:
     consistency_weight: float = 0.1
     teacher_ema: float = 0.99
     rater_sampling: bool = False
+    rater_soft_targets: bool = False
     lesion_synthesis: LesionSynthesisConfig = field(default_factory=LesionSynthesisConfig)
     encoder_lr_scale: float = 1.0
 

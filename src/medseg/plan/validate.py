@@ -11,7 +11,7 @@ from pathlib import Path
 
 from medseg._config import from_jsonable, read_json
 from medseg.errors import ConfigError
-from medseg.plan.plan import Configuration, Plan
+from medseg.plan.plan import Configuration, Plan, TrainingConfig
 
 EXTRA_LOSSES = (
     "ce",
@@ -132,11 +132,36 @@ def _configuration_problems(config: Configuration, plan: Plan) -> list[str]:
         problems.append(
             "training.loss topk_ce needs softmax training; this plan trains regions: use dice_bce"
         )
+    problems += _soft_target_problems(train, plan)
     if train.loss == "box_prior" and plan.regions:
         problems.append(
             "training.loss box_prior needs softmax training; this plan trains regions: use dice_bce"
         )
     return problems + _loss_problems(train.extra_losses, plan)
+
+
+def _soft_target_problems(train: TrainingConfig, plan: Plan) -> list[str]:
+    if not train.rater_soft_targets:
+        return []
+    problems = []
+    if train.rater_sampling:
+        problems.append(
+            "training.rater_soft_targets and training.rater_sampling exclude each other: "
+            "train on the raters' vote fractions or on one rater per patch"
+        )
+    if plan.regions:
+        problems.append("training.rater_soft_targets needs softmax training, not regions")
+    if train.loss != "dice_ce" or train.extra_losses:
+        problems.append(
+            "training.rater_soft_targets trains with soft Dice + CE: set training.loss to "
+            "dice_ce and remove training.extra_losses"
+        )
+    if train.lesion_synthesis.probability > 0:
+        problems.append(
+            "training.rater_soft_targets does not combine with training.lesion_synthesis "
+            "(pasted lesions would need soft targets too)"
+        )
+    return problems
 
 
 def _loss_problems(extra_losses: dict[str, float], plan: Plan) -> list[str]:

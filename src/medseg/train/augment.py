@@ -130,13 +130,17 @@ def augment_batch(
     -------
     image : Tensor of float32, shape (B, C, *patch)
     label : Tensor of int16, shape (B, 1, *patch)
+        Or float32 (B, C, *patch) when ``batch.label`` holds float soft targets, moved like a
+        label map (nearest neighbour; zero outside the image: those voxels count nowhere).
     """
     transform.set_random_state(seed=seed % (2**32))
+    soft = np.issubdtype(batch.label.dtype, np.floating)
     images, labels = [], []
     for image, label in zip(batch.image, batch.label, strict=True):
         out = transform({"image": torch.from_numpy(image), "label": torch.from_numpy(label)})
         images.append(convert_to_tensor(out["image"], dtype=torch.float32, track_meta=False))
-        labels.append(convert_to_tensor(out["label"], track_meta=False).round().to(torch.int16))
+        moved = convert_to_tensor(out["label"], track_meta=False)
+        labels.append(moved.float() if soft else moved.round().to(torch.int16))
     return torch.stack(images), torch.stack(labels)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -28,6 +29,8 @@ class BatchStream(IterableDataset):
     ------
     image : Tensor of float32, shape (B, C, *patch)
     label : Tensor of int16, shape (B, 1, *patch)
+        Or, when the sampler makes soft targets (``training.rater_soft_targets``), the soft
+        targets: Tensor of float32, shape (B, num_classes, *patch).
     annotated : Tensor of bool, shape (B, num_classes)
         Only when the sampler marks annotated classes (partially labelled or unlabelled cases,
         see :mod:`medseg.train.marginal`); the trainer passes it on to the loss.
@@ -46,6 +49,8 @@ class BatchStream(IterableDataset):
         """Batch number ``k`` of the run: ``(image, label)`` or ``(image, label, annotated)``."""
         rng = np.random.default_rng([self.seed, k])
         batch = self.sampler.sample(rng)
+        if batch.soft is not None:
+            batch = replace(batch, label=batch.soft)
         if self.transform is None:
             tensors = to_tensors(batch)
         else:

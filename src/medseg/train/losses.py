@@ -20,6 +20,7 @@ from monai.losses import DiceLoss
 from monai.networks.utils import one_hot
 from torch import nn
 
+from medseg.errors import ConfigError
 from medseg.plan.plan import Configuration, Plan
 from medseg.train.loss_terms import CombinedLoss, labels_to_regions, make_term
 
@@ -163,7 +164,9 @@ class DeepSupervisionLoss(nn.Module):
         return total
 
 
-def build_loss(plan: Plan, config: Configuration, *, partial: bool = False) -> DeepSupervisionLoss:
+def build_loss(
+    plan: Plan, config: Configuration, *, partial: bool = False, soft: bool = False
+) -> DeepSupervisionLoss:
     """The training loss for ``config`` of ``plan`` (regions, ignore label, class weights).
 
     ``training.loss`` is the main loss: ``dice_ce`` / ``dice_bce`` (Dice + CE, or Dice + BCE when
@@ -171,18 +174,41 @@ def build_loss(plan: Plan, config: Configuration, *, partial: bool = False) -> D
     adds terms with their weights. Dice over the batch when ``training.batch_dice`` says so
     (default: only for ``2d``). ``partial``: batches carry an annotated-class mask (partially
     labelled or unlabelled cases), so the loss is :class:`~medseg.train.marginal.MarginalLoss`.
+    ``soft``: targets are the raters' vote fractions (``training.rater_soft_targets``), so the
+    loss is :class:`~medseg.train.soft_targets.SoftTargetLoss`.
+
+    Raises
+    ------
+    ConfigError
+        ``partial`` and ``soft`` together (soft targets carry no annotated-class mask).
     """
+    training = config.training
+    batch_dice = config.name == "2d" if training.batch_dice is None else training.batch_dice
+    if soft:
+        if partial:
+            raise ConfigError(
+                "soft rater targets do not combine with partially labelled or unlabelled "
+                "cases; turn off training.rater_soft_targets"
+            )
+        from medseg.train.soft_targets import SoftTargetLoss
+
+        return DeepSupervisionLoss(
+            SoftTargetLoss(
+                ignore_label=plan.ignore_label,
+                class_weights=training.class_weights,
+                batch_dice=batch_dice,
+            )
+        )
     if partial:
         from medseg.train.marginal import partial_loss
 
         return DeepSupervisionLoss(partial_loss(plan, config))
-    training = config.training
     regions = [labels for _, labels in region_channels(plan.regions)]
     options = {
         "regions": regions,
         "ignore_label": plan.ignore_label,
         "class_weights": training.class_weights,
-        "batch_dice": config.name == "2d" if training.batch_dice is None else training.batch_dice,
+        "batch_dice": batch_dice,
     }
     geometry = {"spacing": config.spacing, "patch_size": config.patch_size}
     if training.loss in ("dice_ce", "dice_bce"):

@@ -32,6 +32,8 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
+from medseg.train.soft_targets import rater_soft_target
+
 
 class CaseSource(Protocol):
     """What the sampler needs from a case cache (``medseg.preprocess.CaseCache`` fits)."""
@@ -151,12 +153,16 @@ class Batch:
     annotated : ndarray of bool, shape (B, num_classes), optional
         Which classes each sample annotates (:func:`annotated_rows`); only for datasets with
         partially labelled or unlabelled cases.
+    soft : ndarray of float32, shape (B, num_classes, *patch), optional
+        Soft targets (:func:`medseg.train.soft_targets.rater_soft_target`): the fraction of
+        raters giving each class to each voxel; only with ``soft_targets``.
     """
 
     image: npt.NDArray[np.float32]
     label: npt.NDArray[np.int16]
     forced: npt.NDArray[np.bool_]
     annotated: npt.NDArray[np.bool_] | None = None
+    soft: npt.NDArray[np.float32] | None = None
 
 
 class PatchSampler:
@@ -190,6 +196,12 @@ class PatchSampler:
         Several raters' label maps per case, each ``(1, Z, Y, X)`` on the case's grid: a patch
         of such a case takes its label from one of them, drawn uniformly (rater sampling).
         Foreground oversampling still uses the case's own label.
+    soft_targets : bool
+        Batches carry soft targets (``Batch.soft``): each patch's raters' vote fractions, cut
+        at the image patch's window (the one-hot label for cases without raters); needs
+        ``num_classes``. Raters are then not sampled.
+    ignore_label : int, optional
+        Label value that does not vote in soft targets.
     """
 
     def __init__(
@@ -207,6 +219,8 @@ class PatchSampler:
         unlabelled_ids: Sequence[str] = (),
         unlabelled_per_batch: int = 0,
         raters: Mapping[str, Sequence[np.ndarray]] | None = None,
+        soft_targets: bool = False,
+        ignore_label: int | None = None,
     ) -> None:
         if not case_ids:
             raise ValueError("PatchSampler needs at least one case")
@@ -215,6 +229,10 @@ class PatchSampler:
         self.unlabelled_ids = list(unlabelled_ids)
         self.unlabelled_per_batch = unlabelled_per_batch if self.unlabelled_ids else 0
         self.raters = {k: list(v) for k, v in (raters or {}).items() if len(v)}
+        if soft_targets and num_classes < 2:
+            raise ValueError("soft targets need num_classes (network outputs) >= 2")
+        self.soft_targets = soft_targets
+        self.ignore_label = ignore_label
         self.source = source
         self.case_ids = list(case_ids)
         self.patch_size = tuple(int(p) for p in patch_size)
@@ -242,6 +260,7 @@ class PatchSampler:
     def sample(self, rng: np.random.Generator) -> Batch:
         """One batch; the last ``n_forced`` samples contain foreground where a case has any."""
         images, labels, forced, cases = [], [], [], []
+        softs: list[np.ndarray] = []
         for i in range(self.batch_size):
             force = i >= self.batch_size - self.n_forced
             if force and self._components:
@@ -251,19 +270,24 @@ class PatchSampler:
                 case_id = self.case_ids[int(rng.integers(len(self.case_ids)))]
                 centre = self._foreground_voxel(case_id, rng) if force else None
             image, label = self._case(case_id)
-            if case_id in self.raters:
+            window = self._window(image.shape, centre, rng)
+            if self.soft_targets:
+                softs.append(self._soft(case_id, label, window))
+            elif case_id in self.raters:
                 options = self.raters[case_id]
                 label = options[int(rng.integers(len(options)))]
-            patch_image, patch_label = self._crop(image, label, centre, rng)
-            images.append(patch_image)
-            labels.append(patch_label)
+            images.append(self._cut(image, window))
+            labels.append(self._cut(label, window))
             forced.append(centre is not None)
             cases.append(case_id)
         for _ in range(self.unlabelled_per_batch):
             case_id = self.unlabelled_ids[int(rng.integers(len(self.unlabelled_ids)))]
-            patch_image, patch_label = self._crop(*self._case(case_id), None, rng)
-            images.append(patch_image)
-            labels.append(np.zeros_like(patch_label))
+            image, label = self._case(case_id)
+            window = self._window(image.shape, None, rng)
+            images.append(self._cut(image, window))
+            labels.append(np.zeros_like(self._cut(label, window)))
+            if self.soft_targets:
+                softs.append(np.zeros((self.num_classes, *self.patch_size), np.float32))
             forced.append(False)
             cases.append(case_id)
         rows = None
@@ -274,6 +298,7 @@ class PatchSampler:
             label=np.stack(labels).astype(np.int16, copy=False),
             forced=np.array(forced),
             annotated=rows,
+            soft=np.stack(softs) if self.soft_targets else None,
         )
 
     def _case(self, case_id: str) -> tuple[np.ndarray, np.ndarray]:
@@ -289,23 +314,31 @@ class PatchSampler:
         voxels = locations[classes[int(rng.integers(len(classes)))]]
         return voxels[int(rng.integers(len(voxels)))]
 
-    def _crop(
-        self,
-        image: np.ndarray,
-        label: np.ndarray,
-        centre: np.ndarray | None,
-        rng: np.random.Generator,
-    ) -> tuple[np.ndarray, np.ndarray]:
+    def _window(
+        self, shape: Sequence[int], centre: np.ndarray | None, rng: np.random.Generator
+    ) -> tuple[int | None, list[int]]:
+        """Where a patch of a case of ``shape`` (C, Z, Y, X) is cut: 2D slice (or None), start."""
+        spatial = tuple(shape[1:])
+        z = None
         if len(self.patch_size) == 2:
-            z = int(centre[0]) if centre is not None else int(rng.integers(image.shape[1]))
-            image, label = image[:, z], label[:, z]
+            z = int(centre[0]) if centre is not None else int(rng.integers(spatial[0]))
+            spatial = spatial[1:]
             centre = None if centre is None else centre[1:]
-        spatial = image.shape[1:]
         start = []
         for axis, (n, p) in enumerate(zip(spatial, self.patch_size, strict=True)):
             lo, hi = min(0, n - p), max(0, n - p)
             s = int(centre[axis]) - p // 2 if centre is not None else int(rng.integers(lo, hi + 1))
             start.append(min(max(s, lo), hi))
-        return crop_padded(image, start, self.patch_size), crop_padded(
-            label, start, self.patch_size
-        )
+        return z, start
+
+    def _cut(self, array: np.ndarray, window: tuple[int | None, list[int]]) -> np.ndarray:
+        z, start = window
+        return crop_padded(array if z is None else array[:, z], start, self.patch_size)
+
+    def _soft(
+        self, case_id: str, label: np.ndarray, window: tuple[int | None, list[int]]
+    ) -> np.ndarray:
+        """The raters' vote fractions (or the one-hot label) of the patch at ``window``."""
+        maps = self.raters.get(case_id) or [label]
+        cut = [self._cut(m, window) for m in maps]
+        return rater_soft_target(cut, self.num_classes, self.ignore_label)

@@ -249,7 +249,8 @@ def train_fold(
         optimizer = build_optimizer(net, tc)
         semi = _semi_supervised_ids(tc, unlabelled_ids, parallel)
         partial = annotated is not None or bool(semi)
-        loss_fn = _checked_loss(plan, config, partial=partial).to(dev)
+        soft = tc.rater_soft_targets
+        loss_fn = _checked_loss(plan, config, partial=partial, soft=soft).to(dev)
         if wrap_loss is not None:
             loss_fn = wrap_loss(loss_fn, config).to(dev)
         timed = tc.time_budget_s is not None and parallel is None
@@ -272,7 +273,7 @@ def train_fold(
         labels = plan.labels.values()
         foreground = [v for v in labels if v != 0 and v != plan.ignore_label]
 
-        raters = _rater_labels(source, train_ids) if tc.rater_sampling else None
+        raters = _rater_labels(source, train_ids) if tc.rater_sampling or soft else None
 
         def sampler(
             ids: Sequence[str], unlabelled: Sequence[str] = (), raters: Mapping | None = None
@@ -290,6 +291,8 @@ def train_fold(
                 unlabelled_ids=unlabelled,
                 unlabelled_per_batch=config.batch_size,
                 raters=raters,
+                soft_targets=soft and raters is not None,
+                ignore_label=plan.ignore_label,
             )
 
         transform = training_transform(
@@ -514,7 +517,7 @@ class _Stepper:
 
 
 def _checked_loss(
-    plan: Plan, config: Configuration, *, partial: bool = False
+    plan: Plan, config: Configuration, *, partial: bool = False, soft: bool = False
 ) -> DeepSupervisionLoss:
     weights = config.training.class_weights
     if weights is not None and len(weights) != plan.num_classes:
@@ -522,7 +525,7 @@ def _checked_loss(
             f"training.class_weights has {len(weights)} values but the network has "
             f"{plan.num_classes} outputs; give one weight per output"
         )
-    return build_loss(plan, config, partial=partial)
+    return build_loss(plan, config, partial=partial, soft=soft)
 
 
 def _rater_labels(source: CaseSource, ids: Sequence[str]) -> dict[str, list[np.ndarray]]:
@@ -530,8 +533,8 @@ def _rater_labels(source: CaseSource, ids: Sequence[str]) -> dict[str, list[np.n
     found = {case_id: source.rater_labels(case_id) for case_id in ids}  # type: ignore[attr-defined]
     if not any(found.values()):
         raise ConfigError(
-            "training.rater_sampling is on but no training case has rater label maps "
-            "(labelsTr/<case>_rater<k> files; docs/weak.md)"
+            "training.rater_sampling / rater_soft_targets is on but no training case has rater "
+            "label maps (labelsTr/<case>_rater<k> files; docs/weak.md)"
         )
     return found
 

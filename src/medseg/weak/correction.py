@@ -27,6 +27,7 @@ from medseg.errors import ConfigError
 from medseg.plan.plan import Configuration
 from medseg.train.losses import DeepSupervisionLoss
 from medseg.train.schedule import run_progress
+from medseg.train.soft_targets import SoftTargetLoss
 
 
 class LabelCorrection(nn.Module):
@@ -63,6 +64,11 @@ class LabelCorrection(nn.Module):
             )
         if getattr(inner.loss, "regions", ()):
             raise ConfigError("label correction supports softmax training only, not regions")
+        if isinstance(inner.loss, SoftTargetLoss):
+            raise ConfigError(
+                "label correction relabels label maps; it does not combine with soft rater "
+                "targets (training.rater_soft_targets)"
+            )
         self.inner = inner
         self.loss = inner.loss
         self.start_fraction = start_fraction
