@@ -15,6 +15,9 @@ Plain script: ``python benchmarks/bench_weak.py [--seconds 120] [--work DIR] [--
      everything else ``ignore`` (``make_sparse_dataset(kind="scribbles")``);
    - ``scribbles-no-entropy``: the same scribbles without the entropy term on the unlabelled
      voxels, which the plan adds for sparse labels (``training.extra_losses`` emptied);
+   - ``short-scribbles`` / ``short-scribbles-no-entropy``: strokes cut to 60 medial-line voxels
+     per region (``SparseConfig(max_stroke=60)``, under 2 % of the voxels), with and without
+     the entropy term;
    - ``naive-scribbles``: the same scribbles read as complete masks (unmarked = background): the
      naive baseline;
    - ``corrupt30``: 30 % of the cases corrupted (``corrupt_dataset``: missing components,
@@ -33,6 +36,8 @@ Plain script: ``python benchmarks/bench_weak.py [--seconds 120] [--work DIR] [--
    - ``rater-sampling``: the three simulated raters, each patch trained on one rater's label
      drawn at random (``training.rater_sampling``; the STAPLE consensus only steers sampling
      and validation);
+   - ``rater-soft``: the same raters, each patch trained on the raters' vote fractions per
+     voxel (``training.rater_soft_targets``: soft Dice + CE);
    - ``half-labelled``: the first half of the training cases only (the labelled-only baseline
      of ``half-semi``);
    - ``half-semi``: the same labelled half plus the other half's images without labels, trained
@@ -81,6 +86,13 @@ def _scribbles(full: Path, out: Path, seed: int) -> Path:
     from medseg.weak import SparseConfig, make_sparse_dataset
 
     config = SparseConfig(every=5, stroke_classes=(LESION,), stroke_length=5)
+    return make_sparse_dataset(full, out, kind="scribbles", config=config, seed=seed)
+
+
+def _short_scribbles(full: Path, out: Path, seed: int) -> Path:
+    from medseg.weak import SparseConfig, make_sparse_dataset
+
+    config = SparseConfig(every=5, stroke_classes=(LESION,), stroke_length=5, max_stroke=60)
     return make_sparse_dataset(full, out, kind="scribbles", config=config, seed=seed)
 
 
@@ -207,6 +219,8 @@ VARIANTS: dict[str, Callable[[Path, Path, int], Path]] = {
     "full": _full,
     "scribbles": _scribbles,
     "scribbles-no-entropy": _scribbles,
+    "short-scribbles": _short_scribbles,
+    "short-scribbles-no-entropy": _short_scribbles,
     "naive-scribbles": _naive_scribbles,
     "corrupt30": _corrupt30,
     "corrupt30-corrected": _corrupt30,
@@ -216,6 +230,7 @@ VARIANTS: dict[str, Callable[[Path, Path, int], Path]] = {
     "boxes-prior": _painted_boxes,
     "boxes-naive": _painted_boxes,
     "rater-sampling": _staple,
+    "rater-soft": _staple,
     "half-labelled": _half_labelled,
     "half-semi": _half_semi,
     "partial": _partial,
@@ -224,6 +239,8 @@ VARIANTS: dict[str, Callable[[Path, Path, int], Path]] = {
 TRAIN_OPTIONS = {
     "rater-sampling": {"overrides": {"training.rater_sampling": True}},
     "scribbles-no-entropy": {"overrides": {"training.extra_losses": {}}},
+    "short-scribbles-no-entropy": {"overrides": {"training.extra_losses": {}}},
+    "rater-soft": {"overrides": {"training.rater_soft_targets": True}},
     "boxes-prior": {"overrides": {"training.loss": "box_prior"}},
 }
 
@@ -314,7 +331,7 @@ def main() -> None:
     results = {}
     for name, dataset in datasets.items():
         note = ""
-        if name.startswith("scribbles"):
+        if "scribbles" in name and not name.startswith("naive"):
             note = f"annotated {100 * sparse_coverage(dataset)['mean']:.2f} % of voxels"
         correct = name.endswith("-corrected")
         options = dict(TRAIN_OPTIONS.get(name, {}))

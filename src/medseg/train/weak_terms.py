@@ -8,7 +8,7 @@ with logits (B, C, *spatial) and the label map target (B, 1, *spatial).
   of sparse labels (scribbles, clicks, slices) that no annotation covers. The labelled voxels
   get no gradient from it; it pushes the network to a confident answer where no label says
   which. Softmax: ``-sum_c p_c log p_c``; regions: the binary entropy averaged over regions.
-* ``box_prior`` (Kervadec et al. 2021, "Bounding boxes for weakly supervised segmentation:
+* ``box_prior`` (Kervadec et al. MIDL 2020, "Bounding boxes for weakly supervised segmentation:
   global constraints get close to full supervision"): on a *box label map* (each box's interior
   painted with its class, outside every box 0; ``medseg weak boxes --painted``), voxels labelled
   0 are background (emptiness: mean ``-log p_0``), and every line of voxels along an image axis
