@@ -83,3 +83,20 @@ def test_errors_are_one_line(monkeypatch, capsys, phantom_dataset: Path, tmp_pat
     )
     assert code == 1
     assert "no rater files" in err
+
+
+def test_boxes_painted_and_its_refusal(monkeypatch, capsys, phantom_dataset, tmp_path):
+    painted = tmp_path / "painted"
+    argv = ["weak", "boxes", str(phantom_dataset), "-o", str(painted), "--painted"]
+    assert _run(monkeypatch, capsys, argv)[0] == 0
+    assert json.loads((painted / "dataset.json").read_text())["weak_labels"]["kind"] == (
+        "painted boxes"
+    )
+    code, out, err = _run(
+        monkeypatch,
+        capsys,
+        [*argv[:3], "-o", str(tmp_path / "x"), "--painted", "--uncertain-as-ignore"],
+    )
+    assert code != 0
+    assert "uncertain_as_ignore" in out + err
+    assert "Traceback" not in out + err
