@@ -62,24 +62,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+from benchtools import cpu_model, load
+
 LESION = 3
-
-
-def _uptime() -> str:
-    return Path("/proc/loadavg").read_text().split(" ", 3)[:3].__str__()
-
-
-def _cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
 
 
 def _scribbles(full: Path, out: Path, seed: int) -> Path:
@@ -321,11 +311,11 @@ def main() -> None:
         spacing_mm=spacing,
     )
     print(
-        f"CPU: {_cpu_model()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
+        f"CPU: {cpu_model()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
         f"{args.threads} threads; {args.train_cases} training + {args.test_cases} held-out "
         f"{args.example} cases at {spacing:g} mm; {args.seconds:.0f} s training per variant"
     )
-    print("load before:", _uptime(), flush=True)
+    print("load before:", load(), flush=True)
     names = ["full", *[v for v in args.variants if v != "full"]]
     datasets = {name: VARIANTS[name](full, args.work / f"data_{name}", 0) for name in names}
     results = {}
@@ -341,7 +331,7 @@ def main() -> None:
             dataset, args.work / name, args.seconds, full, correct=correct, **options
         )
         results[name] = {**scores, "note": note}
-        print(name, json.dumps(results[name]), "load:", _uptime(), flush=True)
+        print(name, json.dumps(results[name]), "load:", load(), flush=True)
     classes = list(results["full"]["dice"])
     print("\n| variant | " + " | ".join(classes) + " | iterations | note |")
     print("|---|" + "---|" * (len(classes) + 2))
@@ -352,7 +342,7 @@ def main() -> None:
             ratio = f" ({value / ref:.0%})" if value is not None and ref else ""
             cells.append("n/a" if value is None else f"{value:.3f}{ratio}")
         print(f"| {name} | " + " | ".join(cells) + f" | {res['iterations']} | {res['note']} |")
-    print("load after:", _uptime())
+    print("load after:", load())
 
 
 if __name__ == "__main__":
