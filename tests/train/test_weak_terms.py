@@ -11,7 +11,13 @@ from scipy.stats import entropy as scipy_entropy
 
 from medseg.errors import ConfigError
 from medseg.train.loss_terms import make_term
-from medseg.train.weak_terms import BoxPriorTerm, EntropyTerm, tightness_lines, voxel_entropy
+from medseg.train.weak_terms import (
+    BOX_FILL,
+    BoxPriorTerm,
+    EntropyTerm,
+    tightness_lines,
+    voxel_entropy,
+)
 
 IGNORE = 3
 
@@ -96,14 +102,21 @@ def test_tightness_lines_sum_each_row_and_column_of_a_box() -> None:
 
 def test_tightness_is_zero_when_every_line_is_covered_and_positive_otherwise() -> None:
     term = BoxPriorTerm()
-    covered, target = _box_case(np.eye(3) * 0.98 + 0.01)  # a diagonal: one voxel per line
-    log_p0_outside = -math.log(0.9)
-    assert float(term(covered, target)) == pytest.approx(log_p0_outside, abs=1e-5)
-    one_missing = np.eye(3) * 0.98 + 0.01
+    diagonal = np.eye(3) * 0.98 + 0.01  # one voxel per line: every line covered
+    covered, target = _box_case(diagonal)
+    parts = term.parts(covered, target)
+    assert float(parts["tightness"]) == 0.0
+    assert float(parts["emptiness"]) == pytest.approx(-math.log(0.9), abs=1e-6)
+    fill = diagonal.mean()  # 3.03 / 9 of the box is class 1: below BOX_FILL
+    assert float(parts["size"]) == pytest.approx((BOX_FILL - fill) ** 2, abs=1e-6)
+    assert float(term(covered, target)) == pytest.approx(sum(map(float, parts.values())))
+    one_missing = diagonal.copy()
     one_missing[1, 1] = 0.01  # row 1 and column 1 now sum to 0.03
-    logits, _ = _box_case(one_missing)
-    tightness = 2 / 6 * (1 - 0.03) ** 2  # 2 of the 6 lines miss, by 0.97 each
-    assert float(term(logits, target)) == pytest.approx(log_p0_outside + tightness, abs=1e-5)
+    parts = term.parts(_box_case(one_missing)[0], target)
+    assert float(parts["tightness"]) == pytest.approx(2 / 6 * (1 - 0.03) ** 2, abs=1e-6)
+    assert float(parts["size"]) == pytest.approx((BOX_FILL - one_missing.mean()) ** 2, abs=1e-6)
+    full = term.parts(_box_case(np.full((3, 3), 0.6))[0], target)
+    assert float(full["tightness"]) == float(full["size"]) == 0.0
 
 
 def test_lines_cut_by_the_border_or_ending_in_another_box_are_not_counted() -> None:
@@ -117,12 +130,12 @@ def test_lines_cut_by_the_border_or_ending_in_another_box_are_not_counted() -> N
     assert torch.allclose(sums, torch.full((2,), 0.6))
 
 
-def test_box_prior_gradient_is_zero_on_ignored_voxels_and_satisfied_lines() -> None:
+def test_box_prior_gradient_is_zero_on_ignored_voxels_and_satisfied_boxes() -> None:
     target = torch.zeros(1, 1, 5, 5, dtype=torch.long)
     target[0, 0, 1:4, 1:4] = 1
     target[0, 0, 4, :] = IGNORE
     p1 = np.full((5, 5), 0.1)
-    p1[1:4, 1:4] = 0.6  # every line sums to 1.8: tightness satisfied
+    p1[1:4, 1:4] = 0.6  # every line sums to 1.8 and the box is 60 % class 1: satisfied
     logits = _logits_of(np.stack([1 - p1, p1])[None]).requires_grad_(True)
     BoxPriorTerm(ignore_label=IGNORE)(logits, target).backward()
     grad = logits.grad.abs().sum(1)[0]

@@ -16,7 +16,9 @@ with logits (B, C, *spatial) and the label map target (B, 1, *spatial).
   of ``c``: the tightness penalty of such a line is ``relu(1 - sum_v p_c(v))**2``, averaged over
   lines. Lines cut by the patch border or ending in another box (a nested box), the ignore
   label or another class are not counted: their part inside the patch need not hold the
-  object.
+  object. A size bound (the paper bounds the object's size inside its box) asks the mean
+  probability of ``c`` over the voxels painted ``c`` to reach :data:`BOX_FILL`: tightness alone
+  is met by one voxel per line, which the arg-max never calls object.
 """
 
 from __future__ import annotations
@@ -122,11 +124,16 @@ def tightness_lines(
     return torch.cat(sums)
 
 
-class BoxPriorTerm(LossTerm):
-    """Emptiness outside boxes plus tightness inside them, on a box label map (softmax only).
+BOX_FILL = 0.5
+"""Lower bound of the fraction of its box an object fills (an ellipse fills pi/4 of its 2D box,
+an ellipsoid pi/6 of its 3D box)."""
 
-    The value is ``mean_{target == 0} -log p_0 + mean_lines relu(1 - sum_line p_c)**2`` (see the
-    module docstring); either part is 0 when the patch has no voxel (line) it applies to.
+
+class BoxPriorTerm(LossTerm):
+    """Emptiness outside boxes, tightness and a size bound inside them, on a box label map.
+
+    The value is the sum of the three parts of :meth:`parts` (see the module docstring); each
+    is 0 when the patch has no voxel (line) it applies to. Softmax training only.
     """
 
     def __init__(self, **kwargs: Any) -> None:
@@ -139,35 +146,36 @@ class BoxPriorTerm(LossTerm):
     def term(
         self, logits: torch.Tensor, target: torch.Tensor, valid: torch.Tensor | None
     ) -> torch.Tensor:
-        log_p = torch.log_softmax(logits, dim=1)
-        label = target[:, 0]
-        outside = label == 0
-        if valid is not None:
-            outside = outside & (valid[:, 0] > 0)
-        emptiness = logits.sum() * 0.0
-        if outside.any():
-            emptiness = -log_p[:, 0][outside].mean()
-        return emptiness + self.tightness(log_p.exp(), label, outside, valid)
+        return sum(self.parts(logits, target, valid).values(), logits.sum() * 0.0)
 
-    def tightness(
-        self,
-        probs: torch.Tensor,
-        label: torch.Tensor,
-        outside: torch.Tensor,
-        valid: torch.Tensor | None,
-    ) -> torch.Tensor:
-        """Mean tightness penalty over the counted lines of every foreground class."""
-        lines = []
+    def parts(
+        self, logits: torch.Tensor, target: torch.Tensor, valid: torch.Tensor | None = None
+    ) -> dict[str, torch.Tensor]:
+        """The three parts for ``logits`` (B, C, *spatial) and the box map (B, 1, *spatial).
+
+        ``emptiness``: mean ``-log p_0`` over the voxels outside every box (label 0).
+        ``tightness``: mean ``relu(1 - sum_line p_c)**2`` over the counted lines of every class
+        (:func:`tightness_lines`). ``size``: mean over the classes with box voxels in the batch
+        of ``relu(BOX_FILL - mean_{label == c} p_c)**2``, the object filling at least half of
+        its box. ``target`` has ignored voxels set to 0 and ``valid`` masks them.
+        """
+        log_p = torch.log_softmax(logits, dim=1)
+        probs = log_p.exp()
+        label = target[:, 0]
+        counted = torch.ones_like(label, dtype=torch.bool) if valid is None else valid[:, 0] > 0
+        outside = (label == 0) & counted
+        zero = logits.sum() * 0.0
+        emptiness = -log_p[:, 0][outside].mean() if outside.any() else zero
+        lines, fills = [], []
         for c in range(1, probs.shape[1]):
-            inside = label == c
-            if valid is not None:
-                inside = inside & (valid[:, 0] > 0)
+            inside = (label == c) & counted
             if inside.any():
                 lines.append(tightness_lines(probs[:, c], inside, outside))
+                fills.append(F.relu(BOX_FILL - probs[:, c][inside].mean()) ** 2)
         found = torch.cat(lines) if lines else probs.new_zeros(0)
-        if found.numel() == 0:
-            return probs.sum() * 0.0
-        return (F.relu(1 - found) ** 2).mean()
+        tightness = (F.relu(1 - found) ** 2).mean() if found.numel() else zero
+        size = torch.stack(fills).mean() if fills else zero
+        return {"emptiness": emptiness, "tightness": tightness, "size": size}
 
 
 WEAK_TERMS: dict[str, type[nn.Module]] = {"entropy": EntropyTerm, "box_prior": BoxPriorTerm}
