@@ -1,6 +1,7 @@
 """Training from imperfect labels on the built-in brain example: each variant vs full labels.
 
-Plain script: ``python benchmarks/bench_weak.py [--seconds 120] [--work DIR] [--variants ...]``.
+Plain script: ``python benchmarks/bench_weak.py [--seconds 120 | --iterations 300] [--work DIR]
+[--variants ...]``.
 
 1. Writes the brain example (``--example brain2d``: ``make_brain2d_example``, axial slices, the
    default, which a short CPU budget can train; ``brain``: the 3D ``make_brain_example``) with
@@ -70,6 +71,7 @@ from pathlib import Path
 from benchtools import cpu_model, load
 
 LESION = 3
+ITERATIONS_PER_EPOCH = 50
 
 
 def _scribbles(full: Path, out: Path, seed: int) -> Path:
@@ -242,9 +244,14 @@ def train_and_score(
     reference: Path,
     *,
     correct: bool = False,
+    iterations: int | None = None,
     **options,
 ) -> dict:
-    """Train ``dataset`` for ``seconds``, predict ``reference``'s held-out cases, score them."""
+    """Train ``dataset`` for ``seconds``, predict ``reference``'s held-out cases, score them.
+
+    With ``iterations`` the plan trains for that many iterations (epochs of 50) instead of a
+    time budget: equal work for every variant whatever share of a loaded CPU each one gets.
+    """
     from medseg.evaluate import evaluate_folders
     from medseg.infer import Predictor
     from medseg.infer.files import predict_files
@@ -252,6 +259,13 @@ def train_and_score(
     from medseg.train import train_model
     from medseg.weak import correction_wrapper
 
+    if iterations is not None:
+        options["overrides"] = {
+            **options.get("overrides", {}),
+            "training.time_budget_s": None,
+            "training.iterations_per_epoch": ITERATIONS_PER_EPOCH,
+            "training.epochs": max(1, iterations // ITERATIONS_PER_EPOCH),
+        }
     start = time.perf_counter()
     result = train_model(
         dataset,
@@ -284,6 +298,12 @@ def train_and_score(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=120.0, help="training time per variant")
+    parser.add_argument(
+        "--iterations",
+        type=int,
+        default=None,
+        help="train each variant for this many iterations instead of --seconds (multiple of 50)",
+    )
     parser.add_argument("--work", type=Path, default=Path("/tmp/medseg-bench-weak"))
     parser.add_argument("--example", choices=["brain2d", "brain"], default="brain2d")
     parser.add_argument("--train-cases", type=int, default=20)
@@ -313,7 +333,12 @@ def main() -> None:
     print(
         f"CPU: {cpu_model()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
         f"{args.threads} threads; {args.train_cases} training + {args.test_cases} held-out "
-        f"{args.example} cases at {spacing:g} mm; {args.seconds:.0f} s training per variant"
+        f"{args.example} cases at {spacing:g} mm; "
+        + (
+            f"{args.iterations} iterations per variant"
+            if args.iterations
+            else f"{args.seconds:.0f} s training per variant"
+        )
     )
     print("load before:", load(), flush=True)
     names = ["full", *[v for v in args.variants if v != "full"]]
@@ -328,7 +353,13 @@ def main() -> None:
         if name == "half-semi":
             options["unlabelled"] = _unlabelled_folder(dataset)
         scores = train_and_score(
-            dataset, args.work / name, args.seconds, full, correct=correct, **options
+            dataset,
+            args.work / name,
+            args.seconds,
+            full,
+            correct=correct,
+            iterations=args.iterations,
+            **options,
         )
         results[name] = {**scores, "note": note}
         print(name, json.dumps(results[name]), "load:", load(), flush=True)

@@ -108,13 +108,13 @@ def test_tightness_is_zero_when_every_line_is_covered_and_positive_otherwise() -
     assert float(parts["tightness"]) == 0.0
     assert float(parts["emptiness"]) == pytest.approx(-math.log(0.9), abs=1e-6)
     fill = diagonal.mean()  # 3.03 / 9 of the box is class 1: below BOX_FILL
-    assert float(parts["size"]) == pytest.approx((BOX_FILL - fill) ** 2, abs=1e-6)
+    assert float(parts["size"]) == pytest.approx(BOX_FILL - fill, abs=1e-6)
     assert float(term(covered, target)) == pytest.approx(sum(map(float, parts.values())))
     one_missing = diagonal.copy()
     one_missing[1, 1] = 0.01  # row 1 and column 1 now sum to 0.03
     parts = term.parts(_box_case(one_missing)[0], target)
-    assert float(parts["tightness"]) == pytest.approx(2 / 6 * (1 - 0.03) ** 2, abs=1e-6)
-    assert float(parts["size"]) == pytest.approx((BOX_FILL - one_missing.mean()) ** 2, abs=1e-6)
+    assert float(parts["tightness"]) == pytest.approx(2 / 6 * (1 - 0.03), abs=1e-6)
+    assert float(parts["size"]) == pytest.approx(BOX_FILL - one_missing.mean(), abs=1e-6)
     full = term.parts(_box_case(np.full((3, 3), 0.6))[0], target)
     assert float(full["tightness"]) == float(full["size"]) == 0.0
 

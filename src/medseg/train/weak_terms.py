@@ -13,7 +13,7 @@ with logits (B, C, *spatial) and the label map target (B, 1, *spatial).
   painted with its class, outside every box 0; ``medseg weak boxes --painted``), voxels labelled
   0 are background (emptiness: mean ``-log p_0``), and every line of voxels along an image axis
   that crosses a box of class ``c`` from background to background must hold at least one voxel
-  of ``c``: the tightness penalty of such a line is ``relu(1 - sum_v p_c(v))**2``, averaged over
+  of ``c``: the tightness penalty of such a line is ``relu(1 - sum_v p_c(v))``, averaged over
   lines. Lines cut by the patch border or ending in another box (a nested box), the ignore
   label or another class are not counted: their part inside the patch need not hold the
   object. A size bound (the paper bounds the object's size inside its box) asks the mean
@@ -154,9 +154,9 @@ class BoxPriorTerm(LossTerm):
         """The three parts for ``logits`` (B, C, *spatial) and the box map (B, 1, *spatial).
 
         ``emptiness``: mean ``-log p_0`` over the voxels outside every box (label 0).
-        ``tightness``: mean ``relu(1 - sum_line p_c)**2`` over the counted lines of every class
+        ``tightness``: mean ``relu(1 - sum_line p_c)`` over the counted lines of every class
         (:func:`tightness_lines`). ``size``: mean over the classes with box voxels in the batch
-        of ``relu(BOX_FILL - mean_{label == c} p_c)**2``, the object filling at least half of
+        of ``relu(BOX_FILL - mean_{label == c} p_c)``, the object filling at least half of
         its box. ``target`` has ignored voxels set to 0 and ``valid`` masks them.
         """
         log_p = torch.log_softmax(logits, dim=1)
@@ -171,9 +171,9 @@ class BoxPriorTerm(LossTerm):
             inside = (label == c) & counted
             if inside.any():
                 lines.append(tightness_lines(probs[:, c], inside, outside))
-                fills.append(F.relu(BOX_FILL - probs[:, c][inside].mean()) ** 2)
+                fills.append(F.relu(BOX_FILL - probs[:, c][inside].mean()))
         found = torch.cat(lines) if lines else probs.new_zeros(0)
-        tightness = (F.relu(1 - found) ** 2).mean() if found.numel() else zero
+        tightness = F.relu(1 - found).mean() if found.numel() else zero
         size = torch.stack(fills).mean() if fills else zero
         return {"emptiness": emptiness, "tightness": tightness, "size": size}
 
