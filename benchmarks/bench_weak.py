@@ -292,7 +292,11 @@ def train_and_score(
         name: (stats.get("dice") or {}).get("mean")
         for name, stats in scored.summary["classes"].items()
     }
-    return {"dice": dice, "train_s": round(train_s, 1), "iterations": metrics.get("iterations")}
+    return {
+        "dice": dice,
+        "train_s": round(train_s, 1),
+        "iterations": metrics.get("iterations") or iterations,
+    }
 
 
 def main() -> None:
