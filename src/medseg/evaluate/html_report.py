@@ -289,16 +289,15 @@ def render_report(
         parts.append(f"<p><b>Label values outside the label set</b>: {html.escape(items)}</p>")
     parts.append("<h2>Overview (mean ± std)</h2>")
     parts.append(overview_table(summary))
-    parts.append("<h2>Distributions</h2><div class='grid'>")
-    parts += [_img(png, metric) for metric, png in box_plots(result.rows)]
-    if "calibration" in summary:
-        parts.append(_img(reliability_plot(summary["calibration"]), "reliability diagram"))
-    parts.append("</div>")
     if "classification" in summary:
         from medseg.evaluate.classification_html import classification_section
 
         parts.append(classification_section(summary["classification"]))
-    parts.append("<h2>Worst cases</h2>")
+    parts.append("<h2>Distributions</h2><div class='grid'>")
+    parts += [_img(png, metric) for metric, png in box_plots(result.rows)]
+    if "calibration" in summary:
+        parts.append(_img(reliability_plot(summary["calibration"]), "reliability diagram"))
+    parts.append("</div><h2>Worst cases</h2>")
     for case, score in worst_cases(result.rows):
         pred_path, ref_path = paths[case]
         figure = case_figure(case, score, pred_path, ref_path, find_image(images_dir, case))
