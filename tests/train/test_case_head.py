@@ -195,3 +195,35 @@ def test_without_classification_nothing_changes(tmp_path: Path, source, plan, ta
         )
     assert results[0].train_loss == results[1].train_loss
     assert not (results[1].path / HEAD_INFO).exists()
+
+
+class Killed(Exception):
+    """Stands in for a kill in the middle of epoch 2."""
+
+
+@pytest.mark.slow
+def test_resume_restores_the_head(tmp_path: Path, source, plan, table) -> None:
+    from safetensors.torch import load_file
+
+    plan = _classifying(plan, metadata=("age",))
+    ids = {"train_ids": ["case0", "case1", "case2"], "val_ids": ["case3"]}
+
+    def run(out: Path, **kwargs):
+        save_model_folder(out, plan, configuration="3d")
+        return train_fold(
+            source, plan, "3d", out, 0, device="cpu", seed=3, case_table=table, **ids, **kwargs
+        )
+
+    def kill(done: int, total: int) -> None:
+        if done == 3:
+            raise Killed
+
+    run(tmp_path / "a")
+    with pytest.raises(Killed):
+        run(tmp_path / "b", on_progress=kill)
+    run(tmp_path / "b")
+    for name in (HEAD_WEIGHTS, "model.safetensors"):
+        a = load_file(str(tmp_path / "a" / "fold_0" / name))
+        b = load_file(str(tmp_path / "b" / "fold_0" / name))
+        assert a.keys() == b.keys()
+        assert all(torch.equal(a[k], b[k]) for k in a)
