@@ -1,7 +1,7 @@
 """Case-level classification with metadata: the joint head vs metadata alone, on held-out cases.
 
 Plain script: ``python benchmarks/bench_classify.py [--train-cases 16] [--test-cases 16]
-[--epochs 6] [--iterations 25] [--work DIR]``.
+[--epochs 6] [--iterations 25] [--dropout 0] [--variants both,image,peer] [--work DIR]``.
 
 1. Writes a synthetic dataset (``imagesTr``/``labelsTr``, ``imagesTs``/``labelsTs``,
    ``cases.csv``): 40^3 voxel volumes (1 mm) with a bright ellipsoidal organ (label 1) holding
@@ -113,7 +113,11 @@ def run_variant(dataset: Path, work: Path, metadata: list[str], args) -> dict[st
         device="cpu",
         seed=0,
         num_workers=0,
-        overrides={"training.iterations_per_epoch": args.iterations, "training.val_iterations": 2},
+        overrides={
+            "training.iterations_per_epoch": args.iterations,
+            "training.val_iterations": 2,
+            "training.classification.dropout": args.dropout,
+        },
         classify="focality",
         metadata=metadata,
     )
@@ -163,17 +167,24 @@ def main() -> None:
     parser.add_argument("--test-cases", type=int, default=16)
     parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--iterations", type=int, default=25)
+    parser.add_argument("--dropout", type=float, default=0.0, help="the head's dropout")
+    parser.add_argument("--variants", default="both,image,peer", help="of both, image, peer")
     parser.add_argument("--work", type=Path, default=Path("/tmp/medseg_bench_classify"))
     args = parser.parse_args()
     shutil.rmtree(args.work, ignore_errors=True)
     dataset = write_dataset(args.work / "Dataset900_Focality", args.train_cases, args.test_cases)
     print(f"CPU: {cpu_model()}; load before: {load()}")
     print(f"{args.train_cases} training / {args.test_cases} test cases; target focality")
-    results = {
-        "image+metadata (medseg)": run_variant(dataset, args.work / "both", ["age", "sex"], args),
-        "image only (medseg)": run_variant(dataset, args.work / "image", [], args),
-        "metadata only (sklearn logistic)": metadata_peer(dataset, args.train_cases),
-    }
+    print(f"head dropout {args.dropout}; {args.epochs} epochs x {args.iterations} iterations")
+    chosen = args.variants.split(",")
+    results = {}
+    if "both" in chosen:
+        both = run_variant(dataset, args.work / "both", ["age", "sex"], args)
+        results["image+metadata (medseg)"] = both
+    if "image" in chosen:
+        results["image only (medseg)"] = run_variant(dataset, args.work / "image", [], args)
+    if "peer" in chosen:
+        results["metadata only (sklearn logistic)"] = metadata_peer(dataset, args.train_cases)
     for name, row in results.items():
         extra = ", ".join(
             f"{k} {v}" for k, v in row.items() if k not in ("auc", "accuracy", "correct")

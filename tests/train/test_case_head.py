@@ -108,6 +108,19 @@ def test_tap_needs_a_bottleneck(plan) -> None:
         BottleneckTap(net)
     with pytest.raises(ConfigError, match="bottleneck stage"):
         apply_overrides(unet_plan, {"training.classification.target": "risk"})
+    with pytest.raises(ConfigError, match="dropout must be in"):
+        apply_overrides(
+            plan,
+            {"training.classification.target": "risk", "training.classification.dropout": 1.0},
+        )
+    with pytest.raises(ConfigError, match="cannot also be metadata"):
+        apply_overrides(
+            plan,
+            {
+                "training.classification.target": "risk",
+                "training.classification.metadata": ["risk"],
+            },
+        )
 
 
 def test_stream_case_index_leaves_batches_unchanged(source, plan) -> None:

@@ -81,13 +81,15 @@ class ClassificationConfig:
 
     ``target`` (None: off) is the case-table column to predict; ``metadata`` the columns fed to the
     head beside the image features (``name``, ``name:num`` or ``name:cat``); ``weight`` the weight
-    of its cross-entropy term added to the segmentation loss; ``hidden`` the width of its MLP.
+    of its cross-entropy term added to the segmentation loss; ``hidden`` the width of its MLP;
+    ``dropout`` the dropout probability on the MLP's input and hidden layer during training.
     """
 
     target: str | None = None
     metadata: tuple[str, ...] = ()
     weight: float = 0.5
     hidden: int = 32
+    dropout: float = 0.0
 
 
 @dataclass(frozen=True, kw_only=True)

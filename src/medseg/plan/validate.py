@@ -171,6 +171,8 @@ def _classification_problems(config: Configuration) -> list[str]:
             "training.classification needs weight > 0 and hidden >= 1, got "
             f"{head.weight} and {head.hidden}"
         )
+    if not 0.0 <= head.dropout < 1.0:
+        problems.append(f"training.classification.dropout must be in [0, 1), got {head.dropout}")
     if config.network.architecture not in CLASSIFYING_NETWORKS:
         problems.append(
             f"training.classification needs a network with a bottleneck stage "

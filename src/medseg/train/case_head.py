@@ -61,6 +61,8 @@ class CaseHeadInfo:
         Channels of the bottleneck.
     hidden : int
         Width of the MLP's hidden layer.
+    dropout : float
+        Dropout probability on the MLP's input and hidden layer (training only).
     """
 
     target: str
@@ -68,6 +70,7 @@ class CaseHeadInfo:
     metadata: MetadataEncoding
     features: int
     hidden: int
+    dropout: float = 0.0
 
 
 class CaseHead(nn.Module):
@@ -83,8 +86,10 @@ class CaseHead(nn.Module):
         self.norm = nn.LayerNorm(info.features)
         width = info.features + info.metadata.width
         self.mlp = nn.Sequential(
+            nn.Dropout(info.dropout),
             nn.Linear(width, info.hidden),
             nn.LeakyReLU(0.01),
+            nn.Dropout(info.dropout),
             nn.Linear(info.hidden, len(info.classes)),
         )
 
@@ -184,6 +189,7 @@ class CaseClassifier:
             metadata=fit_metadata(table, settings.metadata, list(train_ids)),
             features=bottleneck_channels(net),
             hidden=settings.hidden,
+            dropout=settings.dropout,
         )
         self.table = table
         self.weight = settings.weight
