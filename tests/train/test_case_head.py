@@ -240,3 +240,22 @@ def test_resume_restores_the_head(tmp_path: Path, source, plan, table) -> None:
         b = load_file(str(tmp_path / "b" / "fold_0" / name))
         assert a.keys() == b.keys()
         assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_2d_configuration_classifies(tmp_path: Path, source, tiny_plan, table) -> None:
+    plan = tiny_plan(ndim=2)
+    config = plan.configuration("2d")
+    training = dataclasses.replace(
+        config.training, classification=ClassificationConfig(target="risk", metadata=("age",))
+    )
+    plan = plan.with_configuration(dataclasses.replace(config, training=training))
+    out = tmp_path / "model"
+    save_model_folder(out, plan, configuration="2d")
+    result = train_fold(
+        source, plan, "2d", out, 0, train_ids=["case0", "case1", "case2"], val_ids=["case3"],
+        device="cpu", seed=3, case_table=table, labelled_ids=["case0", "case1", "case2", "case3"],
+    )  # fmt: skip
+    _head, info = load_case_head(result.path)
+    assert info.features == 16
+    metrics = json.loads((result.path / "val_metrics.json").read_text())["classification"]
+    assert sum(metrics["per_case"]["case3"]["probabilities"].values()) == pytest.approx(1.0)
