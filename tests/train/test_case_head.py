@@ -259,3 +259,22 @@ def test_2d_configuration_classifies(tmp_path: Path, source, tiny_plan, table) -
     assert info.features == 16
     metrics = json.loads((result.path / "val_metrics.json").read_text())["classification"]
     assert sum(metrics["per_case"]["case3"]["probabilities"].values()) == pytest.approx(1.0)
+
+
+def test_case_probability_is_the_mean_of_window_probabilities() -> None:
+    from medseg.data.case_table import EncodedField, MetadataEncoding
+    from medseg.train.case_head import CaseHead, CaseHeadInfo, case_probabilities
+
+    meta = MetadataEncoding(fields=(EncodedField(name="age", kind="numeric", mean=50, std=10),))
+    info = CaseHeadInfo(target="risk", classes=("a", "b", "c"), metadata=meta, features=4, hidden=5)
+    torch.manual_seed(0)
+    head = CaseHead(info).eval()
+    windows = [torch.randn(2, 4), torch.randn(3, 4)]
+    got = case_probabilities(head, info, windows, {"age": "70"})
+    features = torch.cat(windows)
+    metadata = torch.tensor([[2.0, 0.0]]).expand(5, -1)  # (70 - 50) / 10, not missing
+    with torch.no_grad():
+        expected = torch.softmax(head(features, metadata), 1).mean(0)
+        of_mean = torch.softmax(head(features.mean(0, keepdim=True), metadata[:1]), 1)[0]
+    np.testing.assert_allclose(got, expected.numpy(), rtol=1e-6)
+    assert not np.allclose(got, of_mean.numpy())  # not the probability of the mean feature
