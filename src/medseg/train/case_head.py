@@ -229,6 +229,35 @@ class CaseClassifier:
         write_json(self.info, Path(fold_path) / HEAD_INFO)
 
 
+def case_classifier(
+    net: nn.Module,
+    settings: ClassificationConfig,
+    table: CaseTable | None,
+    train_ids: Sequence[str],
+    labelled_ids: Sequence[str],
+    *,
+    parallel: bool = False,
+) -> CaseClassifier | None:
+    """A fold's classifier on ``net``'s device when ``settings.target`` is set, else None.
+
+    Raises
+    ------
+    ConfigError
+        No case table, or data-parallel training (``parallel``).
+    """
+    if settings.target is None:
+        return None
+    if table is None:
+        raise ConfigError(
+            f"training.classification.target is {settings.target!r} but no case table was "
+            "given; put cases.csv in the dataset folder or pass --case-table FILE"
+        )
+    if parallel:
+        raise ConfigError("case-level classification is not available with data-parallel training")
+    classifier = CaseClassifier(net, settings, table, train_ids, labelled_ids)
+    return classifier.to(next(net.parameters()).device)
+
+
 def load_case_head(
     fold_path: Path, device: torch.device | str = "cpu"
 ) -> tuple[CaseHead, CaseHeadInfo]:

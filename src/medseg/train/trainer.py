@@ -40,7 +40,7 @@ from medseg.errors import ConfigError, MedsegError
 from medseg.plan.plan import Configuration, Plan, TrainingConfig
 from medseg.train import schedule
 from medseg.train.augment import training_transform
-from medseg.train.case_head import CaseClassifier
+from medseg.train.case_head import CaseClassifier, case_classifier
 from medseg.train.case_validation import validate_classification
 from medseg.train.checkpoint import load_checkpoint, remove_checkpoints, save_checkpoint
 from medseg.train.finetune import (
@@ -256,8 +256,13 @@ def train_fold(
             report = load_initial_weights(net, init)
             if writer:
                 write_init_report(report, path)
-        classifier = _case_classifier(
-            net, tc, case_table, train_ids, list(labelled_ids) or [*train_ids, *val_ids], parallel
+        classifier = case_classifier(
+            net,
+            tc.classification,
+            case_table,
+            train_ids,
+            list(labelled_ids) or [*train_ids, *val_ids],
+            parallel=parallel is not None,
         )
         optimizer = build_optimizer(net, tc)
         semi = _semi_supervised_ids(tc, unlabelled_ids, parallel)
@@ -556,28 +561,6 @@ def _checked_loss(
             f"{plan.num_classes} outputs; give one weight per output"
         )
     return build_loss(plan, config, partial=partial)
-
-
-def _case_classifier(
-    net: nn.Module,
-    tc: TrainingConfig,
-    table: CaseTable | None,
-    train_ids: Sequence[str],
-    labelled_ids: Sequence[str],
-    parallel: ParallelHooks | None,
-) -> CaseClassifier | None:
-    """The fold's classification head when ``training.classification.target`` is set."""
-    if tc.classification.target is None:
-        return None
-    if table is None:
-        raise ConfigError(
-            f"training.classification.target is {tc.classification.target!r} but no case "
-            "table was given; put cases.csv in the dataset folder or pass --case-table FILE"
-        )
-    if parallel is not None:
-        raise ConfigError("case-level classification is not available with data-parallel training")
-    classifier = CaseClassifier(net, tc.classification, table, train_ids, labelled_ids)
-    return classifier.to(next(net.parameters()).device)
 
 
 def _rater_labels(source: CaseSource, ids: Sequence[str]) -> dict[str, list[np.ndarray]]:
