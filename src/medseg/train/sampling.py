@@ -156,6 +156,8 @@ class Batch:
     soft : ndarray of float32, shape (B, num_classes, *patch), optional
         Soft targets (:func:`medseg.train.soft_targets.rater_soft_target`): the fraction of
         raters giving each class to each voxel; only with ``soft_targets``.
+    cases : tuple of str
+        The case each sample was cut from.
     """
 
     image: npt.NDArray[np.float32]
@@ -163,6 +165,7 @@ class Batch:
     forced: npt.NDArray[np.bool_]
     annotated: npt.NDArray[np.bool_] | None = None
     soft: npt.NDArray[np.float32] | None = None
+    cases: tuple[str, ...] = ()
 
 
 class PatchSampler:
@@ -299,6 +302,7 @@ class PatchSampler:
             forced=np.array(forced),
             annotated=rows,
             soft=np.stack(softs) if self.soft_targets else None,
+            cases=tuple(cases),
         )
 
     def _case(self, case_id: str) -> tuple[np.ndarray, np.ndarray]:
