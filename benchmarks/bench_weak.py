@@ -314,6 +314,9 @@ def main() -> None:
     parser.add_argument("--test-cases", type=int, default=8)
     parser.add_argument("--spacing", type=float, default=None, help="voxel size, mm")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument(
+        "--seed", type=int, default=None, help="training seed (default: the plan's)"
+    )
     parser.add_argument("--variants", nargs="*", default=list(VARIANTS), choices=list(VARIANTS))
     args = parser.parse_args()
 
@@ -363,6 +366,7 @@ def main() -> None:
             full,
             correct=correct,
             iterations=args.iterations,
+            seed=args.seed,
             **options,
         )
         results[name] = {**scores, "note": note}
