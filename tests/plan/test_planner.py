@@ -113,7 +113,8 @@ def test_patch_within_median_shape_and_divisible(time_budget_s):
         plan.configurations["3d"].spacing
     )
     for name, config in plan.configurations.items():
-        shape = median if name == "3d" else median[1:]
+        in_plane = [a for a in range(3) if a != config.plane]
+        shape = median if name == "3d" else median[in_plane]
         assert all(p <= round(m) for p, m in zip(config.patch_size, shape, strict=True))
         divisor = [math.prod(s[d] for s in config.network.strides) for d in range(len(shape))]
         assert all(p % d == 0 for p, d in zip(config.patch_size, divisor, strict=True))
@@ -229,7 +230,8 @@ def test_every_configuration_explains_itself():
 def test_plan_from_dataset(make_dataset):
     plan = make_plan(make_dataset(), budget=CPU)
     assert plan.default_configuration == "3d"
-    assert set(plan.configurations) == {"2d", "3d"}
+    assert set(plan.configurations) == {"2d", "3d", "2.5d", "2.5d_plane1", "2.5d_plane2"}
+    assert plan.ensembles == {"multiplane": ("2.5d", "2.5d_plane1", "2.5d_plane2")}
     assert plan.labels == {"background": 0, "inner": 1, "outer": 2, "lesion": 3}
     assert plan.configurations["3d"].patch_size <= (16, 20, 18)
 

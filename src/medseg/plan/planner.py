@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import replace
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -39,6 +39,18 @@ CPU_CASE_VALIDATIONS = 3
 """CPU plans: whole-case validations per run (second half of the budget, last at the end)."""
 PLANNED_KEYS = ("spacing", "patch_size", "batch_size")
 """Configuration fields that, when overridden, are planning inputs rather than edits."""
+NEIGHBOURS_2P5D = 2
+"""2.5D configurations see 2 slices on each side of the one they segment (5 per channel)."""
+PLANAR_SET = ("2.5d", "2.5d_plane1", "2.5d_plane2")
+"""The 2.5D configurations over the three planes: the ``multiplane`` ensemble's members."""
+SHAPES = {
+    "3d": (3, 0, 0),
+    "2d": (2, 0, 0),
+    "2.5d": (2, 0, NEIGHBOURS_2P5D),
+    "2.5d_plane1": (2, 1, NEIGHBOURS_2P5D),
+    "2.5d_plane2": (2, 2, NEIGHBOURS_2P5D),
+}
+"""Planned configurations: (patch dimensions, slice axis, neighbours on each side)."""
 
 
 def make_plan(
@@ -90,15 +102,17 @@ def make_plan(
         common.append(order_reason)
         fp = _transposed(fp, order)
         spacing = tuple(spacing[a] for a in order)
-    names: list[Literal["2d", "3d"]] = ["3d", "2d"] if fp.ndim == 3 else ["2d"]
+    names = ["3d", "2d", *PLANAR_SET] if fp.ndim == 3 else ["2d"]
     configurations = {}
     for name in names:
         fixed = {
             k: overrides.pop(f"{name}.{k}") for k in PLANNED_KEYS if f"{name}.{k}" in overrides
         }
+        dim, plane, neighbours = SHAPES[name]
         configurations[name] = _configuration(
-            name, fp, budget, spacing, num_classes, label_values, common, fixed
-        )
+            name, fp, budget, spacing, num_classes, label_values, common, fixed, dim=dim,
+            plane=plane, neighbours=neighbours,
+        )  # fmt: skip
     plan = Plan(
         dataset_name=fp.dataset_name,
         channel_names=dict(fp.channel_names),
@@ -112,6 +126,7 @@ def make_plan(
         configurations=configurations,
         default_configuration=names[0],
         budget=budget.as_dict(),
+        ensembles={"multiplane": PLANAR_SET} if fp.ndim == 3 else {},
     )
     return apply_overrides(plan, overrides)
 
@@ -131,7 +146,7 @@ def _transposed(fp: Fingerprint, order: tuple[int, ...]) -> Fingerprint:
 
 
 def _configuration(
-    name: Literal["2d", "3d"],
+    name: str,
     fp: Fingerprint,
     budget: PlanBudget,
     full_spacing: tuple[float, ...],
@@ -139,19 +154,20 @@ def _configuration(
     label_values: tuple[int, ...],
     common: list[str],
     fixed: dict[str, Any],
+    *,
+    dim: int,
+    plane: int,
+    neighbours: int,
 ) -> Configuration:
-    dim = 3 if name == "3d" else 2
-    spacing = tuple(float(s) for s in fixed.get("spacing", full_spacing[-dim:]))
+    axes = [a for a in range(3) if a != plane] if dim < fp.ndim else list(range(fp.ndim))
+    spacing = tuple(float(s) for s in fixed.get("spacing", [full_spacing[a] for a in axes]))
     reasons = list(common)
-    if name == "2d" and fp.ndim == 3:
-        reasons.append(
-            f"2d: slices along axis 0 at in-plane spacing {_fmt(spacing)} mm; axis 0 is not "
-            "resampled"
-        )
+    if dim == 2 and fp.ndim == 3:
+        reasons.append(_planar_reason(name, spacing, plane, neighbours))
     if "spacing" in fixed:
         reasons.append(f"spacing {_fmt(spacing)} mm set by override")
-    in_spacing = np.asarray(fp.spacings, float)[:, -dim:]
-    shapes = np.asarray(fp.shapes_after_crop, float)[:, -dim:]
+    in_spacing = np.asarray(fp.spacings, float)[:, axes]
+    shapes = np.asarray(fp.shapes_after_crop, float)[:, axes]
     median_shape = tuple(float(v) for v in np.median(shapes * in_spacing / spacing, axis=0))
     max_features = budget.max_features_3d if dim == 3 else budget.max_features_2d
     reference, ref_reason = _reference(budget, dim, num_classes)
@@ -179,7 +195,7 @@ def _configuration(
         reasons.append(f"batch size {batch} set by override")
     else:
         volume_shape = np.median(np.asarray(fp.shapes_after_crop, float), axis=0)
-        volume_shape[-dim:] = median_shape
+        volume_shape[axes] = median_shape
         batch, batch_reason = _batch_size(reference, est, dim, volume_shape, topo, len(fp.shapes))
         reasons.append(batch_reason)
     filters = stage_filters(len(topo.strides), budget.base_features, max_features)
@@ -210,7 +226,30 @@ def _configuration(
         ),
         training=training,
         reasons=tuple(reasons),
+        plane=plane,
+        neighbours=neighbours,
     )
+
+
+def _planar_reason(name: str, spacing: tuple[float, ...], plane: int, neighbours: int) -> str:
+    """Why a planar configuration slices as it does, and when it is used."""
+    text = (
+        f"{name}: slices along axis {plane} at in-plane spacing {_fmt(spacing)} mm; axis "
+        f"{plane} is not resampled"
+    )
+    if neighbours:
+        text += (
+            f"; {neighbours} neighbouring slices on each side are extra input channels "
+            f"({2 * neighbours + 1} per image channel, the end slices repeated at the volume "
+            "ends), the label is the centre slice's (2.5D)"
+        )
+    if name in PLANAR_SET:
+        text += (
+            "; a member of the multiplane ensemble (the 2.5D networks of the three planes, "
+            "softmax averaged: --config multiplane); offered, not the default: 3d learns the "
+            "full context and the planar set costs three trainings"
+        )
+    return text
 
 
 def _deep_supervision(budget: PlanBudget, num_stages: int) -> bool:

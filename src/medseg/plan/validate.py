@@ -60,6 +60,15 @@ def validate_plan(plan: Plan, *, source: str = "plan") -> None:
         if key != config.name:
             problems.append(f"configurations.{key}: name is {config.name!r}")
         problems += [f"configurations.{key}.{p}" for p in _configuration_problems(config, plan)]
+    for key, members in plan.ensembles.items():
+        unknown = [m for m in members if m not in plan.configurations]
+        if unknown or len(members) < 2:
+            problems.append(
+                f"ensembles.{key} needs at least 2 configurations of this plan, got "
+                f"{list(members)} (configurations: {sorted(plan.configurations)})"
+            )
+        if key in plan.configurations:
+            problems.append(f"ensembles.{key} has the name of a configuration")
     if problems:
         raise ConfigError(f"{source}: " + "; ".join(problems))
 
@@ -72,6 +81,7 @@ def _configuration_problems(config: Configuration, plan: Plan) -> list[str]:
         problems.append(f"patch_size needs 3 values, got {list(config.patch_size)}")
     if config.name == "2d" and dims != 2:
         problems.append(f"patch_size needs 2 values, got {list(config.patch_size)}")
+    problems += _planar_problems(config, dims)
     if len(config.spacing) != dims:
         problems.append(f"spacing needs {dims} values, got {list(config.spacing)}")
     if any(not math.isfinite(s) or s <= 0 for s in config.spacing):
@@ -125,6 +135,32 @@ def _configuration_problems(config: Configuration, plan: Plan) -> list[str]:
     if not train.encoder_lr_scale > 0:
         problems.append(f"training.encoder_lr_scale must be > 0, got {train.encoder_lr_scale}")
     return problems + _loss_problems(train.extra_losses, plan)
+
+
+def _planar_problems(config: Configuration, dims: int) -> list[str]:
+    """Plane and neighbours: only planar (2-value patch) configurations slice the volume."""
+    problems = []
+    if not 0 <= config.plane <= 2:
+        problems.append(
+            f"plane must be 0, 1 or 2 (the axis slices are cut along), got {config.plane}"
+        )
+    elif config.plane and dims != 2:
+        problems.append(
+            f"plane {config.plane} needs a 2D patch (2 values); 3D patches do not slice"
+        )
+    if config.neighbours < 0:
+        problems.append(
+            f"neighbours must be >= 0 (slices on each side of the centre slice), got "
+            f"{config.neighbours}"
+        )
+    elif config.neighbours and dims != 2:
+        problems.append("neighbours needs a 2D patch (2 values): a 3D patch already sees them")
+    if config.neighbours > 0 and config.training.lesion_synthesis.probability > 0:
+        problems.append(
+            "training.lesion_synthesis works on single slices or 3D patches, not with "
+            "neighbours > 0; set neighbours to 0 or the synthesis probability to 0"
+        )
+    return problems
 
 
 def _loss_problems(extra_losses: dict[str, float], plan: Plan) -> list[str]:

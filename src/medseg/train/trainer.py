@@ -236,7 +236,7 @@ def train_fold(
         torch.manual_seed(seed)
         net = build_network(
             config.network,
-            len(plan.channel_names),
+            plan.input_channels(config_name),
             plan.num_classes,
             ndim,
             patch_size=config.patch_size,
@@ -290,6 +290,8 @@ def train_fold(
                 unlabelled_ids=unlabelled,
                 unlabelled_per_batch=config.batch_size,
                 raters=raters,
+                plane=config.plane,
+                neighbours=config.neighbours,
             )
 
         transform = training_transform(
