@@ -35,13 +35,13 @@ def three_plane_plan() -> Plan:
     )
 
 
-def ensemble_folder(root: Path) -> Path:
+def ensemble_folder(root: Path, first_seed: int = 0) -> Path:
     """Random-weight members (different seeds), as ``train --config multiplane`` lays them out."""
     plan = three_plane_plan()
     save_ensemble_folder(root, plan, "multiplane")
     for seed, name in enumerate(MEMBERS):
         save_model_folder(root / name, plan, configuration=name)
-        torch.manual_seed(seed)
+        torch.manual_seed(first_seed + seed)
         config = plan.configuration(name)
         net = build_network(config.network, plan.input_channels(name), plan.num_classes, 2)
         save_fold(root / name, 0, net)
@@ -92,3 +92,26 @@ def test_malformed_ensemble_files_are_model_format_errors(tmp_path: Path) -> Non
         file.write_text(json.dumps(bad))
         with pytest.raises(ModelFormatError, match=match):
             load_predictor(root, device="cpu")
+
+
+def test_an_ensemble_of_ensembles_averages_their_means(tmp_path: Path) -> None:
+    """Planes x normalisations: two multiplane folders under one ensemble.json."""
+    outer = tmp_path / "outer"
+    for first_seed, name in ((0, "zscore"), (10, "minmax")):
+        ensemble_folder(outer / name, first_seed)
+    (outer / ENSEMBLE_NAME).write_text(
+        json.dumps({"format": 1, "fusion": "mean", "members": ["zscore", "minmax"]})
+    )
+    image = box_image()
+    got = load_predictor(outer, device="cpu", tta=False).predict_image(image, probabilities=True)
+    inner = [
+        load_predictor(outer / name, device="cpu", tta=False)
+        .predict_image(image, probabilities=True)
+        .probabilities.array.astype(np.float32)
+        for name in ("zscore", "minmax")
+    ]
+    assert not np.allclose(inner[0], inner[1], atol=1e-2)
+    np.testing.assert_allclose(
+        got.probabilities.array.astype(np.float32), np.mean(inner, axis=0), atol=1e-3
+    )
+    assert got.members == 6

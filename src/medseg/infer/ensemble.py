@@ -38,10 +38,11 @@ MemberFactory = Callable[[Path], ImagePredictor]
 
 
 def load_predictor(model_dir: PathLikeStr, **kwargs: Any) -> Predictor | EnsemblePredictor:
-    """A :class:`Predictor` for a model folder, an :class:`EnsemblePredictor` (members built
-    with the same ``kwargs``) for an ensemble folder; ``kwargs`` are :class:`Predictor`'s."""
+    """A :class:`Predictor` for a model folder, an :class:`EnsemblePredictor` for an ensemble
+    folder (its members loaded the same way, so a member may be an ensemble itself: planes x
+    normalisations); ``kwargs`` are :class:`Predictor`'s, passed to every member."""
     if is_ensemble_folder(model_dir):
-        return EnsemblePredictor(model_dir, lambda folder: Predictor(folder, **kwargs))
+        return EnsemblePredictor(model_dir, lambda folder: load_predictor(folder, **kwargs))
     return Predictor(model_dir, **kwargs)
 
 

@@ -137,6 +137,10 @@ def make_predictor(
     if runtime not in RUNTIMES:
         raise ConfigError(f"unknown runtime {runtime!r} (use {' or '.join(RUNTIMES)})")
     engine = OnnxPredictor if runtime == "onnx" else Predictor
-    if is_ensemble_folder(model_dir):
-        return EnsemblePredictor(model_dir, lambda folder: engine(folder, folds=folds, **kwargs))
-    return engine(model_dir, folds=folds, **kwargs)
+
+    def load(folder: PathLikeStr) -> Predictor | EnsemblePredictor:
+        if is_ensemble_folder(folder):
+            return EnsemblePredictor(folder, load)
+        return engine(folder, folds=folds, **kwargs)
+
+    return load(model_dir)
