@@ -39,18 +39,6 @@ CPU_CASE_VALIDATIONS = 3
 """CPU plans: whole-case validations per run (second half of the budget, last at the end)."""
 PLANNED_KEYS = ("spacing", "patch_size", "batch_size")
 """Configuration fields that, when overridden, are planning inputs rather than edits."""
-NEIGHBOURS_2P5D = 2
-"""2.5D configurations see 2 slices on each side of the one they segment (5 per channel)."""
-PLANAR_SET = ("2.5d", "2.5d_plane1", "2.5d_plane2")
-"""The 2.5D configurations over the three planes: the ``multiplane`` ensemble's members."""
-SHAPES = {
-    "3d": (3, 0, 0),
-    "2d": (2, 0, 0),
-    "2.5d": (2, 0, NEIGHBOURS_2P5D),
-    "2.5d_plane1": (2, 1, NEIGHBOURS_2P5D),
-    "2.5d_plane2": (2, 2, NEIGHBOURS_2P5D),
-}
-"""Planned configurations: (patch dimensions, slice axis, neighbours on each side)."""
 
 
 def make_plan(
@@ -102,13 +90,13 @@ def make_plan(
         common.append(order_reason)
         fp = _transposed(fp, order)
         spacing = tuple(spacing[a] for a in order)
-    names = ["3d", "2d", *PLANAR_SET] if fp.ndim == 3 else ["2d"]
+    names = ["3d", "2d", *rules.PLANAR_SET] if fp.ndim == 3 else ["2d"]
     configurations = {}
     for name in names:
         fixed = {
             k: overrides.pop(f"{name}.{k}") for k in PLANNED_KEYS if f"{name}.{k}" in overrides
         }
-        dim, plane, neighbours = SHAPES[name]
+        dim, plane, neighbours = rules.SHAPES[name]
         configurations[name] = _configuration(
             name, fp, budget, spacing, num_classes, label_values, common, fixed, dim=dim,
             plane=plane, neighbours=neighbours,
@@ -126,7 +114,7 @@ def make_plan(
         configurations=configurations,
         default_configuration=names[0],
         budget=budget.as_dict(),
-        ensembles={"multiplane": PLANAR_SET} if fp.ndim == 3 else {},
+        ensembles={"multiplane": rules.PLANAR_SET} if fp.ndim == 3 else {},
     )
     return apply_overrides(plan, overrides)
 
@@ -163,7 +151,7 @@ def _configuration(
     spacing = tuple(float(s) for s in fixed.get("spacing", [full_spacing[a] for a in axes]))
     reasons = list(common)
     if dim == 2 and fp.ndim == 3:
-        reasons.append(_planar_reason(name, spacing, plane, neighbours))
+        reasons.append(rules.planar_reason(name, spacing, plane, neighbours))
     if "spacing" in fixed:
         reasons.append(f"spacing {_fmt(spacing)} mm set by override")
     in_spacing = np.asarray(fp.spacings, float)[:, axes]
@@ -229,27 +217,6 @@ def _configuration(
         plane=plane,
         neighbours=neighbours,
     )
-
-
-def _planar_reason(name: str, spacing: tuple[float, ...], plane: int, neighbours: int) -> str:
-    """Why a planar configuration slices as it does, and when it is used."""
-    text = (
-        f"{name}: slices along axis {plane} at in-plane spacing {_fmt(spacing)} mm; axis "
-        f"{plane} is not resampled"
-    )
-    if neighbours:
-        text += (
-            f"; {neighbours} neighbouring slices on each side are extra input channels "
-            f"({2 * neighbours + 1} per image channel, the end slices repeated at the volume "
-            "ends), the label is the centre slice's (2.5D)"
-        )
-    if name in PLANAR_SET:
-        text += (
-            "; a member of the multiplane ensemble (the 2.5D networks of the three planes, "
-            "softmax averaged: --config multiplane); offered, not the default: 3d learns the "
-            "full context and the planar set costs three trainings"
-        )
-    return text
 
 
 def _deep_supervision(budget: PlanBudget, num_stages: int) -> bool:
