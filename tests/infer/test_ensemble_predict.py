@@ -115,3 +115,21 @@ def test_an_ensemble_of_ensembles_averages_their_means(tmp_path: Path) -> None:
         got.probabilities.array.astype(np.float32), np.mean(inner, axis=0), atol=1e-3
     )
     assert got.members == 6
+
+
+def test_make_predictor_writes_ensemble_predictions_to_files(tmp_path: Path) -> None:
+    from medseg.io import read_image, write_image
+    from medseg.scale import make_predictor
+
+    root = ensemble_folder(tmp_path / "model")
+    image = box_image()
+    (tmp_path / "in").mkdir()
+    write_image(image, tmp_path / "in" / "box_0000.nii.gz")
+    predictor = make_predictor(root, device="cpu", tta=False)
+    assert isinstance(predictor, EnsemblePredictor)
+    report = predictor.predict_files(tmp_path / "in", tmp_path / "out")
+    assert not report.failures
+    written = read_image(tmp_path / "out" / "box.nii.gz")
+    expected = predictor.predict_image(image).labels.array
+    assert np.array_equal(written.array, expected)
+    np.testing.assert_allclose(written.spacing, image.spacing, rtol=1e-6)
