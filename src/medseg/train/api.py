@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -13,10 +13,11 @@ from typing import Any, Literal
 import torch
 
 from medseg._typing import PathLikeStr
+from medseg.data.case_table import CaseTable
 from medseg.data.dataset import Dataset
 from medseg.errors import ConfigError, DatasetError, MedsegError
 from medseg.plan.budget import PlanBudget
-from medseg.plan.plan import Plan
+from medseg.plan.plan import ClassificationConfig, Plan
 from medseg.train.ensemble_folder import save_ensemble_folder
 from medseg.train.finetune import resolve_init_file
 from medseg.train.model_folder import (
@@ -82,6 +83,9 @@ def train_model(
     wrap_loss: LossWrapper | None = None,
     unlabelled: PathLikeStr | None = None,
     init: PathLikeStr | None = None,
+    classify: str | None = None,
+    metadata: Sequence[str] | None = None,
+    case_table: PathLikeStr | None = None,
 ) -> TrainResult:
     """Plan (if needed), preprocess and train folds of a dataset into a model folder.
 
@@ -143,6 +147,15 @@ def train_model(
         Fine-tune: start every fold from these weights (a model folder, a fold folder or a
         ``.safetensors`` file such as ``medseg pretrain``'s encoder); tensors whose names and
         shapes match the plan's network are loaded (:mod:`medseg.train.finetune`).
+    classify : str, optional
+        Also train a case-level classifier of this case-table column (sets
+        ``training.classification.target``; :mod:`medseg.train.case_head`).
+    metadata : sequence of str, optional
+        Case-table columns fed to the classifier beside the image features (``name``,
+        ``name:num`` or ``name:cat``; sets ``training.classification.metadata``).
+    case_table : path, optional
+        The CSV case table (:mod:`medseg.data.case_table`); default ``cases.csv`` in the dataset
+        folder. Read only when the plan classifies.
 
     Returns
     -------
@@ -177,6 +190,7 @@ def train_model(
         no_epochs = epochs is None and not _sets_epochs(overrides)
         if not chosen.budget.get("cuda") and no_epochs and not timed:
             chosen = _fit_epochs_to_time(chosen, first, device)
+    chosen = apply_overrides(chosen, _classification_overrides(classify, metadata))
     chosen = apply_overrides(chosen, overrides)
     if configuration in chosen.ensembles:
         save_ensemble_folder(out, chosen, configuration)
@@ -231,6 +245,7 @@ def train_model(
         fingerprint=fingerprint,
     )
     case_ids = sorted(c.case_id for c in dataset.labelled)
+    table = _case_table(dataset, case_table, case_ids, config.training.classification)
     fold_list = _fold_list(folds, chosen.num_folds)
     splits = (
         load_or_make_splits(out / SPLITS_NAME, case_ids, chosen.num_folds, chosen.seed)
@@ -282,6 +297,8 @@ def train_model(
                 annotated=partial,
                 unlabelled_ids=unlabelled_ids,
                 init=init_file,
+                case_table=table,
+                labelled_ids=case_ids,
             )
         )
     return TrainResult(
@@ -290,6 +307,42 @@ def train_model(
         folds=results,
         cv_metrics=ModelFolder.load(out).cv_metrics,
     )
+
+
+def _classification_overrides(
+    classify: str | None, metadata: Sequence[str] | None
+) -> dict[str, Any]:
+    """Plan overrides for ``train_model(classify=..., metadata=...)``."""
+    if classify is None:
+        if metadata:
+            raise ConfigError("metadata fields are inputs of the classifier: give classify too")
+        return {}
+    return {
+        "training.classification.target": classify,
+        "training.classification.metadata": list(metadata or []),
+    }
+
+
+def _case_table(
+    dataset: Dataset,
+    path: PathLikeStr | None,
+    case_ids: Sequence[str],
+    settings: ClassificationConfig,
+) -> CaseTable | None:
+    """The case table a classifying plan needs (checked against the labelled cases)."""
+    if settings.target is None:
+        return None
+    from medseg.data.case_table import (
+        CASE_TABLE_NAME,
+        case_classes,
+        fit_metadata,
+        read_case_table,
+    )
+
+    table = read_case_table(Path(path) if path is not None else dataset.root / CASE_TABLE_NAME)
+    case_classes(table, settings.target, case_ids)
+    fit_metadata(table, settings.metadata, case_ids)
+    return table
 
 
 def _with_unlabelled(dataset: Dataset, folder: PathLikeStr | None) -> Dataset:
