@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from medseg.errors import ConfigError
 from medseg.plan import apply_overrides
@@ -16,6 +17,7 @@ from medseg.train.planar import (
     to_plane,
 )
 from medseg.train.sampling import PatchSampler
+from medseg.train.validation import validate_cases
 
 SHAPE = (7, 12, 10)  # non-cubic: every axis tells which one a slice was cut along
 
@@ -132,3 +134,32 @@ def test_plan_validation_names_bad_planes_and_neighbours(tiny_plan) -> None:
         apply_overrides(plan3, {"plane": 2})
     with pytest.raises(ConfigError, match="lesion_synthesis"):
         apply_overrides(wide, {f"{name}.training.lesion_synthesis.probability": 0.5})
+
+
+class ChannelOracle(torch.nn.Module):
+    """Logits whose argmax is round(input channel ``channel``): perfect when image == label."""
+
+    def __init__(self, channel: int) -> None:
+        super().__init__()
+        self.channel = channel
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        centres = torch.arange(3, dtype=x.dtype).view(1, -1, 1, 1)
+        return -((x[:, self.channel : self.channel + 1] - centres) ** 2) * 100
+
+
+@pytest.mark.parametrize("plane", [1, 2])
+def test_case_validation_slices_along_the_plane(array_source, tiny_plan, plane: int) -> None:
+    """The centre channel reproduces the label (Dice 1); the next slice's does not."""
+    label = np.zeros((1, *SHAPE), np.int16)
+    label[0, 2:5, 3:9, 1:6] = 1
+    label[0, 3, 4:7, 2:4] = 2
+    source = array_source({"a": (label.astype(np.float32), label)})
+    plan = tiny_plan(ndim=2)
+    name = plan.default_configuration
+    plan = apply_overrides(plan, {f"{name}.plane": plane, f"{name}.neighbours": 2})
+    cpu = torch.device("cpu")
+    perfect = validate_cases(ChannelOracle(2), source, ["a"], plan, name, device=cpu)["a"]
+    assert perfect == {"ball": pytest.approx(1.0), "core": pytest.approx(1.0)}
+    shifted = validate_cases(ChannelOracle(3), source, ["a"], plan, name, device=cpu)["a"]
+    assert shifted["ball"] < 0.95
