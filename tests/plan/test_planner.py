@@ -145,6 +145,7 @@ def test_gpu_plan_is_nnunet_sized():
     assert config.network.deep_supervision
     assert config.training.augment
     assert config.training.mirror_axes == (0, 1, 2)
+    assert (config.training.optimizer, config.training.learning_rate) == ("sgd", 0.01)
 
 
 def test_cpu_time_budget_plan_trains_without_deep_supervision():
@@ -155,6 +156,13 @@ def test_cpu_time_budget_plan_trains_without_deep_supervision():
     assert config.training.mirror_axes == ()
     assert any("no deep supervision" in reason for reason in config.reasons)
     assert any("no data augmentation" in reason for reason in config.reasons)
+    training = config.training
+    assert (training.optimizer, training.learning_rate, training.weight_decay) == (
+        "adamw",
+        3e-3,
+        0.01,
+    )
+    assert any(reason.startswith("optimizer: AdamW") for reason in config.reasons)
 
 
 def test_normalisation_from_channel_names():
