@@ -159,7 +159,7 @@ def test_cpu_time_budget_plan_trains_without_deep_supervision():
     training = config.training
     assert (training.optimizer, training.learning_rate, training.weight_decay) == (
         "adamw",
-        3e-3,
+        1e-2,
         0.01,
     )
     assert any(reason.startswith("optimizer: AdamW") for reason in config.reasons)
