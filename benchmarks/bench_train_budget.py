@@ -89,8 +89,9 @@ def run_medseg(
     device: str = "cpu",
     cache_dir: Path | None = None,
     probabilities: bool = False,
+    configuration: str | None = None,
 ) -> dict:
-    from medseg.infer import Predictor
+    from medseg.infer import load_predictor
     from medseg.infer.files import predict_files
     from medseg.plan import PlanBudget
     from medseg.train import train_model
@@ -106,6 +107,7 @@ def run_medseg(
         seed=seed,
         cache_dir=cache_dir,
         resume=False,
+        configuration=configuration,
     )
     wall = time.perf_counter() - tic
     fold = result.folds[0].path
@@ -114,7 +116,7 @@ def run_medseg(
     for row in _csv_rows(fold / "log.csv"):
         if not math.isnan(float(row["mean_dice"])):
             curve.append((float(row["elapsed_s"]), float(row["mean_dice"])))
-    predictor = Predictor(out / "model", device=device, tta=False)
+    predictor = load_predictor(out / "model", device=device, tta=False)
     tic = time.perf_counter()
     images = [c.image_paths[0] for c in dataset.test_cases]
     predict_files(predictor, images, out / "pred", probabilities=probabilities)

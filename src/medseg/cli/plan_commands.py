@@ -31,7 +31,10 @@ def plan(
     ] = None,
     config: Annotated[
         str | None,
-        typer.Option("--config", help="Configuration the options below edit: 2d or 3d."),
+        typer.Option(
+            "--config",
+            help="Configuration the options below edit (and the default): 3d, 2d, 2.5d...",
+        ),
     ] = None,
     patch: Annotated[
         str | None, typer.Option("--patch", help="Patch size in voxels, e.g. 64,64,64.")
@@ -97,7 +100,7 @@ def preprocess(
     plan_file: Annotated[Path, typer.Option("--plan", help="plan.json from medseg plan.")],
     output: Annotated[Path, output_option("Cache folder to write.")],
     config: Annotated[
-        str | None, typer.Option("--config", help="2d or 3d (default: the plan's).")
+        str | None, typer.Option("--config", help="3d, 2d, 2.5d... (default: the plan's).")
     ] = None,
     workers: Annotated[
         int | None, workers_option("Processes (0: none, work here; default: cores - 1).")

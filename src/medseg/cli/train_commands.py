@@ -34,7 +34,13 @@ def train(
     ],
     output: Annotated[Path, output_option("Model folder to write (or resume).")],
     config: Annotated[
-        str | None, typer.Option("--config", help="Configuration: 3d or 2d (default: the plan's).")
+        str | None,
+        typer.Option(
+            "--config",
+            help="Configuration: 3d, 2d, 2.5d, 2.5d_plane1, 2.5d_plane2, or the ensemble "
+            "multiplane (the three planes' 2.5D networks, averaged; docs/methods.md). "
+            "Default: the plan's.",
+        ),
     ] = None,
     folds: Folds = "0",
     epochs: Annotated[

@@ -156,14 +156,19 @@ class TrainingConfig:
 
 @dataclass(frozen=True, kw_only=True)
 class Configuration:
-    """One trainable configuration (``2d`` or ``3d``).
+    """One trainable configuration (``3d``, ``2d``, ``2.5d`` or a plane of the three-plane set).
 
     ``spacing`` is the target spacing after resampling; ``patch_size`` the training window in
     voxels; ``separate_axis`` the strongly anisotropic axis resampled with low order, or ``None``.
-    For ``2d``, spacing/patch are the in-plane (y, x) values and slices are cut along axis 0.
+    A configuration with a 2-value patch is planar: slices are cut along spatial axis ``plane``
+    (0, 1 or 2 of the network grid, i.e. after ``Plan.transpose``), spacing and patch are the
+    in-plane values of the two other axes in their order, and the slice axis is not resampled.
+    ``neighbours`` k > 0 makes it 2.5D: the network sees the 2k + 1 slices around the one it
+    segments, each input channel's slices stacked as channels (channel-major: channel c, offset
+    j at input channel ``c * (2k + 1) + j``; slices past the volume ends repeat the end slice).
     """
 
-    name: Literal["2d", "3d"]
+    name: str
     spacing: tuple[float, ...]
     patch_size: tuple[int, ...]
     batch_size: int
@@ -171,6 +176,8 @@ class Configuration:
     network: NetworkConfig
     training: TrainingConfig = field(default_factory=TrainingConfig)
     reasons: tuple[str, ...] = ()
+    plane: int = 0
+    neighbours: int = 0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -181,7 +188,9 @@ class Plan:
     softmax training, or region count for region-based (sigmoid) training. ``transpose`` is the
     order in which the spatial axes of a 3D image are arranged for the network (nnU-Net puts the
     coarsest axis first, so 2D slices are cut across it); ``()`` keeps the image's order.
-    Configuration spacings and patch sizes are in the transposed order.
+    Configuration spacings and patch sizes are in the transposed order. ``ensembles`` names sets
+    of configurations trained as one model and averaged at prediction (``multiplane``: the
+    2.5D configurations over the three planes; docs/methods.md).
     """
 
     medseg_version: str = __version__
@@ -200,6 +209,7 @@ class Plan:
     num_folds: int = 5
     seed: int = 12345
     budget: dict[str, float] = field(default_factory=dict)
+    ensembles: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def configuration(self, name: str | None = None) -> Configuration:
         """The named configuration, or the default one."""
@@ -211,6 +221,10 @@ class Plan:
                 f"plan has no configuration {key!r} (available: {sorted(self.configurations)})"
             )
         return self.configurations[key]
+
+    def input_channels(self, name: str | None = None) -> int:
+        """Network input channels of a configuration: image channels x (2 neighbours + 1)."""
+        return len(self.channel_names) * (2 * self.configuration(name).neighbours + 1)
 
     def with_configuration(self, config: Configuration) -> Plan:
         """A copy with ``config`` replacing the configuration of the same name."""

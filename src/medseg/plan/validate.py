@@ -64,6 +64,15 @@ def validate_plan(plan: Plan, *, source: str = "plan") -> None:
         if key != config.name:
             problems.append(f"configurations.{key}: name is {config.name!r}")
         problems += [f"configurations.{key}.{p}" for p in _configuration_problems(config, plan)]
+    for key, members in plan.ensembles.items():
+        unknown = [m for m in members if m not in plan.configurations]
+        if unknown or len(members) < 2:
+            problems.append(
+                f"ensembles.{key} needs at least 2 configurations of this plan, got "
+                f"{list(members)} (configurations: {sorted(plan.configurations)})"
+            )
+        if key in plan.configurations:
+            problems.append(f"ensembles.{key} has the name of a configuration")
     if problems:
         raise ConfigError(f"{source}: " + "; ".join(problems))
 
@@ -76,6 +85,7 @@ def _configuration_problems(config: Configuration, plan: Plan) -> list[str]:
         problems.append(f"patch_size needs 3 values, got {list(config.patch_size)}")
     if config.name == "2d" and dims != 2:
         problems.append(f"patch_size needs 2 values, got {list(config.patch_size)}")
+    problems += _planar_problems(config, dims)
     if len(config.spacing) != dims:
         problems.append(f"spacing needs {dims} values, got {list(config.spacing)}")
     if any(not math.isfinite(s) or s <= 0 for s in config.spacing):
@@ -161,6 +171,32 @@ def _soft_target_problems(train: TrainingConfig, plan: Plan) -> list[str]:
         problems.append(
             "training.rater_soft_targets does not combine with training.lesion_synthesis "
             "(pasted lesions would need soft targets too)"
+        )
+    return problems
+
+
+def _planar_problems(config: Configuration, dims: int) -> list[str]:
+    """Plane and neighbours: only planar (2-value patch) configurations slice the volume."""
+    problems = []
+    if not 0 <= config.plane <= 2:
+        problems.append(
+            f"plane must be 0, 1 or 2 (the axis slices are cut along), got {config.plane}"
+        )
+    elif config.plane and dims != 2:
+        problems.append(
+            f"plane {config.plane} needs a 2D patch (2 values); 3D patches do not slice"
+        )
+    if config.neighbours < 0:
+        problems.append(
+            f"neighbours must be >= 0 (slices on each side of the centre slice), got "
+            f"{config.neighbours}"
+        )
+    elif config.neighbours and dims != 2:
+        problems.append("neighbours needs a 2D patch (2 values): a 3D patch already sees them")
+    if config.neighbours > 0 and config.training.lesion_synthesis.probability > 0:
+        problems.append(
+            "training.lesion_synthesis works on single slices or 3D patches, not with "
+            "neighbours > 0; set neighbours to 0 or the synthesis probability to 0"
         )
     return problems
 

@@ -54,7 +54,7 @@ def measure_iteration_seconds(
         torch.manual_seed(seed)
         net = build_network(
             config.network,
-            len(plan.channel_names),
+            plan.input_channels(config_name),
             plan.num_classes,
             ndim,
             patch_size=config.patch_size,
@@ -74,7 +74,7 @@ def measure_iteration_seconds(
         ndim,
     )
     values = torch.tensor(sorted(set(plan.labels.values())), dtype=torch.int64)
-    shape = (config.batch_size, len(plan.channel_names), *config.patch_size)
+    shape = (config.batch_size, plan.input_channels(config_name), *config.patch_size)
     times = []
     for step in range(steps + 1):
         image = torch.randn(shape, generator=generator)

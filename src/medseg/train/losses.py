@@ -183,7 +183,7 @@ def build_loss(
         ``partial`` and ``soft`` together (soft targets carry no annotated-class mask).
     """
     training = config.training
-    batch_dice = config.name == "2d" if training.batch_dice is None else training.batch_dice
+    batch_dice = len(config.patch_size) == 2 if training.batch_dice is None else training.batch_dice
     if soft:
         if partial:
             raise ConfigError(

@@ -176,7 +176,7 @@ class ModelFolder:
         config = self.config
         net = build_network(
             config.network,
-            in_channels=len(self.plan.channel_names),
+            in_channels=self.plan.input_channels(self.configuration_name),
             out_channels=self.plan.num_classes,
             ndim=len(config.patch_size),
             patch_size=config.patch_size,

@@ -16,8 +16,10 @@ labelled ones; their label patches are all 0.
 When the dataset declares partial annotations (``annotated``) or has unlabelled cases, each batch
 carries an annotated-class mask (see :func:`annotated_rows`) for the marginal loss
 (:mod:`medseg.train.marginal`). Patches that reach past the image are
-zero-padded (label 0), so images smaller than the patch work. For a ``2d`` configuration one
-slice along axis 0 is drawn per sample.
+zero-padded (label 0), so images smaller than the patch work. For a planar configuration (2D
+patch) one slice along axis ``plane`` is drawn per sample; with ``neighbours`` k > 0 (2.5D) the
+image holds that slice's 2k + 1 neighbourhood of every channel (:mod:`medseg.train.planar`) and
+the label is the centre slice's.
 
 All randomness comes from the ``numpy.random.Generator`` passed in: the same generator state
 gives the same batch.
@@ -32,6 +34,7 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
+from medseg.train.planar import plane_order, slice_with_neighbours, to_plane
 from medseg.train.soft_targets import rater_soft_target
 
 
@@ -199,6 +202,12 @@ class PatchSampler:
         Several raters' label maps per case, each ``(1, Z, Y, X)`` on the case's grid: a patch
         of such a case takes its label from one of them, drawn uniformly (rater sampling).
         Foreground oversampling still uses the case's own label.
+    plane : int
+        2D patches: the spatial axis slices are cut along (0, 1 or 2); the patch lists the two
+        other axes in their order.
+    neighbours : int
+        2D patches: slices on each side of the centre slice stacked as channels (2.5D); the
+        image then has ``C * (2 * neighbours + 1)`` channels.
     soft_targets : bool
         Batches carry soft targets (``Batch.soft``): each patch's raters' vote fractions, cut
         at the image patch's window (the one-hot label for cases without raters); needs
@@ -222,11 +231,18 @@ class PatchSampler:
         unlabelled_ids: Sequence[str] = (),
         unlabelled_per_batch: int = 0,
         raters: Mapping[str, Sequence[np.ndarray]] | None = None,
+        plane: int = 0,
+        neighbours: int = 0,
         soft_targets: bool = False,
         ignore_label: int | None = None,
     ) -> None:
         if not case_ids:
             raise ValueError("PatchSampler needs at least one case")
+        if len(patch_size) == 3 and (plane or neighbours):
+            raise ValueError("plane and neighbours apply to 2D patches only")
+        self.order = plane_order(plane)
+        self.plane = plane
+        self.neighbours = neighbours
         self.annotated = None if annotated is None and not unlabelled_ids else dict(annotated or {})
         self.num_classes = num_classes
         self.unlabelled_ids = list(unlabelled_ids)
@@ -279,7 +295,7 @@ class PatchSampler:
             elif case_id in self.raters:
                 options = self.raters[case_id]
                 label = options[int(rng.integers(len(options)))]
-            images.append(self._cut(image, window))
+            images.append(self._cut(image, window, image=True))
             labels.append(self._cut(label, window))
             forced.append(centre is not None)
             cases.append(case_id)
@@ -287,7 +303,7 @@ class PatchSampler:
             case_id = self.unlabelled_ids[int(rng.integers(len(self.unlabelled_ids)))]
             image, label = self._case(case_id)
             window = self._window(image.shape, None, rng)
-            images.append(self._cut(image, window))
+            images.append(self._cut(image, window, image=True))
             labels.append(np.zeros_like(self._cut(label, window)))
             if self.soft_targets:
                 softs.append(np.zeros((self.num_classes, *self.patch_size), np.float32))
@@ -321,10 +337,16 @@ class PatchSampler:
     def _window(
         self, shape: Sequence[int], centre: np.ndarray | None, rng: np.random.Generator
     ) -> tuple[int | None, list[int]]:
-        """Where a patch of a case of ``shape`` (C, Z, Y, X) is cut: 2D slice (or None), start."""
+        """Where a patch of a case of ``shape`` (C, Z, Y, X) is cut.
+
+        Returns the slice index along ``plane`` (2D patches; ``None`` for 3D) and the patch's
+        start in the remaining axes.
+        """
         spatial = tuple(shape[1:])
         z = None
         if len(self.patch_size) == 2:
+            spatial = tuple(spatial[a] for a in self.order)
+            centre = None if centre is None else np.asarray(centre)[list(self.order)]
             z = int(centre[0]) if centre is not None else int(rng.integers(spatial[0]))
             spatial = spatial[1:]
             centre = None if centre is None else centre[1:]
@@ -335,9 +357,16 @@ class PatchSampler:
             start.append(min(max(s, lo), hi))
         return z, start
 
-    def _cut(self, array: np.ndarray, window: tuple[int | None, list[int]]) -> np.ndarray:
+    def _cut(
+        self, array: np.ndarray, window: tuple[int | None, list[int]], *, image: bool = False
+    ) -> np.ndarray:
+        """The patch of ``array`` (C, Z, Y, X) at ``window``; an ``image`` gets its 2.5D
+        neighbour slices as channels."""
         z, start = window
-        return crop_padded(array if z is None else array[:, z], start, self.patch_size)
+        if z is not None:
+            planar = to_plane(array, self.plane)
+            array = slice_with_neighbours(planar, z, self.neighbours) if image else planar[:, z]
+        return crop_padded(array, start, self.patch_size)
 
     def _soft(
         self, case_id: str, label: np.ndarray, window: tuple[int | None, list[int]]

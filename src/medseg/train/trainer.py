@@ -246,7 +246,7 @@ def train_fold(
         torch.manual_seed(seed)
         net = build_network(
             config.network,
-            len(plan.channel_names),
+            plan.input_channels(config_name),
             plan.num_classes,
             ndim,
             patch_size=config.patch_size,
@@ -311,6 +311,8 @@ def train_fold(
                 raters=raters,
                 soft_targets=soft and raters is not None,
                 ignore_label=plan.ignore_label,
+                plane=config.plane,
+                neighbours=config.neighbours,
             )
 
         transform = training_transform(
