@@ -176,3 +176,27 @@ def test_train_model_on_soft_rater_targets(tmp_path: Path, raw_dataset: Path) ->
     )
     assert np.isfinite(result.folds[0].train_loss)
     assert isinstance(seen[0].loss, SoftTargetLoss)
+
+
+@pytest.mark.parametrize(("plane", "neighbours"), [(0, 0), (1, 0), (2, 1)])
+def test_planar_soft_targets_follow_the_label_slice(source, plane: int, neighbours: int) -> None:
+    label = source.cases["case0"][1]
+    raters = {"case0": [label.astype(np.int16), label.astype(np.int16)]}  # two identical raters
+    sampler = PatchSampler(
+        source,
+        ["case0"],
+        (8, 8),
+        2,
+        0.5,
+        foreground_labels=(1, 2),
+        num_classes=3,
+        raters=raters,
+        soft_targets=True,
+        plane=plane,
+        neighbours=neighbours,
+    )
+    for seed in range(3):
+        batch = sampler.sample(np.random.default_rng(seed))
+        expected = one_hot_target(torch.from_numpy(batch.label.astype(np.int64)), 3).numpy()
+        np.testing.assert_array_equal(batch.soft, expected)
+        assert batch.image.shape[1] == source.cases["case0"][0].shape[0] * (2 * neighbours + 1)
