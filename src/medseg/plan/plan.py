@@ -16,6 +16,7 @@ from medseg._config import write_json
 
 NormScheme = Literal["ct", "zscore", "none", "rescale_0_1", "rgb_0_1"]
 LossName = Literal["dice_ce", "dice_bce", "ce", "dice", "focal", "tversky"]
+ConfigName = Literal["2d", "3d", "3d_lowres", "3d_cascade_fullres"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -134,20 +135,23 @@ class TrainingConfig:
 
 @dataclass(frozen=True, kw_only=True)
 class Configuration:
-    """One trainable configuration (``2d`` or ``3d``).
+    """One trainable configuration (``2d``, ``3d``, ``3d_lowres`` or ``3d_cascade_fullres``).
 
     ``spacing`` is the target spacing after resampling; ``patch_size`` the training window in
     voxels; ``separate_axis`` the strongly anisotropic axis resampled with low order, or ``None``.
     For ``2d``, spacing/patch are the in-plane (y, x) values and slices are cut along axis 0.
+    ``previous_stage`` names the configuration whose segmentation this one takes as extra input
+    channels, one per foreground label (the cascade's full-resolution stage, docs/methods.md).
     """
 
-    name: Literal["2d", "3d"]
+    name: ConfigName
     spacing: tuple[float, ...]
     patch_size: tuple[int, ...]
     batch_size: int
     separate_axis: int | None = None
     network: NetworkConfig
     training: TrainingConfig = field(default_factory=TrainingConfig)
+    previous_stage: str | None = None
     reasons: tuple[str, ...] = ()
 
 
@@ -193,6 +197,21 @@ class Plan:
     def with_configuration(self, config: Configuration) -> Plan:
         """A copy with ``config`` replacing the configuration of the same name."""
         return replace(self, configurations={**self.configurations, config.name: config})
+
+
+def cascade_labels(plan: Plan) -> tuple[int, ...]:
+    """Label values a cascade stage receives as one-hot input channels: the foreground labels.
+
+    Background and the ignore label get no channel (nnU-Net's one-hot of the previous stage).
+    """
+    skip = {0, plan.ignore_label}
+    return tuple(sorted(v for v in set(plan.labels.values()) if v not in skip))
+
+
+def input_channels(plan: Plan, config: Configuration) -> int:
+    """Network input channels: the image channels, plus one per foreground label in a cascade."""
+    extra = len(cascade_labels(plan)) if config.previous_stage else 0
+    return len(plan.channel_names) + extra
 
 
 def save_plan(plan: Plan, path: Path) -> None:

@@ -5,17 +5,19 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import replace
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from medseg.data.dataset import Dataset, LabelSpec
+from medseg.errors import ConfigError
 from medseg.plan import rules
 from medseg.plan.budget import PlanBudget, network_preset_budget
+from medseg.plan.cascade import CASCADE, LOWRES, plan_cascade
 from medseg.plan.fingerprint import Fingerprint, extract_fingerprint
 from medseg.plan.overrides import apply_overrides
-from medseg.plan.plan import Configuration, NetworkConfig, Plan, TrainingConfig
+from medseg.plan.plan import ConfigName, Configuration, NetworkConfig, Plan, TrainingConfig
 from medseg.plan.topology import (
     Topology,
     feature_map_size,
@@ -46,6 +48,7 @@ def make_plan(
     *,
     budget: PlanBudget | None = None,
     overrides: Mapping[str, Any] | None = None,
+    cascade: bool | None = None,
 ) -> Plan:
     """Plan preprocessing, network and training for a dataset.
 
@@ -57,13 +60,17 @@ def make_plan(
         Defaults to :meth:`PlanBudget.for_device` (CUDA if available, else this CPU).
     overrides : mapping, optional
         Dotted keys as in :func:`apply_overrides`. ``<config>.spacing``, ``.patch_size`` and
-        ``.batch_size`` are planning inputs: the topology and the batch follow them.
+        ``.batch_size`` are planning inputs: the topology and the batch follow them (also for
+        ``3d_lowres``; any ``3d_lowres.*`` or ``3d_cascade_fullres.*`` key plans the cascade).
+    cascade : bool, optional
+        ``3d_lowres`` + ``3d_cascade_fullres``: ``None`` plans them where the image is far larger
+        than the patch (:mod:`medseg.plan.cascade`), ``True`` always (3D data), ``False`` never.
 
     Returns
     -------
     Plan
-        ``3d`` (default) and ``2d`` for 3D data, ``2d`` for 2D data; every decision explained in
-        ``Configuration.reasons``.
+        ``3d`` (default) and ``2d`` for 3D data, plus the cascade's two configurations where
+        planned; ``2d`` for 2D data. Every decision explained in ``Configuration.reasons``.
     """
     fp = (
         dataset_or_fingerprint
@@ -90,7 +97,10 @@ def make_plan(
         common.append(order_reason)
         fp = _transposed(fp, order)
         spacing = tuple(spacing[a] for a in order)
-    names: list[Literal["2d", "3d"]] = ["3d", "2d"] if fp.ndim == 3 else ["2d"]
+    names: list[ConfigName] = ["3d", "2d"] if fp.ndim == 3 else ["2d"]
+    asked = cascade or any(k.split(".")[0] in (LOWRES, CASCADE) for k in overrides)
+    if asked and fp.ndim != 3:
+        raise ConfigError("the cascade (3d_lowres, 3d_cascade_fullres) needs 3D images")
     configurations = {}
     for name in names:
         fixed = {
@@ -99,6 +109,29 @@ def make_plan(
         configurations[name] = _configuration(
             name, fp, budget, spacing, num_classes, label_values, common, fixed
         )
+    if fp.ndim == 3:
+        fixed = {
+            k: overrides.pop(f"{LOWRES}.{k}") for k in PLANNED_KEYS if f"{LOWRES}.{k}" in overrides
+        }
+
+        def lowres_at(spacing: tuple[float, ...]) -> Configuration:
+            keep = {k: v for k, v in fixed.items() if k != "spacing"}
+            return _configuration(
+                LOWRES, fp, budget, spacing, num_classes, label_values, common, keep
+            )
+
+        full = configurations["3d"]
+        stages, reason = plan_cascade(
+            full,
+            _median_shape(fp, full.spacing),
+            lowres_at,
+            force=bool(asked),
+            spacing=fixed.get("spacing"),
+        )
+        if cascade is False:
+            stages, reason = {}, "no cascade: not asked for (cascade=False)"
+        configurations["3d"] = replace(full, reasons=(*full.reasons, reason))
+        configurations.update(stages)
     plan = Plan(
         dataset_name=fp.dataset_name,
         channel_names=dict(fp.channel_names),
@@ -130,8 +163,16 @@ def _transposed(fp: Fingerprint, order: tuple[int, ...]) -> Fingerprint:
     )
 
 
+def _median_shape(fp: Fingerprint, spacing: tuple[float, ...]) -> tuple[float, ...]:
+    """Median image shape (voxels) after resampling to ``spacing`` (its trailing axes)."""
+    dim = len(spacing)
+    in_spacing = np.asarray(fp.spacings, float)[:, -dim:]
+    shapes = np.asarray(fp.shapes_after_crop, float)[:, -dim:]
+    return tuple(float(v) for v in np.median(shapes * in_spacing / np.asarray(spacing), axis=0))
+
+
 def _configuration(
-    name: Literal["2d", "3d"],
+    name: ConfigName,
     fp: Fingerprint,
     budget: PlanBudget,
     full_spacing: tuple[float, ...],
@@ -140,7 +181,7 @@ def _configuration(
     common: list[str],
     fixed: dict[str, Any],
 ) -> Configuration:
-    dim = 3 if name == "3d" else 2
+    dim = 2 if name == "2d" else 3
     spacing = tuple(float(s) for s in fixed.get("spacing", full_spacing[-dim:]))
     reasons = list(common)
     if name == "2d" and fp.ndim == 3:
@@ -150,9 +191,7 @@ def _configuration(
         )
     if "spacing" in fixed:
         reasons.append(f"spacing {_fmt(spacing)} mm set by override")
-    in_spacing = np.asarray(fp.spacings, float)[:, -dim:]
-    shapes = np.asarray(fp.shapes_after_crop, float)[:, -dim:]
-    median_shape = tuple(float(v) for v in np.median(shapes * in_spacing / spacing, axis=0))
+    median_shape = _median_shape(fp, spacing)
     max_features = budget.max_features_3d if dim == 3 else budget.max_features_2d
     reference, ref_reason = _reference(budget, dim, num_classes)
     reasons.append(ref_reason)

@@ -37,6 +37,7 @@ from medseg._atomic import atomic_path
 from medseg._config import to_jsonable
 from medseg._typing import PathLikeStr
 from medseg.errors import ConfigError, ModelFormatError
+from medseg.plan.plan import input_channels
 from medseg.train.model_folder import ModelFolder
 
 logger = logging.getLogger(__name__)
@@ -98,7 +99,8 @@ def onnx_bytes(model: ModelFolder, fold: int) -> bytes:
         )
     network = model.build_network(fold, "cpu")
     patch = tuple(model.config.patch_size)
-    example = torch.zeros((2, len(model.plan.channel_names), *patch), dtype=torch.float32)
+    channels = input_channels(model.plan, model.config)
+    example = torch.zeros((2, channels, *patch), dtype=torch.float32)
     dynamic = {0: Dim.DYNAMIC, **{axis + 2: Dim.DYNAMIC for axis in range(len(patch))}}
     with torch.inference_mode(False), torch.no_grad():
         program = torch.onnx.export(

@@ -36,7 +36,7 @@ import torch
 from torch import nn
 
 from medseg.errors import ConfigError, MedsegError
-from medseg.plan.plan import Configuration, Plan, TrainingConfig
+from medseg.plan.plan import Configuration, Plan, TrainingConfig, input_channels
 from medseg.train import schedule
 from medseg.train.augment import training_transform
 from medseg.train.checkpoint import load_checkpoint, remove_checkpoints, save_checkpoint
@@ -236,7 +236,7 @@ def train_fold(
         torch.manual_seed(seed)
         net = build_network(
             config.network,
-            len(plan.channel_names),
+            input_channels(plan, config),
             plan.num_classes,
             ndim,
             patch_size=config.patch_size,
