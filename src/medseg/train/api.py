@@ -16,7 +16,9 @@ from medseg._typing import PathLikeStr
 from medseg.data.dataset import Dataset
 from medseg.errors import ConfigError, DatasetError, MedsegError
 from medseg.plan.budget import PlanBudget
+from medseg.plan.cascade import CASCADE, LOWRES
 from medseg.plan.plan import Plan
+from medseg.train.cascade import CascadeError, cascade_source, load_previous_stage
 from medseg.train.finetune import resolve_init_file
 from medseg.train.model_folder import (
     ALL_FOLD,
@@ -80,6 +82,7 @@ def train_model(
     wrap_loss: LossWrapper | None = None,
     unlabelled: PathLikeStr | None = None,
     init: PathLikeStr | None = None,
+    previous_stage: PathLikeStr | None = None,
 ) -> TrainResult:
     """Plan (if needed), preprocess and train folds of a dataset into a model folder.
 
@@ -96,7 +99,9 @@ def train_model(
         The model folder (created). It receives ``plan.json``, ``fingerprint.json``,
         ``splits_final.json``, ``model.json`` and one ``fold_<k>/`` per fold.
     configuration : str, optional
-        ``"3d"`` or ``"2d"``; the plan's default when omitted.
+        ``"3d"``, ``"2d"``, ``"3d_lowres"`` or ``"3d_cascade_fullres"``; the plan's default
+        when omitted. Asking for a cascade configuration plans the cascade even where the
+        planner would not (``make_plan(cascade=True)``).
     folds : iterable of int or "all"
         Cross-validation folds to train (0 .. plan.num_folds - 1), or ``"all"`` for one model
         trained on every case (folder ``fold_all``; its reported Dice is the patch pseudo-Dice
@@ -137,6 +142,11 @@ def train_model(
         Fine-tune: start every fold from these weights (a model folder, a fold folder or a
         ``.safetensors`` file such as ``medseg pretrain``'s encoder); tensors whose names and
         shapes match the plan's network are loaded (:mod:`medseg.train.finetune`).
+    previous_stage : path, optional
+        A cascade stage (``3d_cascade_fullres``): the trained ``3d_lowres`` model folder whose
+        out-of-fold segmentations become extra input channels (:mod:`medseg.train.cascade`).
+        Its plan is used when no plan is given; the model folder records where it is, so
+        resuming and prediction find it. Default: the one recorded in ``out_dir``.
 
     Returns
     -------
@@ -164,8 +174,11 @@ def train_model(
         chosen = load_plan(Path(plan))
     elif resume and (out / "plan.json").is_file():
         chosen = load_plan(out / "plan.json")
+    elif previous_stage is not None:
+        chosen = ModelFolder.load(previous_stage).plan
     else:
-        chosen = make_plan(fingerprint, budget=budget)
+        cascade = True if configuration in (LOWRES, CASCADE) else None
+        chosen = make_plan(fingerprint, budget=budget, cascade=cascade)
         timed = chosen.configuration(configuration).training.time_budget_s is not None
         no_epochs = epochs is None and not _sets_epochs(overrides)
         if not chosen.budget.get("cuda") and no_epochs and not timed:
@@ -184,12 +197,14 @@ def train_model(
         training = dataclasses.replace(config.training, epochs=epochs, time_budget_s=None)
         config = dataclasses.replace(config, training=training)
         chosen = chosen.with_configuration(config)
+    previous = _previous_stage(out, chosen, config.name, previous_stage)
     save_model_folder(
         out,
         chosen,
         configuration=config.name,
         file_ending=dataset.file_ending,
         fingerprint=fingerprint,
+        previous_stage=None if previous is None else previous.path,
     )
     case_ids = sorted(c.case_id for c in dataset.labelled)
     fold_list = _fold_list(folds, chosen.num_folds)
@@ -206,6 +221,17 @@ def train_model(
         Path(cache_dir or out / "cache"),
         unlabelled=semi,
     )
+    source = cache
+    if previous is not None:
+        source = cascade_source(
+            with_unlabelled if semi else dataset,
+            cache,
+            chosen,
+            config.name,
+            previous,
+            device=resolve_device(device),
+            unlabelled=semi,
+        )
     unlabelled_ids = [c.case_id for c in with_unlabelled.cases if c.label_path is None]
     per_fold = config.training.epochs * config.training.iterations_per_epoch
     results = []
@@ -224,7 +250,7 @@ def train_model(
         )
         results.append(
             train_fold(
-                cache,
+                source,
                 chosen,
                 config.name,
                 out,
@@ -253,6 +279,31 @@ def train_model(
     )
 
 
+def _previous_stage(
+    out: Path, plan: Plan, config_name: str, given: PathLikeStr | None
+) -> ModelFolder | None:
+    """The previous stage of a cascade configuration (given, or recorded in ``out``)."""
+    config = plan.configuration(config_name)
+    if config.previous_stage is None:
+        if given is not None:
+            raise ConfigError(
+                f"previous_stage is only for a cascade configuration ({CASCADE}); "
+                f"{config_name} takes no previous stage"
+            )
+        return None
+    where = given
+    if where is None and (out / "model.json").is_file():
+        where = _recorded_previous(out)
+    if where is None:
+        raise CascadeError(
+            f"{config_name} takes the segmentation of a trained {config.previous_stage} model: "
+            f"train it first (`medseg train DATASET -o LOWRES --config {config.previous_stage} "
+            f"--folds 0 1 2 3 4`), then pass it (`medseg train DATASET -o {out} --config "
+            f"{config_name} --previous-stage LOWRES`)"
+        )
+    return load_previous_stage(where, plan, config_name)
+
+
 def _with_unlabelled(dataset: Dataset, folder: PathLikeStr | None) -> Dataset:
     """``dataset`` with the images of ``folder`` added as cases without labels."""
     if folder is None:
@@ -273,6 +324,14 @@ def _with_unlabelled(dataset: Dataset, folder: PathLikeStr | None) -> Dataset:
                 f"{len(case.image_paths)} channels, the dataset {dataset.num_channels}"
             )
     return dataclasses.replace(dataset, cases=(*dataset.cases, *extra))
+
+
+def _recorded_previous(out: Path) -> Path | None:
+    """The previous-stage folder ``out/model.json`` records, if any."""
+    from medseg._config import read_json
+
+    relative = read_json(out / "model.json").get("previous_stage")
+    return None if relative is None else (out / relative).resolve()
 
 
 def _sets_epochs(overrides: Mapping[str, Any] | None) -> bool:
