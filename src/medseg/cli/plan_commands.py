@@ -31,7 +31,10 @@ def plan(
     ] = None,
     config: Annotated[
         str | None,
-        typer.Option("--config", help="Configuration the options below edit: 2d or 3d."),
+        typer.Option(
+            "--config",
+            help="Configuration the options below edit: 2d, 3d, 3d_lowres, 3d_cascade_fullres.",
+        ),
     ] = None,
     patch: Annotated[
         str | None, typer.Option("--patch", help="Patch size in voxels, e.g. 64,64,64.")
@@ -46,6 +49,14 @@ def plan(
         list[str] | None,
         typer.Option(
             "--set", help="Override any field: KEY=VALUE, e.g. training.learning_rate=0.001."
+        ),
+    ] = None,
+    cascade: Annotated[
+        bool | None,
+        typer.Option(
+            "--cascade/--no-cascade",
+            help="Plan 3d_lowres + 3d_cascade_fullres always / never (default: when the image "
+            "is far larger than the patch).",
         ),
     ] = None,
     accept_warnings: AcceptWarnings = False,
@@ -82,8 +93,10 @@ def plan(
         overrides[f"{name}.training.epochs"] = epochs
     if config is not None:
         overrides["default_configuration"] = config
+    if config in ("3d_lowres", "3d_cascade_fullres") and cascade is None:
+        cascade = True
     budget = PlanBudget.for_device(device, time_budget_s=time_budget)  # type: ignore[arg-type]
-    result = make_plan(fingerprint, budget=budget, overrides=overrides)
+    result = make_plan(fingerprint, budget=budget, overrides=overrides, cascade=cascade)
     Console(soft_wrap=True).print(plan_summary(result))
     if output is not None:
         save_plan(result, output)

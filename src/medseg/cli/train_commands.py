@@ -34,7 +34,11 @@ def train(
     ],
     output: Annotated[Path, output_option("Model folder to write (or resume).")],
     config: Annotated[
-        str | None, typer.Option("--config", help="Configuration: 3d or 2d (default: the plan's).")
+        str | None,
+        typer.Option(
+            "--config",
+            help="Configuration: 3d, 2d, 3d_lowres or 3d_cascade_fullres (default: the plan's).",
+        ),
     ] = None,
     folds: Folds = "0",
     epochs: Annotated[
@@ -65,6 +69,14 @@ def train(
             "--init",
             help="Fine-tune from these weights: a model folder, a fold folder or a .safetensors "
             "file (e.g. from medseg pretrain); matching tensors are loaded (docs/methods.md).",
+        ),
+    ] = None,
+    previous_stage: Annotated[
+        Path | None,
+        typer.Option(
+            "--previous-stage",
+            help="For --config 3d_cascade_fullres: the trained 3d_lowres model folder whose "
+            "segmentation feeds this stage (docs/methods.md, Cascade).",
         ),
     ] = None,
     correct_labels: Annotated[
@@ -99,6 +111,8 @@ def train(
     extra = {}
     if unlabelled is not None:
         extra["unlabelled"] = unlabelled
+    if previous_stage is not None:
+        extra["previous_stage"] = previous_stage
     if correct_labels is not None:
         from medseg.errors import ConfigError
         from medseg.weak.correction import correction_wrapper

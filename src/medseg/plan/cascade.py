@@ -95,7 +95,7 @@ def plan_cascade(
     low_voxels = median_voxels * math.prod(np.divide(full.spacing, lowres.spacing))
     lowres_reason = (
         f"3d_lowres: {why}; at {_fmt(lowres.spacing)} mm the median image has "
-        f"{low_voxels / 1e6:.2g}M voxels ({median_voxels / max(low_voxels, 1):.1f}x fewer) and "
+        f"{low_voxels:,.0f} voxels ({median_voxels / max(low_voxels, 1):.1f}x fewer) and "
         f"the patch {list(lowres.patch_size)} covers "
         f"{math.prod(lowres.patch_size) / max(low_voxels, 1):.0%} of it; its segmentation "
         "feeds 3d_cascade_fullres"

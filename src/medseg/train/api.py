@@ -175,7 +175,7 @@ def train_model(
     elif resume and (out / "plan.json").is_file():
         chosen = load_plan(out / "plan.json")
     elif previous_stage is not None:
-        chosen = ModelFolder.load(previous_stage).plan
+        chosen = load_previous_stage(previous_stage).plan
     else:
         cascade = True if configuration in (LOWRES, CASCADE) else None
         chosen = make_plan(fingerprint, budget=budget, cascade=cascade)

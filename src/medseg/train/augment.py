@@ -28,7 +28,7 @@ import torch
 from monai import transforms as mt
 from monai.utils import convert_to_tensor
 
-from medseg.train.cascade import JoinPreviousd, RandPerturbPreviousd, SplitPreviousd
+from medseg.train.cascade_augment import JoinPreviousd, RandPerturbPreviousd, SplitPreviousd
 from medseg.train.sampling import Batch
 
 
@@ -56,7 +56,7 @@ def build_augmentation(
     previous_stage_from : int, optional
         A cascade stage: image channels from this one on are the previous stage's one-hot
         labels. They move with the spatial transforms (nearest neighbour), skip the intensity
-        ones and are perturbed last (:class:`medseg.train.cascade.RandPerturbPreviousd`).
+        ones and are perturbed last (:class:`medseg.train.cascade_augment.RandPerturbPreviousd`).
 
     Returns
     -------

@@ -12,9 +12,9 @@ nnU-Net's ``3d_cascade_fullres`` (after the coarse-to-fine cascades of DeepOrgan
   were seen in training, so their segmentation is better than at test time).
 - :class:`CascadeSource` hands the sampler and the validation the image with those channels
   appended, cut lazily from the memory maps (never a full one-hot volume in memory).
-- :class:`RandPerturbPreviousd` degrades the channels in training as nnU-Net does, so the
-  network does not trust them blindly: morphological operators (p 0.4 per sample) and removal
-  of a small connected component (p 0.2 per sample).
+- :class:`medseg.train.cascade_augment.RandPerturbPreviousd` degrades the channels in training
+  as nnU-Net does, so the network does not trust them blindly: morphological operators (p 0.4
+  per sample) and removal of a small connected component (p 0.2 per sample).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Callable, Hashable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,9 +30,6 @@ import numpy as np
 import numpy.typing as npt
 import torch
 from monai.inferers import sliding_window_inference
-from monai.transforms import MapTransform, RandomizableTransform
-from monai.utils import convert_to_numpy
-from scipy import ndimage
 
 from medseg._atomic import atomic_path
 from medseg._config import read_json, write_json
@@ -48,20 +45,19 @@ logger = logging.getLogger(__name__)
 
 PREVIOUS_SUFFIX = "_previous.npy"
 STATE_NAME = "previous_stage.json"
-OPERATOR_P = 0.4
-COMPONENT_P = 0.2
-MAX_RADIUS = 8
-"""Morphological operators use 1 to ``MAX_RADIUS - 1`` iterations of a 6-connected element."""
-MAX_COMPONENT_SHARE = 0.15
-"""Only components covering less than this fraction of the patch are removed (nnU-Net)."""
 
 
 class CascadeError(MedsegError):
     """A cascade stage cannot be trained or applied as asked."""
 
 
-def load_previous_stage(path: Path | str, plan: Plan, config_name: str) -> ModelFolder:
-    """The trained low-resolution model a cascade configuration needs.
+def load_previous_stage(
+    path: Path | str, plan: Plan | None = None, config_name: str = "3d_cascade_fullres"
+) -> ModelFolder:
+    """The trained low-resolution model the cascade configuration ``config_name`` needs.
+
+    With ``plan`` (the cascade's), the model must have its labels and be the configuration the
+    plan names as ``previous_stage``.
 
     Raises
     ------
@@ -69,8 +65,8 @@ def load_previous_stage(path: Path | str, plan: Plan, config_name: str) -> Model
         No trained model at ``path`` (the message names the command that trains it), or one
         whose labels or configuration do not fit.
     """
-    config = plan.configuration(config_name)
-    previous = config.previous_stage or "3d_lowres"
+    config = None if plan is None else plan.configuration(config_name)
+    previous = (config.previous_stage if config else None) or "3d_lowres"
     command = f"medseg train DATASET -o {path} --config {previous} --folds 0 1 2 3 4"
     try:
         model = ModelFolder.load(path)
@@ -79,10 +75,11 @@ def load_previous_stage(path: Path | str, plan: Plan, config_name: str) -> Model
             f"{config_name} needs a trained {previous} model at {path} ({err}); run "
             f"`{command}` first (all folds: each training case gets an out-of-fold prediction)"
         ) from err
-    if model.plan.labels != plan.labels or model.configuration_name != previous:
+    labels = model.plan.labels if plan is None else plan.labels
+    if model.plan.labels != labels or model.configuration_name != previous:
         raise CascadeError(
             f"{path}: a {model.configuration_name} model with labels {model.plan.labels}, but "
-            f"{config_name} needs {previous} with labels {plan.labels}; run `{command}`"
+            f"{config_name} needs {previous} with labels {labels}; run `{command}`"
         )
     return model
 
@@ -133,6 +130,7 @@ def cache_previous_stage(
     ]
     sources = {c: done[c] for c in case_ids if c in done and c not in todo}
     networks: dict[int, torch.nn.Module] = {}
+    regions = tuple(previous.plan.region_order) if previous.plan.regions else None
     for index, case_id in enumerate(todo, start=1):
         folds, why = _folds_for(case_id, previous.folds, splits)
         if why.startswith("in-sample"):
@@ -142,7 +140,7 @@ def cache_previous_stage(
                 networks[fold] = previous.build_network(fold, device)
         image = np.array(lowres.load(case_id, mmap=True)[0], dtype=np.float32)
         logits = _mean_logits([networks[f] for f in folds], image, previous, device)
-        labels = _labels_on_grid(logits, tuple(shapes[case_id]), previous.plan, separate_axis)
+        labels = _labels_on_grid(logits, tuple(shapes[case_id]), separate_axis, regions)
         with atomic_path(Path(directory) / f"{case_id}{PREVIOUS_SUFFIX}") as tmp:
             np.save(tmp, labels[None], allow_pickle=False)
         sources[case_id] = why
@@ -217,89 +215,6 @@ def one_hot(labels: np.ndarray, values: Sequence[int]) -> npt.NDArray[np.float32
     )
 
 
-class RandPerturbPreviousd(RandomizableTransform, MapTransform):
-    """Degrade one-hot channels (``d[key]``, ``(L, *patch)``) as nnU-Net's cascade does.
-
-    With probability :data:`OPERATOR_P` a sample has each channel, in random order, dilated,
-    eroded, opened or closed by 1 to 7 iterations of a 6-connected element (voxels a channel
-    gains are taken from the others, so the channels stay one-hot); with probability
-    :data:`COMPONENT_P` each channel loses one random connected component smaller than
-    :data:`MAX_COMPONENT_SHARE` of the patch.
-    """
-
-    def __init__(self, key: Hashable = "previous") -> None:
-        MapTransform.__init__(self, (key,))
-        RandomizableTransform.__init__(self, 1.0)
-
-    def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
-        out = dict(data)
-        key = self.keys[0]
-        rng = np.random.default_rng(self.R.randint(0, 2**31 - 1, size=4))
-        channels = convert_to_numpy(out[key]) > 0.5
-        if rng.random() < OPERATOR_P:
-            channels = _morphology(channels, rng)
-        if rng.random() < COMPONENT_P:
-            channels = _drop_component(channels, rng)
-        out[key] = torch.from_numpy(channels.astype(np.float32))
-        return out
-
-
-class SplitPreviousd(MapTransform):
-    """``d["image"]`` ``(C + L, ...)`` -> ``d["image"]`` ``(C, ...)`` and ``d["previous"]``."""
-
-    def __init__(self, image_channels: int) -> None:
-        super().__init__(("image",))
-        self.image_channels = image_channels
-
-    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
-        out = dict(data)
-        image = out["image"]
-        out["image"], out["previous"] = image[: self.image_channels], image[self.image_channels :]
-        return out
-
-
-class JoinPreviousd(MapTransform):
-    """The inverse of :class:`SplitPreviousd`."""
-
-    def __init__(self) -> None:
-        super().__init__(("image", "previous"))
-
-    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
-        out = dict(data)
-        image = torch.as_tensor(out["image"], dtype=torch.float32)
-        previous = torch.as_tensor(out.pop("previous"), dtype=torch.float32)
-        out["image"] = torch.cat([image, previous])
-        return out
-
-
-def _morphology(channels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    structure = ndimage.generate_binary_structure(channels.ndim - 1, 1)
-    result = channels.copy()
-    for index in rng.permutation(len(channels)):
-        name = ("dilation", "erosion", "opening", "closing")[int(rng.integers(4))]
-        operator = getattr(ndimage, f"binary_{name}")
-        iterations = int(rng.integers(1, MAX_RADIUS))
-        changed = operator(result[index], structure=structure, iterations=iterations)
-        gained = changed & ~result[index]
-        result[:, gained] = False
-        result[index] = changed
-    return result
-
-
-def _drop_component(channels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    result = channels.copy()
-    limit = MAX_COMPONENT_SHARE * result[0].size
-    for index in range(len(result)):
-        components, count = ndimage.label(result[index])
-        if count == 0:
-            continue
-        sizes = np.bincount(components.ravel())[1:]
-        small = np.flatnonzero(sizes < limit) + 1
-        if len(small):
-            result[index][components == int(rng.choice(small))] = False
-    return result
-
-
 @torch.no_grad()
 def _mean_logits(
     networks: Sequence[torch.nn.Module], image: np.ndarray, model: ModelFolder, device: torch.device
@@ -323,16 +238,23 @@ def _mean_logits(
 
 
 def _labels_on_grid(
-    logits: torch.Tensor, shape: tuple[int, ...], plan: Plan, separate_axis: int | None
+    logits: torch.Tensor,
+    shape: tuple[int, ...],
+    separate_axis: int | None,
+    region_order: Sequence[int] | None = None,
 ) -> npt.NDArray[np.uint8]:
-    """Label map of ``shape`` from low-resolution outputs, resampled slab by slab."""
+    """Label map of ``shape`` from low-resolution outputs, resampled slab by slab.
+
+    Softmax outputs: the argmax channel; region outputs (``region_order``): each region's label
+    painted where its logit is positive, later regions over earlier ones.
+    """
     out = np.zeros(shape, np.uint8)
     axis = 0 if separate_axis is None else separate_axis
     moved = np.moveaxis(out, axis, 0)
     for start, stop, values in resampled_slabs(logits, shape, separate_axis=separate_axis):
-        if plan.regions:
+        if region_order is not None:
             labels = torch.zeros((values.shape[0], *values.shape[2:]), dtype=torch.uint8)
-            for channel, value in enumerate(plan.region_order):
+            for channel, value in enumerate(region_order):
                 labels[values[:, channel] > 0] = value
         else:
             labels = values.argmax(1).to(torch.uint8)
