@@ -11,14 +11,13 @@ Run: ``python benchmarks/bench_metrics.py [--size 256] [--repeats 3]``.
 from __future__ import annotations
 
 import argparse
-import platform
 import statistics
-import subprocess
 import time
 
 import numpy as np
 from scipy import ndimage
 
+from benchtools import cpu_model
 from medseg.evaluate import compute_surface_distances, percentile_hausdorff, surface_dice
 
 SPACING = (2.5, 0.8, 0.8)
@@ -75,15 +74,6 @@ def timed(fn, repeats):
         value = fn()
         times.append(time.perf_counter() - start)
     return statistics.median(times), value
-
-
-def cpu_model() -> str:
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-    except (OSError, subprocess.CalledProcessError):
-        return platform.processor() or "unknown CPU"
-    fields = dict(line.split(":", 1) for line in out.splitlines() if ":" in line)
-    return f"{fields.get('Model name', '?').strip()}, {fields.get('CPU(s)', '?').strip()} CPUs"
 
 
 def main() -> None:

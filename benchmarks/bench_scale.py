@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import resource
 import statistics
 import sys
@@ -33,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from benchtools import cpu_model
 from medseg.infer import Predictor
 from medseg.io import Image, read_image, write_image
 from medseg.plan.plan import (
@@ -167,14 +167,6 @@ def bench_onnx(model: Path, repeats: int) -> None:
     for name, seconds in times.items():
         print(f"{name:<12} | {1000 * seconds:8.1f} ms/window | {base / seconds:5.2f}x vs PyTorch")
     print(f"argmax agreement {agree:.6f}, max |logit difference| {np.abs(ref - got).max():.2e}")
-
-
-def cpu_model() -> str:
-    """The CPU model name from /proc/cpuinfo (Linux), else ``platform.processor()``."""
-    info = Path("/proc/cpuinfo")
-    lines = info.read_text().splitlines() if info.exists() else []
-    names = [line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")]
-    return names[0] if names else platform.processor()
 
 
 def main() -> None:

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import socket
 import subprocess
 import sys
@@ -48,6 +47,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 
+from benchtools import cpu_model
 from medseg.interactive.engine import load_engine
 from medseg.interactive.multi import MultiSession
 from medseg.interactive.simulate import error_click
@@ -271,16 +271,6 @@ def peak_rss_mb(pid: int) -> float:
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     return float("nan")
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
 
 
 def main() -> None:

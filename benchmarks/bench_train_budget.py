@@ -28,6 +28,12 @@ Plain script: ``python benchmarks/bench_train_budget.py [--budgets 600 300 1200]
    (mean over cases), and lesion F1 from one-to-one matched components (IoU > 0.5) with
    TP/FP/FN summed over the held-out cases.
 
+Ablations: ``--set KEY=VALUE`` (repeatable, as ``medseg train --set``) changes the medseg run's
+plan, ``--name`` labels its row (default: the overrides), ``--train-seed`` and ``--threads`` set
+the training seed and torch threads; e.g. ``--methods medseg --threads 1 --name topk --set
+training.loss=dice --set 'training.extra_losses={"topk_ce": 1}'``. Rows are kept per (name,
+budget), so a table of variants builds up in one ``results.json``.
+
 Printed: one table row per method and budget with iterations, training seconds, GM/WM/lesion
 Dice, lesion F1 and the ``uptime`` load before and after each run, and the CPU model (the
 machine may be shared: compare rows of the same run). ``curve.png`` plots validation Dice
@@ -310,6 +316,48 @@ def score(pred_dir: Path, dataset_dir: Path) -> dict:
     return out
 
 
+VISIBLE_CNR = 10.0
+"""A lesion counts as visible when (shell mean - lesion mean) / shell SD * sqrt(voxels) >= this."""
+
+
+def lesion_visibility(dataset_dir: Path) -> dict:
+    """How many held-out lesions an ideal detector could see, and the lesion F1 that allows.
+
+    Each lesion (26-connected component of the lesion label) is compared with the white matter
+    in a 2-voxel shell around it: its contrast-to-noise ratio times the square root of its voxel
+    count is the signal of a matched filter over the lesion. Lesions below ``VISIBLE_CNR`` are
+    small and faint (the generator blurs every lesion's edge, which erases the contrast of
+    1-8 voxel ones). ``f1_ceiling`` is the lesion F1 of a detector that finds every visible
+    lesion exactly and nothing else.
+    """
+    from scipy import ndimage
+
+    from medseg.io import read_image
+
+    signals = []
+    for label_path in sorted((dataset_dir / "labelsTs").glob("*.nii.gz")):
+        case = label_path.name[: -len(".nii.gz")]
+        image = read_image(dataset_dir / "imagesTs" / f"{case}_0000.nii.gz").array[0]
+        reference = read_image(label_path).array[0]
+        components, count = ndimage.label(reference == LESION, np.ones((3, 3, 3)))
+        for k in range(1, count + 1):
+            lesion = components == k
+            shell = ndimage.binary_dilation(lesion, iterations=2) & ~lesion & (reference == 2)
+            background = image[shell].astype(float)
+            if background.size < 2 or background.std() == 0:
+                signals.append(0.0)
+                continue
+            contrast = (background.mean() - image[lesion].mean()) / background.std()
+            signals.append(float(contrast * np.sqrt(lesion.sum())))
+    visible = sum(s >= VISIBLE_CNR for s in signals)
+    total = len(signals)
+    return {
+        "lesions": total,
+        "visible": visible,
+        "f1_ceiling": 2 * visible / (2 * visible + total - visible) if total else math.nan,
+    }
+
+
 def plot(results: list[dict], path: Path) -> None:
     from matplotlib.figure import Figure
 
@@ -357,6 +405,11 @@ def run_nnunet(dataset_dir: Path, out: Path, venv: Path, budget_s: float) -> dic
     }
 
 
+def _folder_name(name: str) -> str:
+    """A run folder name from a row name (overrides carry brackets, quotes and spaces)."""
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)[:80]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--budgets", type=float, nargs="+", default=[600.0])
@@ -371,6 +424,16 @@ def main() -> None:
         "--methods", nargs="+", default=["medseg", "monai", "nnunet"], help="medseg monai nnunet"
     )
     parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="plan override of the medseg run (an ablation; repeat for several)",
+    )
+    parser.add_argument("--name", help="row name of the medseg run (default: medseg + overrides)")
+    parser.add_argument("--train-seed", type=int, default=1)
+    parser.add_argument("--threads", type=int, help="torch threads (default: torch's)")
+    parser.add_argument(
         "--nnunet-venv",
         type=Path,
         default=Path("/tmp/nnunet-venv"),
@@ -378,10 +441,14 @@ def main() -> None:
     )
     args = parser.parse_args()
     from medseg.data import load_dataset
-    from medseg.plan import PlanBudget, make_plan
+    from medseg.plan import PlanBudget, make_plan, parse_assignment
     from medseg.preprocess import preprocess_dataset
     from medseg.train.timed import _spread
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    overrides = dict(parse_assignment(a) for a in args.set)
+    medseg_name = args.name or " ".join(["medseg", *args.set])
     args.work.mkdir(parents=True, exist_ok=True)
     dataset_dir = brain_data(
         args.work,
@@ -401,6 +468,11 @@ def main() -> None:
         f"data: {args.cases} training + {args.test_cases} held-out brains, seed {args.seed}, "
         f"{args.lesions[0]}-{args.lesions[1]} lesions per case"
     )
+    seen = lesion_visibility(dataset_dir)
+    print(
+        f"held-out lesions: {seen['lesions']}, visible (CNR x sqrt(voxels) >= {VISIBLE_CNR:g}): "
+        f"{seen['visible']}; lesion F1 ceiling if only those are found: {seen['f1_ceiling']:.2f}"
+    )
     saved = args.work / "results.json"
     # rows of earlier runs for other methods or budgets are kept (one method may be rerun alone)
     results = json.loads(saved.read_text()) if saved.is_file() else []
@@ -409,17 +481,27 @@ def main() -> None:
         cache = preprocess_dataset(dataset, plan, "3d", args.work / "cache")
         val_ids = _spread(ids, plan.configuration("3d").training.max_val_cases)
         for method in methods:
-            out = args.work / f"{method}_{int(budget)}"
+            name = medseg_name if method == "medseg" else method
+            out = args.work / f"{_folder_name(name)}_{int(budget)}"
             before = load()
             if method == "medseg":
-                info = run_medseg(dataset, out, budget, seed=1)
+                info = run_medseg(
+                    dataset, out, budget, seed=args.train_seed, overrides=overrides or None
+                )
             elif method == "monai":
-                info = run_monai(plan, cache, ids, dataset, out, budget, 1, val_ids)
+                info = run_monai(plan, cache, ids, dataset, out, budget, args.train_seed, val_ids)
             else:
                 info = run_nnunet(dataset_dir, out, args.nnunet_venv, budget)
-            info.update(method=method, budget_s=budget, load_before=before, load_after=load())
+            info.update(
+                method=name,
+                budget_s=budget,
+                threads=torch.get_num_threads(),
+                train_seed=args.train_seed,
+                load_before=before,
+                load_after=load(),
+            )
             info.update(score(out / "pred", dataset_dir))
-            results = [r for r in results if (r["method"], r["budget_s"]) != (method, budget)]
+            results = [r for r in results if (r["method"], r["budget_s"]) != (name, budget)]
             results.append(info)
             print(json.dumps({k: v for k, v in info.items() if k != "curve"}), flush=True)
             saved.write_text(json.dumps(results, indent=1))

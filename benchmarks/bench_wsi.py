@@ -34,7 +34,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -43,6 +42,8 @@ from pathlib import Path
 
 import numpy as np
 from scipy import ndimage
+
+from benchtools import cpu_model
 
 TILE = 256
 HALO = 32
@@ -54,16 +55,6 @@ def dark_model(rgb: np.ndarray) -> np.ndarray:
     smooth = ndimage.gaussian_filter(darkness, 10.0)
     p = 1.0 / (1.0 + np.exp(-(smooth - 0.34) * 40.0))
     return np.stack([1.0 - p, p])
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def run_phase(phase: str, slide_path: Path, output: Path) -> None:

@@ -46,6 +46,8 @@ def test_cli_assignment_selects_main_and_extra_losses(tiny_plan) -> None:
         ({"training.extra_losses": {"betti": 1.0}}, None, "unknown loss 'betti'"),
         ({"training.extra_losses": {"nacl": 0.0}}, None, "weight must be > 0"),
         ({"training.extra_losses": {"nacl": 0.1}}, NESTED, "nacl needs softmax"),
+        ({"training.extra_losses": {"topk_ce": 1.0}}, NESTED, "topk_ce needs softmax"),
+        ({"training.loss": "topk_ce"}, NESTED, "topk_ce needs softmax"),
         ({"training.extra_losses": {"containment": 1.0}}, None, "regions nested"),
         (
             {"training.extra_losses": {"containment": 1.0}},

@@ -45,7 +45,7 @@ def _term(name: str, regions=(), **kwargs):
 
 
 SOFTMAX_TERMS = [n for n in TERMS if n != "containment"]
-REGION_TERMS = [n for n in TERMS if n != "nacl"]
+REGION_TERMS = [n for n in TERMS if n not in ("nacl", "topk_ce")]
 
 
 def test_registry_matches_plan_validation() -> None:
@@ -77,6 +77,29 @@ def test_focal_hand_value_and_monai() -> None:
     masks = labels_to_regions(label, REGIONS)
     monai = FocalLoss(gamma=2.0)(region_logits, masks)
     torch.testing.assert_close(_term("focal", REGIONS)(region_logits, label), monai)
+
+
+def test_topk_ce_keeps_the_hardest_tenth_with_class_weights() -> None:
+    label = torch.zeros(1, 1, 1, 10, dtype=torch.long)
+    label[..., 3] = 1
+    logits = torch.zeros(1, 2, 1, 10)  # CE ln 2 on nine voxels
+    logits[0, 0, 0, 3] = 5.0  # the class-1 voxel is confidently wrong: CE ln(1 + e^5)
+    hardest = math.log(1 + math.exp(5))
+    assert float(_term("topk_ce")(logits, label)) == pytest.approx(hardest, rel=1e-5)
+    weighted = _term("topk_ce", class_weights=(1.0, 3.0))
+    assert float(weighted(logits, label)) == pytest.approx(3 * hardest, rel=1e-5)
+    label[..., 3] = 2  # the ignore label: only ln 2 voxels are left
+    ignoring = _term("topk_ce", ignore_label=2)
+    assert float(ignoring(logits, label)) == pytest.approx(math.log(2), rel=1e-5)
+    with pytest.raises(ConfigError, match="softmax"):
+        _term("topk_ce", REGIONS)(_logits((2, 2, 8, 8)), _labels())
+
+
+def test_topk_ce_equals_ce_when_every_voxel_is_equally_hard() -> None:
+    label = _labels()
+    logits = torch.zeros(2, 3, 8, 8)
+    expected = F.cross_entropy(logits, label[:, 0])
+    torch.testing.assert_close(_term("topk_ce")(logits, label), expected)
 
 
 def test_tversky_hand_value() -> None:

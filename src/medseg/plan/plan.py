@@ -15,7 +15,7 @@ from medseg import __version__
 from medseg._config import write_json
 
 NormScheme = Literal["ct", "zscore", "none", "rescale_0_1", "rgb_0_1"]
-LossName = Literal["dice_ce", "dice_bce", "ce", "dice", "focal", "tversky"]
+LossName = Literal["dice_ce", "dice_bce", "ce", "topk_ce", "dice", "focal", "tversky"]
 ConfigName = Literal["2d", "3d", "3d_lowres", "3d_cascade_fullres"]
 
 

@@ -15,6 +15,7 @@ from medseg.plan.plan import Configuration, Plan, cascade_labels
 
 EXTRA_LOSSES = (
     "ce",
+    "topk_ce",
     "dice",
     "focal",
     "tversky",
@@ -132,6 +133,10 @@ def _configuration_problems(config: Configuration, plan: Plan) -> list[str]:
         )
     if not train.encoder_lr_scale > 0:
         problems.append(f"training.encoder_lr_scale must be > 0, got {train.encoder_lr_scale}")
+    if train.loss == "topk_ce" and plan.regions:
+        problems.append(
+            "training.loss topk_ce needs softmax training; this plan trains regions: use dice_bce"
+        )
     return problems + _loss_problems(train.extra_losses, plan)
 
 
@@ -143,11 +148,12 @@ def _loss_problems(extra_losses: dict[str, float], plan: Plan) -> list[str]:
             problems.append(f"training.extra_losses: unknown loss {name!r} (known: {known})")
         if not math.isfinite(weight) or weight <= 0:
             problems.append(f"training.extra_losses.{name}: weight must be > 0, got {weight}")
-    if "nacl" in extra_losses and plan.regions:
-        problems.append(
-            "training.extra_losses.nacl needs softmax training; this plan trains regions "
-            "(sigmoids): use containment, or drop the regions"
-        )
+    for name in ("nacl", "topk_ce"):
+        if name in extra_losses and plan.regions:
+            problems.append(
+                f"training.extra_losses.{name} needs softmax training; this plan trains "
+                "regions (sigmoids): use containment, or drop the regions"
+            )
     if "containment" in extra_losses:
         sets = [set(labels) for labels in plan.regions.values()]
         if not any(a < b for a in sets for b in sets):

@@ -1,4 +1,5 @@
-"""Loss terms beyond Dice + CE: focal, Tversky, clDice, boundary, connectivity, NACL, containment.
+"""Loss terms beyond Dice + CE: top-k CE, focal, Tversky, clDice, boundary, connectivity, NACL,
+containment.
 
 Each term is a module called like :class:`~medseg.train.losses.SegmentationLoss`:
 ``term(logits, target)`` with logits (B, C, *spatial) and the label map target (B, 1, *spatial).
@@ -29,6 +30,7 @@ from medseg.errors import ConfigError
 
 SMOOTH = 1e-5
 FOCAL_GAMMA = 2.0
+TOPK_FRACTION = 0.1
 TVERSKY_ALPHA, TVERSKY_BETA = 0.3, 0.7
 CLDICE_ITERATIONS = 3
 NACL_KERNEL = 3
@@ -141,6 +143,28 @@ class CrossEntropyTerm(LossTerm):
         if valid is not None:
             ce_target = ce_target.masked_fill(valid[:, 0] == 0, -100)
         return F.cross_entropy(logits, ce_target, weight=self.class_weights, ignore_index=-100)
+
+
+class TopKCrossEntropyTerm(CrossEntropyTerm):
+    """Cross-entropy over the hardest 10 % of the valid voxels of the batch (nnU-Net's TopK loss).
+
+    Per-voxel CE (times the class weight of the voxel's reference class, without the weighted
+    mean's normalisation), then the mean of the largest ``TOPK_FRACTION`` of the values. Voxels
+    already classified well (most of the background) drop out of the mean, so a small class's
+    voxels are a larger share of the gradient than under plain CE. Softmax training only.
+    """
+
+    def term(
+        self, logits: torch.Tensor, target: torch.Tensor, valid: torch.Tensor | None
+    ) -> torch.Tensor:
+        if self.regions:
+            raise ConfigError("topk_ce is a softmax term; region training uses dice_bce")
+        ce = F.cross_entropy(logits, target[:, 0], reduction="none")
+        if self.class_weights is not None:
+            ce = ce * self.class_weights[target[:, 0]]
+        values = ce.flatten() if valid is None else ce[valid[:, 0] > 0]
+        k = max(1, math.ceil(TOPK_FRACTION * values.numel()))
+        return values.topk(k, sorted=False).values.mean()
 
 
 class _OverlapTerm(LossTerm):
@@ -355,6 +379,7 @@ class ContainmentTerm(LossTerm):
 
 TERMS: dict[str, type[LossTerm]] = {
     "ce": CrossEntropyTerm,
+    "topk_ce": TopKCrossEntropyTerm,
     "dice": DiceTerm,
     "focal": FocalTerm,
     "tversky": TverskyTerm,
@@ -386,7 +411,7 @@ def make_term(
     if name not in TERMS:
         raise ConfigError(f"unknown loss term {name!r} (known: {sorted(TERMS)})")
     options: dict[str, Any] = {"regions": regions, "ignore_label": ignore_label}
-    if name == "ce":
+    if name in ("ce", "topk_ce"):
         options["class_weights"] = class_weights
     if name in ("dice", "tversky"):
         options["batch_dice"] = batch_dice
