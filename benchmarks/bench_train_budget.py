@@ -89,6 +89,8 @@ def run_medseg(
     device: str = "cpu",
     cache_dir: Path | None = None,
     probabilities: bool = False,
+    configuration: str | None = None,
+    previous_stage: Path | None = None,
 ) -> dict:
     from medseg.infer import Predictor
     from medseg.infer.files import predict_files
@@ -106,6 +108,8 @@ def run_medseg(
         seed=seed,
         cache_dir=cache_dir,
         resume=False,
+        configuration=configuration,
+        previous_stage=previous_stage,
     )
     wall = time.perf_counter() - tic
     fold = result.folds[0].path
