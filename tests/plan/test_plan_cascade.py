@@ -64,6 +64,13 @@ def test_cascade_can_be_asked_for_on_a_small_image():
     by_override = make_plan(small(), budget=GPU, overrides={"3d_lowres.spacing": [3.0, 3, 3]})
     assert by_override.configurations["3d_lowres"].spacing == (3.0, 3.0, 3.0)
     assert "3d_lowres" not in make_plan(large(), budget=GPU, cascade=False).configurations
+    # a patch under 25 % whose search finds no 2x smaller image: planned only when asked for
+    fp = small()
+    plan = make_plan(fp, budget=CPU)
+    assert "3d_lowres" not in plan.configurations
+    assert any("leaves no room" in r for r in plan.configurations["3d"].reasons)
+    asked = make_plan(fp, budget=CPU, cascade=True).configurations["3d_lowres"]
+    assert asked.spacing == (4.0, 4.0, 4.0)
 
 
 def test_2d_data_cannot_have_a_cascade():

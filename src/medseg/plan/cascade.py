@@ -73,25 +73,27 @@ def plan_cascade(
             f"no cascade: {share} (nnU-Net plans a low-resolution stage below "
             f"{LOWRES_THRESHOLD:.0%})"
         )
-    elif covered >= LOWRES_THRESHOLD:
-        lowres = plan_at(tuple(FORCED_FACTOR * s for s in full.spacing))
-        why = (
-            f"asked for although {share} (>= {LOWRES_THRESHOLD:.0%}); spacing "
-            f"{FORCED_FACTOR:g}x the full-resolution one"
-        )
     else:
-        found = _search(full, median_shape, plan_at)
-        if found is None:
+        found = None if covered >= LOWRES_THRESHOLD else _search(full, median_shape, plan_at)
+        if found is None and not force:
             return {}, (
                 f"no cascade: {share}, but a coarser spacing that shrinks the median image at "
                 f"least {MIN_SHRINK:g}x leaves no room for a low-resolution stage"
             )
-        lowres = found
-        why = (
-            f"{share} (< {LOWRES_THRESHOLD:.0%}), so the spacing was raised in steps of "
-            f"{SPACING_STEP - 1:.0%} (axes more than 2x finer than the coarsest first) until the "
-            f"patch covers at least {LOWRES_THRESHOLD:.0%} of the median image (nnU-Net's rule)"
-        )
+        if found is None:
+            lowres = plan_at(tuple(FORCED_FACTOR * s for s in full.spacing))
+            why = (
+                f"asked for although the rule plans none ({share}); spacing "
+                f"{FORCED_FACTOR:g}x the full-resolution one"
+            )
+        else:
+            lowres = found
+            why = (
+                f"{share} (< {LOWRES_THRESHOLD:.0%}), so the spacing was raised in steps of "
+                f"{SPACING_STEP - 1:.0%} (axes more than 2x finer than the coarsest first) until "
+                f"the patch covers at least {LOWRES_THRESHOLD:.0%} of the median image (nnU-Net's "
+                "rule)"
+            )
     low_voxels = median_voxels * math.prod(np.divide(full.spacing, lowres.spacing))
     lowres_reason = (
         f"3d_lowres: {why}; at {_fmt(lowres.spacing)} mm the median image has "
