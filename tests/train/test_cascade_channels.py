@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -69,6 +71,8 @@ def test_cascade_source_reads_the_cached_labels_beside_the_case(tmp_path, array_
     np.testing.assert_array_equal(np.asarray(stacked)[3], previous[0] == 2)
     assert got_label is label
     assert source.case_ids == ("a",)  # everything else is the cache's
+    copied = copy.deepcopy(source)  # rebuilt as when pickled to augmentation workers
+    np.testing.assert_array_equal(np.asarray(copied.load("a")[0]), np.asarray(stacked))
     with pytest.raises(Exception, match="previous-stage labels missing"):
         CascadeSource(Cache({"b": (image, label)}), (1,)).load("b")
 

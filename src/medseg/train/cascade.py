@@ -93,6 +93,7 @@ def cache_previous_stage(
     *,
     separate_axis: int | None,
     device: torch.device,
+    inputs: Mapping[str, Any] | None = None,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, str]:
     """Predict ``case_ids`` with the previous stage and store the labels on the full grid.
@@ -112,6 +113,9 @@ def cache_previous_stage(
     separate_axis : int or None
         Axis resampled with order 0 from the low-resolution grid (the configuration's).
     device : torch.device
+    inputs : mapping, optional
+        A signature of each case's input files (the cache manifest's): a case whose signature
+        changed is predicted again, as is every case when the previous stage's weights change.
 
     Returns
     -------
@@ -122,11 +126,15 @@ def cache_previous_stage(
     stamp = _model_stamp(previous)
     old = read_json(state_path) if state_path.is_file() else {}
     done = old.get("cases", {}) if old.get("model") == stamp else {}
+    inputs = dict(inputs or {})
+    old_inputs = old.get("inputs", {})
     splits = _splits(previous)
     todo = [
         c
         for c in case_ids
-        if c not in done or not (Path(directory) / f"{c}{PREVIOUS_SUFFIX}").is_file()
+        if c not in done
+        or old_inputs.get(c) != inputs.get(c)
+        or not (Path(directory) / f"{c}{PREVIOUS_SUFFIX}").is_file()
     ]
     sources = {c: done[c] for c in case_ids if c in done and c not in todo}
     networks: dict[int, torch.nn.Module] = {}
@@ -146,7 +154,8 @@ def cache_previous_stage(
         sources[case_id] = why
         if on_progress is not None:
             on_progress(index, len(todo))
-    write_json({"model": stamp, "cases": sources}, state_path)
+    known = {c: inputs[c] for c in case_ids if c in inputs}
+    write_json({"model": stamp, "cases": sources, "inputs": known}, state_path)
     return sources
 
 
@@ -171,6 +180,8 @@ class CascadeSource:
         return StackedChannels(image, previous, self.labels), label, props
 
     def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") or name == "cache":  # unpickling in a worker: no recursion
+            raise AttributeError(name)
         return getattr(self.cache, name)
 
 
@@ -336,6 +347,7 @@ def cascade_source(
         shapes,
         separate_axis=plan.configuration(config_name).separate_axis,
         device=device,
+        inputs=cache.manifest["cases"],
     )
     logger.info("previous-stage labels: %s", sources)
     return CascadeSource(cache, cascade_labels(plan))
