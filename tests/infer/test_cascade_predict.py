@@ -13,6 +13,7 @@ from safetensors.torch import load_file
 from typer.testing import CliRunner
 
 from medseg.cli.main import app_typer
+from medseg.errors import ConfigError
 from medseg.infer import Predictor
 from medseg.io import Image, read_image, write_image
 from medseg.train import ModelFolder, train_model
@@ -141,3 +142,11 @@ def test_predictor_needs_the_recorded_low_resolution_stage(stages, tmp_path):
         Predictor(moved, device="cpu")
     shutil.copytree(low, tmp_path / "low", ignore=shutil.ignore_patterns("cache"))
     assert Predictor(moved, device="cpu").previous is not None  # found again beside it
+
+
+@pytest.mark.slow
+def test_onnx_export_refuses_a_cascade_stage(stages, tmp_path):
+    from medseg.scale.onnx_export import export_onnx
+
+    with pytest.raises(ConfigError, match="single-stage"):
+        export_onnx(stages[1], tmp_path / "cascade.onnx")

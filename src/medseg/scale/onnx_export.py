@@ -37,7 +37,6 @@ from medseg._atomic import atomic_path
 from medseg._config import to_jsonable
 from medseg._typing import PathLikeStr
 from medseg.errors import ConfigError, ModelFormatError
-from medseg.plan.plan import input_channels
 from medseg.train.model_folder import ModelFolder
 
 logger = logging.getLogger(__name__)
@@ -72,9 +71,16 @@ def export_onnx(
     ModelFormatError
         Invalid model folder or a fold without weights.
     ConfigError
-        The ``onnx`` extra (onnx, onnxscript) is not installed.
+        The ``onnx`` extra (onnx, onnxscript) is not installed, or the model is a cascade
+        stage (its input includes the previous stage's prediction, which ONNX runs lack).
     """
     model = model_dir if isinstance(model_dir, ModelFolder) else ModelFolder.load(model_dir)
+    if model.config.previous_stage is not None:
+        raise ConfigError(
+            f"{model.path}: a {model.configuration_name} model takes the prediction of its "
+            f"{model.config.previous_stage} stage as input channels; ONNX export covers "
+            "single-stage models (predict it with medseg predict)"
+        )
     chosen = model.folds[0] if fold is None else fold
     if fold is None and len(model.folds) > 1:
         logger.info("exporting fold %d of %s (pass fold= for another)", chosen, model.folds)
@@ -99,8 +105,7 @@ def onnx_bytes(model: ModelFolder, fold: int) -> bytes:
         )
     network = model.build_network(fold, "cpu")
     patch = tuple(model.config.patch_size)
-    channels = input_channels(model.plan, model.config)
-    example = torch.zeros((2, channels, *patch), dtype=torch.float32)
+    example = torch.zeros((2, len(model.plan.channel_names), *patch), dtype=torch.float32)
     dynamic = {0: Dim.DYNAMIC, **{axis + 2: Dim.DYNAMIC for axis in range(len(patch))}}
     with torch.inference_mode(False), torch.no_grad():
         program = torch.onnx.export(
