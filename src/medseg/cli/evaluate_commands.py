@@ -84,6 +84,14 @@ def evaluate(
     iou_threshold: Annotated[
         float, typer.Option("--iou-threshold", help="Instances match when IoU exceeds it.")
     ] = 0.5,
+    case_table: Annotated[
+        Path | None,
+        typer.Option(
+            "--case-table",
+            help="True classes for PRED/classification.json (medseg train --classify): AUC "
+            "and accuracy. Default: cases.csv of the reference dataset.",
+        ),
+    ] = None,
 ) -> None:
     """Score predictions against references per case and class (Dice, HD95, NSD, ...)."""
     if instances:
@@ -124,10 +132,13 @@ def evaluate(
                 ),
                 seed=seed,
                 report=not no_report,
+                case_table=case_table,
             )
     for warning in caught:
         err.print(f"[yellow]warning:[/yellow] {warning.message}")
     Console(soft_wrap=True).print(result.table())
+    if "classification" in result.summary:
+        Console(soft_wrap=True).print(describe_classification(result.summary["classification"]))
     if output is not None:
         err.print(
             f"wrote {output}/metrics_per_case.csv, summary.json"
@@ -142,5 +153,18 @@ def _evaluate_instances(pred: Path, ref: Path, out: Path | None, iou_threshold: 
 
     result = evaluate_instance_folders(pred, ref, out_dir=out, iou_threshold=iou_threshold)
     Console(soft_wrap=True).print(result.table())
+    if "classification" in result.summary:
+        Console(soft_wrap=True).print(describe_classification(result.summary["classification"]))
     if out is not None:
         Console(stderr=True).print(f"wrote {out}/instances_per_case.csv, instances_summary.json")
+
+
+def describe_classification(scores: dict) -> str:
+    """One line: accuracy with its counts and the AUC of a case-level classification."""
+    auc = "n/a" if scores["auc"] is None else f"{scores['auc']:.3f}"
+    acc = "n/a" if scores["accuracy"] is None else f"{scores['accuracy']:.3f}"
+    left = f"; {len(scores['unscored'])} case(s) left out" if scores["unscored"] else ""
+    return (
+        f"classification of {scores['target']}: accuracy {acc} ({scores['correct']}/"
+        f"{scores['n']}), AUC {auc}{left}"
+    )

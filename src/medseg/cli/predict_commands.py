@@ -85,6 +85,14 @@ def predict(
     workers: Annotated[
         int | None, workers_option("With --ray: Ray workers (default: as many as the CPUs allow).")
     ] = None,
+    case_table: Annotated[
+        Path | None,
+        typer.Option(
+            "--case-table",
+            help="CSV with a 'case' column and the metadata fields of a model trained with "
+            "--classify; class probabilities go to OUTPUT/classification.csv (docs/methods.md).",
+        ),
+    ] = None,
 ) -> None:
     """Segment images with a trained model; outputs keep each input's geometry."""
     from rich.console import Console
@@ -105,6 +113,10 @@ def predict(
         if not inputs:
             return
     if ray is not None:
+        if case_table is not None:
+            from medseg.errors import ConfigError
+
+            raise ConfigError("--case-table (classification) is not available with --ray")
         _predict_on_ray(
             model,
             inputs,
@@ -127,7 +139,13 @@ def predict(
     apply_threads(threads)
     out, err = Console(soft_wrap=True), Console(stderr=True, soft_wrap=True)
     predictor = make_predictor(
-        model, runtime=runtime, device=device, folds=chosen, fast=fast, step=step
+        model,
+        runtime=runtime,
+        device=device,
+        folds=chosen,
+        fast=fast,
+        step=step,
+        case_table=case_table,
     )
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
     with Progress(*columns, console=err, transient=True, disable=not err.is_terminal) as bar:
@@ -153,6 +171,8 @@ def predict(
     for failure in report.failures:
         err.print(f"[red]failed[/red] {failure.case_id}: {failure.message}", highlight=False)
     err.print(f"{len(report.outputs)} case(s) written to {output}, {len(report.failures)} failed")
+    if any(case.classification is not None for case in report.outputs):
+        err.print(f"class probabilities written to {output / 'classification.csv'}")
     if clinical_report:
         from medseg.cli.report_commands import report_predictions
 

@@ -97,6 +97,31 @@ def train(
             "semi-supervised with a mean teacher (docs/weak.md).",
         ),
     ] = None,
+    classify: Annotated[
+        str | None,
+        typer.Option(
+            "--classify",
+            metavar="FIELD",
+            help="Also train a case-level classifier of this case-table column on the "
+            "encoder's features (docs/methods.md, Case-level classification).",
+        ),
+    ] = None,
+    metadata: Annotated[
+        str | None,
+        typer.Option(
+            "--metadata",
+            metavar="F1,F2",
+            help="Case-table columns fed to the classifier with the image features; NAME:num "
+            "or NAME:cat sets the kind (default: numeric when every value is a number).",
+        ),
+    ] = None,
+    case_table: Annotated[
+        Path | None,
+        typer.Option(
+            "--case-table",
+            help="CSV with a 'case' column and per-case fields (default: DATASET/cases.csv).",
+        ),
+    ] = None,
 ) -> None:
     """Train a segmentation model; resumes an interrupted run in the same folder."""
     import os
@@ -108,11 +133,16 @@ def train(
     from medseg.plan import parse_assignment
     from medseg.train import train_model
 
-    extra = {}
+    extra: dict = {}
     if unlabelled is not None:
         extra["unlabelled"] = unlabelled
     if previous_stage is not None:
         extra["previous_stage"] = previous_stage
+    if classify is not None or metadata is not None:
+        extra["classify"] = classify
+        extra["metadata"] = [f.strip() for f in (metadata or "").split(",") if f.strip()]
+    if case_table is not None:
+        extra["case_table"] = case_table
     if correct_labels is not None:
         from medseg.errors import ConfigError
         from medseg.weak.correction import correction_wrapper

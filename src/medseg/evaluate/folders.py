@@ -101,6 +101,7 @@ def evaluate_folders(
     options: MetricOptions | None = None,
     seed: int = 0,
     report: bool = True,
+    case_table: PathLikeStr | None = None,
 ) -> EvaluationResult:
     """Score every prediction against its reference, per case and class.
 
@@ -138,6 +139,11 @@ def evaluate_folders(
         Bootstrap seed.
     report : bool
         Also write the HTML report (needs ``out_dir``).
+    case_table : path, optional
+        When ``pred_dir`` holds ``classification.json`` (a model trained with ``--classify``):
+        the case table with the true classes (default: ``cases.csv`` beside ``labelsTr``);
+        AUC and accuracy go to the summary's ``classification``
+        (:mod:`medseg.evaluate.classification`).
 
     Returns
     -------
@@ -195,6 +201,9 @@ def evaluate_folders(
     calibrations = {out["case"]: out["calibration"] for out in outputs if out["calibration"]}
     if calibrations:
         summary["calibration"] = _calibration_summary(calibrations, seed)
+    classification = _classification(Path(pred_dir), case_table, layout.labels_dir.parent)
+    if classification is not None:
+        summary["classification"] = classification
     result = EvaluationResult(rows=rows, summary=summary, out_dir=None)
     if out_dir is None:
         return result
@@ -204,6 +213,31 @@ def evaluate_folders(
     images = Path(images_dir) if images_dir is not None else layout.images_dir
     write_outputs(result, out, pairs=pairs, images_dir=images, report=report)
     return replace(result, out_dir=out)
+
+
+def _classification(
+    pred_dir: Path, case_table: PathLikeStr | None, dataset_root: Path
+) -> dict[str, Any] | None:
+    """Scores of ``pred_dir/classification.json`` when it exists (and a case table does)."""
+    from medseg.data.case_table import CASE_TABLE_NAME
+    from medseg.evaluate.classification import CLASSIFICATION_JSON, evaluate_classification
+
+    if not (pred_dir / CLASSIFICATION_JSON).is_file():
+        if case_table is not None:
+            warnings.warn(
+                f"{pred_dir}: no {CLASSIFICATION_JSON}, so no classification to score",
+                stacklevel=3,
+            )
+        return None
+    table = Path(case_table) if case_table is not None else dataset_root / CASE_TABLE_NAME
+    if case_table is None and not table.is_file():
+        warnings.warn(
+            f"{pred_dir / CLASSIFICATION_JSON} is not scored: no case table ({table}); pass "
+            "--case-table FILE",
+            stacklevel=3,
+        )
+        return None
+    return evaluate_classification(pred_dir, table)
 
 
 def _calibration_summary(calibrations: Mapping[str, Calibration], seed: int) -> dict[str, Any]:

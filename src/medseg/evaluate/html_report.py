@@ -289,6 +289,10 @@ def render_report(
         parts.append(f"<p><b>Label values outside the label set</b>: {html.escape(items)}</p>")
     parts.append("<h2>Overview (mean ± std)</h2>")
     parts.append(overview_table(summary))
+    if "classification" in summary:
+        from medseg.evaluate.classification_html import classification_section
+
+        parts.append(classification_section(summary["classification"]))
     parts.append("<h2>Distributions</h2><div class='grid'>")
     parts += [_img(png, metric) for metric, png in box_plots(result.rows)]
     if "calibration" in summary:

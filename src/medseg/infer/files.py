@@ -12,7 +12,10 @@ Outputs per case, in ``out_dir``:
   label;
 - ``{case}_seg.dcm`` (optional, DICOM series inputs only): the label map as a DICOM Segmentation
   that references the source series, one segment per foreground label named after it (see
-  :func:`medseg.io.write_dicom_seg`).
+  :func:`medseg.io.write_dicom_seg`);
+- ``classification.csv`` and ``classification.json`` (models trained with ``--classify``):
+  every case's class probabilities, written after the last case
+  (:mod:`medseg.infer.classification`).
 
 Every file is written atomically. A failing case (unreadable input, wrong channel count) is
 recorded in the report and the next case is predicted.
@@ -32,6 +35,7 @@ import numpy as np
 from medseg._config import write_json
 from medseg._typing import PathLikeStr
 from medseg.errors import ImageWriteError, MedsegError
+from medseg.infer.classification import CaseClassification, write_classification
 from medseg.infer.inputs import InputCase, image_suffix, require_inputs
 from medseg.infer.prediction import CaseProgressFn, ImagePredictor, Prediction, ProgressFn
 from medseg.io import (
@@ -55,6 +59,7 @@ class CaseOutput:
     extra: dict[str, Path] = field(default_factory=dict)
     volumes: dict[str, dict[str, float]] = field(default_factory=dict)
     note: str = ""
+    classification: CaseClassification | None = None
 
 
 @dataclass(frozen=True)
@@ -149,6 +154,8 @@ def predict_files(
             failures.append(CaseFailure(case.case_id, case.paths, f"{type(err).__name__}: {err}"))
         if on_progress is not None:
             on_progress(done, len(cases))
+    classified = {o.case_id: o.classification for o in outputs if o.classification is not None}
+    write_classification(classified, out)
     return PredictReport(outputs, failures)
 
 
@@ -243,7 +250,7 @@ def _write_case(
             note = "; ".join(filter(None, (note, "not a DICOM series: no DICOM-SEG written")))
     labels_path = out / f"{case.case_id}{case.suffix}"
     write_image(prediction.labels, labels_path)
-    return CaseOutput(case.case_id, labels_path, extra, volumes, note)
+    return CaseOutput(case.case_id, labels_path, extra, volumes, note, prediction.classification)
 
 
 def segment_names(model: Any) -> dict[int, str]:

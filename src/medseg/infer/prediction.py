@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from medseg.infer.classification import CaseClassification
 from medseg.io import Image
 from medseg.train.model_folder import ModelFolder
 
@@ -26,12 +27,14 @@ class Prediction:
     class (or region) probabilities, or ``None``. ``uncertainty``: ``{"entropy": Image,
     "mutual_information": Image}`` of ``(1, *spatial)`` float32 maps in [0, 1], or empty.
     ``members`` is the number of averaged predictions (folds x mirror combinations).
+    ``classification``: the case's class probabilities, for a model trained with ``--classify``.
     """
 
     labels: Image
     probabilities: Image | None = None
     uncertainty: dict[str, Image] = field(default_factory=dict)
     members: int = 1
+    classification: CaseClassification | None = None
 
 
 class ImagePredictor(Protocol):

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -21,9 +21,12 @@ import torch
 from torch import nn
 
 from medseg._typing import PathLikeStr
+from medseg.data.case_table import CaseTable, read_case_table
 from medseg.errors import ConfigError, DatasetError, ModelFormatError
+from medseg.infer.classification import FoldHeads
 from medseg.infer.export import restore_maps
 from medseg.infer.files import PredictReport, predict_files
+from medseg.infer.inputs import require_inputs
 from medseg.infer.postprocessing import (
     PostprocessingRules,
     apply_postprocessing,
@@ -37,6 +40,7 @@ from medseg.plan.plan import cascade_labels
 from medseg.preprocess import CaseProperties, preprocess_image, restore_to_original
 from medseg.preprocess.case import preprocess_label
 from medseg.train.cascade import CascadeError, one_hot
+from medseg.train.case_head import BottleneckTap
 from medseg.train.model_folder import ModelFolder
 from medseg.train.trainer import resolve_device
 
@@ -74,6 +78,9 @@ class Predictor:
         Channels-last memory format for 3D networks.
     postprocess : bool
         Apply ``postprocessing.json`` rules (default on).
+    case_table : path or CaseTable, optional
+        Per-case fields for a model trained with ``--classify`` and metadata
+        (:mod:`medseg.infer.classification`); looked up by case id.
 
     Raises
     ------
@@ -98,6 +105,7 @@ class Predictor:
         use_bf16: bool = False,
         channels_last: bool = False,
         postprocess: bool = True,
+        case_table: PathLikeStr | CaseTable | None = None,
     ) -> None:
         if not 0 < step <= 1:
             raise ConfigError(f"step must be in (0, 1] (a fraction of the patch), got {step}")
@@ -146,6 +154,14 @@ class Predictor:
                 channels_last=channels_last,
                 postprocess=postprocess,
             )
+        self.heads = FoldHeads.of(self.model, self.folds, self.device)
+        self.case_table = (
+            read_case_table(case_table)
+            if case_table is not None and not isinstance(case_table, CaseTable)
+            else case_table
+        )
+        self._taps: dict[int, BottleneckTap] = {}
+        self._pooled: dict[int, list[torch.Tensor]] = {}
         logger.info(
             "model %s: folds %s on %s, mirror axes %s, step %s, batch %d",
             self.model.path,
@@ -169,8 +185,9 @@ class Predictor:
         uncertainty: bool = False,
         case_id: str = "",
         on_progress: ProgressFn | None = None,
+        metadata: Mapping[str, str | None] | None = None,
     ) -> Prediction:
-        """Segment one image.
+        """Segment one image (and classify it, for a model trained with ``--classify``).
 
         Parameters
         ----------
@@ -184,6 +201,9 @@ class Predictor:
             Used in error messages.
         on_progress : callable(done, total), optional
             Tiles done over tiles x folds.
+        metadata : mapping of str to str, optional
+            The case's metadata fields for the classifier (raw values as in a case table);
+            by default its row of ``case_table``.
 
         Returns
         -------
@@ -203,6 +223,9 @@ class Predictor:
                 "pass one file per channel (case_0000, case_0001, ...)"
             )
         plan = self.model.plan
+        values = (
+            None if self.heads is None else self.heads.metadata(name, self.case_table, metadata)
+        )
         array, props = preprocess_image(
             image, plan, self.model.configuration_name, case_id=str(name)
         )
@@ -235,8 +258,16 @@ class Predictor:
             for key, value in (("entropy", entropy), ("mutual_information", info)):
                 restored = restore_maps(value[None], props, dtype=np.float32)
                 maps[key] = _same_geometry(restored, image)
+        classification = None
+        if self.heads is not None and values is not None:
+            classification = self.heads.classify(self._pooled, values)
+            self._pooled = {}
         return Prediction(
-            labels=labels, probabilities=probs, uncertainty=maps, members=result.members
+            labels=labels,
+            probabilities=probs,
+            uncertainty=maps,
+            members=result.members,
+            classification=classification,
         )
 
     def predict_files(
@@ -252,6 +283,12 @@ class Predictor:
         on_case_progress: CaseProgressFn | None = None,
     ) -> PredictReport:
         """Predict files and folders into ``out_dir``; see :mod:`medseg.infer.files`."""
+        if self.heads is not None and self.heads.fields:
+            ids = [case.case_id for case in require_inputs(inputs)]
+            if self.case_table is None:
+                self.heads.metadata(ids[0], None, None)  # raises: the metadata is needed
+            else:
+                self.case_table.require_cases(ids)
         return predict_files(
             self,
             inputs,
@@ -275,12 +312,23 @@ class Predictor:
         return np.concatenate([array, channels])
 
     def _iter_networks(self) -> Iterator[nn.Module]:
-        """Each fold's network, built once and kept for later images."""
+        """Each fold's network, built once and kept for later images.
+
+        With classification heads, the pooled bottleneck features of the windows a network
+        predicts are kept in ``self._pooled[fold]``.
+        """
         for fold in self.folds:
             if fold not in self._networks:
                 network = self.model.build_network(fold, self.device)
+                if self.heads is not None:
+                    self._taps[fold] = BottleneckTap(network)
                 self._networks[fold] = _Lift2D(network) if self._lift else network
-            yield self._networks[fold]
+            if self.heads is None:
+                yield self._networks[fold]
+                continue
+            with self._taps[fold].collect() as pooled:
+                yield self._networks[fold]
+            self._pooled[fold] = pooled
 
 
 class _Lift2D(nn.Module):

@@ -5,6 +5,7 @@ from medseg.plan.fingerprint import Fingerprint, extract_fingerprint, load_or_ex
 from medseg.plan.overrides import apply_overrides, parse_assignment
 from medseg.plan.plan import (
     ChannelNormalization,
+    ClassificationConfig,
     Configuration,
     LesionSynthesisConfig,
     NetworkConfig,
@@ -17,6 +18,7 @@ from medseg.plan.validate import load_plan, validate_plan
 
 __all__ = [
     "ChannelNormalization",
+    "ClassificationConfig",
     "Configuration",
     "Fingerprint",
     "LesionSynthesisConfig",

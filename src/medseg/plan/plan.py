@@ -77,6 +77,23 @@ class LesionSynthesisConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class ClassificationConfig:
+    """A case-level classification head on the encoder (see :mod:`medseg.train.case_head`).
+
+    ``target`` (None: off) is the case-table column to predict; ``metadata`` the columns fed to the
+    head beside the image features (``name``, ``name:num`` or ``name:cat``); ``weight`` the weight
+    of its cross-entropy term added to the segmentation loss; ``hidden`` the width of its MLP;
+    ``dropout`` the dropout probability on the MLP's input and hidden layer during training.
+    """
+
+    target: str | None = None
+    metadata: tuple[str, ...] = ()
+    weight: float = 0.5
+    hidden: int = 32
+    dropout: float = 0.0
+
+
+@dataclass(frozen=True, kw_only=True)
 class TrainingConfig:
     """Optimisation and sampling settings. Epochs live here so a run is reproducible from the plan.
 
@@ -101,7 +118,8 @@ class TrainingConfig:
     with several raters' label maps on one rater's map per patch, drawn uniformly.
     ``lesion_synthesis`` pastes synthetic lesions into patches (off unless its probability > 0).
     ``encoder_lr_scale`` multiplies the encoder's learning rate (below 1 when fine-tuning from
-    pretrained weights, ``medseg train --init``).
+    pretrained weights, ``medseg train --init``). ``classification`` adds a case-level
+    classification head trained jointly (off unless its ``target`` is set).
     """
 
     epochs: int = 50
@@ -131,6 +149,7 @@ class TrainingConfig:
     rater_sampling: bool = False
     lesion_synthesis: LesionSynthesisConfig = field(default_factory=LesionSynthesisConfig)
     encoder_lr_scale: float = 1.0
+    classification: ClassificationConfig = field(default_factory=ClassificationConfig)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -137,6 +137,7 @@ def _configuration_problems(config: Configuration, plan: Plan) -> list[str]:
         problems.append(
             "training.loss topk_ce needs softmax training; this plan trains regions: use dice_bce"
         )
+    problems += _classification_problems(config)
     return problems + _loss_problems(train.extra_losses, plan)
 
 
@@ -161,4 +162,33 @@ def _loss_problems(extra_losses: dict[str, float], plan: Plan) -> list[str]:
                 "training.extra_losses.containment needs regions nested in others "
                 '(e.g. regions {"whole": [1, 2], "core": [2]})'
             )
+    return problems
+
+
+CLASSIFYING_NETWORKS = ("dynunet", "resenc_unet", "hybrid_unet")
+"""Architectures with the ``bottleneck`` stage the case-level classification head reads."""
+
+
+def _classification_problems(config: Configuration) -> list[str]:
+    head = config.training.classification
+    if head.target is None:
+        return []
+    problems = []
+    if not (math.isfinite(head.weight) and head.weight > 0) or head.hidden < 1:
+        problems.append(
+            "training.classification needs weight > 0 and hidden >= 1, got "
+            f"{head.weight} and {head.hidden}"
+        )
+    if not 0.0 <= head.dropout < 1.0:
+        problems.append(f"training.classification.dropout must be in [0, 1), got {head.dropout}")
+    if config.network.architecture not in CLASSIFYING_NETWORKS:
+        problems.append(
+            f"training.classification needs a network with a bottleneck stage "
+            f"({', '.join(CLASSIFYING_NETWORKS)}), not {config.network.architecture!r}"
+        )
+    names = [spec.partition(":")[0] for spec in head.metadata]
+    if head.target in names:
+        problems.append(
+            f"training.classification: the target {head.target!r} cannot also be metadata"
+        )
     return problems

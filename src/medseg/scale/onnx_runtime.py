@@ -98,6 +98,9 @@ class OnnxPredictor(Predictor):
     ) -> None:
         require("onnxruntime", "onnx")
         super().__init__(model_dir, **kwargs)
+        if self.heads is not None:
+            logger.warning("the onnx runtime segments only: use the torch runtime to classify")
+            self.heads = None
         given = dict(onnx_models or {})
         self._sessions = {
             fold: OnnxNetwork(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -13,12 +13,13 @@ from typing import Any, Literal
 import torch
 
 from medseg._typing import PathLikeStr
+from medseg.data.case_table import CaseTable
 from medseg.data.dataset import Dataset
 from medseg.errors import ConfigError, DatasetError, MedsegError
 from medseg.plan.budget import PlanBudget
 from medseg.plan.cascade import CASCADE, LOWRES
-from medseg.plan.plan import Plan
-from medseg.train.cascade import CascadeError, cascade_source, load_previous_stage
+from medseg.plan.plan import ClassificationConfig, Plan
+from medseg.train.cascade import cascade_source, load_previous_stage, resolve_previous_stage
 from medseg.train.finetune import resolve_init_file
 from medseg.train.model_folder import (
     ALL_FOLD,
@@ -83,6 +84,9 @@ def train_model(
     unlabelled: PathLikeStr | None = None,
     init: PathLikeStr | None = None,
     previous_stage: PathLikeStr | None = None,
+    classify: str | None = None,
+    metadata: Sequence[str] | None = None,
+    case_table: PathLikeStr | None = None,
 ) -> TrainResult:
     """Plan (if needed), preprocess and train folds of a dataset into a model folder.
 
@@ -147,6 +151,15 @@ def train_model(
         out-of-fold segmentations become extra input channels (:mod:`medseg.train.cascade`).
         Its plan is used when no plan is given; the model folder records where it is, so
         resuming and prediction find it. Default: the one recorded in ``out_dir``.
+    classify : str, optional
+        Also train a case-level classifier of this case-table column (sets
+        ``training.classification.target``; :mod:`medseg.train.case_head`).
+    metadata : sequence of str, optional
+        Case-table columns fed to the classifier beside the image features (``name``,
+        ``name:num`` or ``name:cat``; sets ``training.classification.metadata``).
+    case_table : path, optional
+        The CSV case table (:mod:`medseg.data.case_table`); default ``cases.csv`` in the dataset
+        folder. Read only when the plan classifies.
 
     Returns
     -------
@@ -183,6 +196,7 @@ def train_model(
         no_epochs = epochs is None and not _sets_epochs(overrides)
         if not chosen.budget.get("cuda") and no_epochs and not timed:
             chosen = _fit_epochs_to_time(chosen, configuration, device)
+    chosen = apply_overrides(chosen, _classification_overrides(classify, metadata))
     chosen = apply_overrides(chosen, overrides)
     config = chosen.configuration(configuration)
     sets_budget = any(key.endswith("time_budget_s") for key in (overrides or {}))
@@ -197,7 +211,7 @@ def train_model(
         training = dataclasses.replace(config.training, epochs=epochs, time_budget_s=None)
         config = dataclasses.replace(config, training=training)
         chosen = chosen.with_configuration(config)
-    previous = _previous_stage(out, chosen, config.name, previous_stage)
+    previous = resolve_previous_stage(out, chosen, config.name, previous_stage)
     save_model_folder(
         out,
         chosen,
@@ -207,6 +221,7 @@ def train_model(
         previous_stage=None if previous is None else previous.path,
     )
     case_ids = sorted(c.case_id for c in dataset.labelled)
+    table = _case_table(dataset, case_table, case_ids, config.training.classification)
     fold_list = _fold_list(folds, chosen.num_folds)
     splits = (
         load_or_make_splits(out / SPLITS_NAME, case_ids, chosen.num_folds, chosen.seed)
@@ -269,6 +284,8 @@ def train_model(
                 annotated=partial,
                 unlabelled_ids=unlabelled_ids,
                 init=init_file,
+                case_table=table,
+                labelled_ids=case_ids,
             )
         )
     return TrainResult(
@@ -279,29 +296,40 @@ def train_model(
     )
 
 
-def _previous_stage(
-    out: Path, plan: Plan, config_name: str, given: PathLikeStr | None
-) -> ModelFolder | None:
-    """The previous stage of a cascade configuration (given, or recorded in ``out``)."""
-    config = plan.configuration(config_name)
-    if config.previous_stage is None:
-        if given is not None:
-            raise ConfigError(
-                f"previous_stage is only for a cascade configuration ({CASCADE}); "
-                f"{config_name} takes no previous stage"
-            )
+def _classification_overrides(
+    classify: str | None, metadata: Sequence[str] | None
+) -> dict[str, Any]:
+    """Plan overrides for ``train_model(classify=..., metadata=...)``."""
+    if classify is None:
+        if metadata:
+            raise ConfigError("metadata fields are inputs of the classifier: give classify too")
+        return {}
+    return {
+        "training.classification.target": classify,
+        "training.classification.metadata": list(metadata or []),
+    }
+
+
+def _case_table(
+    dataset: Dataset,
+    path: PathLikeStr | None,
+    case_ids: Sequence[str],
+    settings: ClassificationConfig,
+) -> CaseTable | None:
+    """The case table a classifying plan needs (checked against the labelled cases)."""
+    if settings.target is None:
         return None
-    where = given
-    if where is None and (out / "model.json").is_file():
-        where = _recorded_previous(out)
-    if where is None:
-        raise CascadeError(
-            f"{config_name} takes the segmentation of a trained {config.previous_stage} model: "
-            f"train it first (`medseg train DATASET -o LOWRES --config {config.previous_stage} "
-            f"--folds 0 1 2 3 4`), then pass it (`medseg train DATASET -o {out} --config "
-            f"{config_name} --previous-stage LOWRES`)"
-        )
-    return load_previous_stage(where, plan, config_name)
+    from medseg.data.case_table import (
+        CASE_TABLE_NAME,
+        case_classes,
+        fit_metadata,
+        read_case_table,
+    )
+
+    table = read_case_table(Path(path) if path is not None else dataset.root / CASE_TABLE_NAME)
+    case_classes(table, settings.target, case_ids)
+    fit_metadata(table, settings.metadata, case_ids)
+    return table
 
 
 def _with_unlabelled(dataset: Dataset, folder: PathLikeStr | None) -> Dataset:
@@ -324,14 +352,6 @@ def _with_unlabelled(dataset: Dataset, folder: PathLikeStr | None) -> Dataset:
                 f"{len(case.image_paths)} channels, the dataset {dataset.num_channels}"
             )
     return dataclasses.replace(dataset, cases=(*dataset.cases, *extra))
-
-
-def _recorded_previous(out: Path) -> Path | None:
-    """The previous-stage folder ``out/model.json`` records, if any."""
-    from medseg._config import read_json
-
-    relative = read_json(out / "model.json").get("previous_stage")
-    return None if relative is None else (out / relative).resolve()
 
 
 def _sets_epochs(overrides: Mapping[str, Any] | None) -> bool:

@@ -84,6 +84,47 @@ def load_previous_stage(
     return model
 
 
+def resolve_previous_stage(
+    out: Path, plan: Plan, config_name: str, given: Path | str | None
+) -> ModelFolder | None:
+    """The previous stage of a cascade configuration: ``given``, or the one ``out`` records.
+
+    ``None`` for a configuration without ``previous_stage``.
+
+    Raises
+    ------
+    ConfigError
+        ``given`` for a configuration that takes no previous stage.
+    CascadeError
+        A cascade configuration without a trained previous stage (naming the commands to run).
+    """
+    config = plan.configuration(config_name)
+    if config.previous_stage is None:
+        if given is not None:
+            raise ConfigError(
+                f"previous_stage is only for a cascade configuration (3d_cascade_fullres); "
+                f"{config_name} takes no previous stage"
+            )
+        return None
+    where = given
+    if where is None and (out / "model.json").is_file():
+        where = _recorded_previous(out)
+    if where is None:
+        raise CascadeError(
+            f"{config_name} takes the segmentation of a trained {config.previous_stage} model: "
+            f"train it first (`medseg train DATASET -o LOWRES --config {config.previous_stage} "
+            f"--folds 0 1 2 3 4`), then pass it (`medseg train DATASET -o {out} --config "
+            f"{config_name} --previous-stage LOWRES`)"
+        )
+    return load_previous_stage(where, plan, config_name)
+
+
+def _recorded_previous(out: Path) -> Path | None:
+    """The previous-stage folder ``out/model.json`` records, if any."""
+    relative = read_json(out / "model.json").get("previous_stage")
+    return None if relative is None else (out / relative).resolve()
+
+
 def cache_previous_stage(
     directory: Path,
     lowres: CaseCache,

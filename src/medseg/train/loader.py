@@ -10,7 +10,7 @@ With ``num_workers`` > 0, worker ``w`` of ``W`` produces batches ``w, w + W, ...
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
 import numpy as np
 import torch
@@ -31,16 +31,26 @@ class BatchStream(IterableDataset):
     annotated : Tensor of bool, shape (B, num_classes)
         Only when the sampler marks annotated classes (partially labelled or unlabelled cases,
         see :mod:`medseg.train.marginal`); the trainer passes it on to the loss.
+    case_index : Tensor of int64, shape (B,)
+        Last, only with ``case_index``: each sample's case as ``case_index[case_id]`` (-1 for
+        cases it does not list), for the case-level classification head.
     """
 
     def __init__(
-        self, sampler: PatchSampler, transform: Compose | None, *, seed: int, start: int = 0
+        self,
+        sampler: PatchSampler,
+        transform: Compose | None,
+        *,
+        seed: int,
+        start: int = 0,
+        case_index: Mapping[str, int] | None = None,
     ) -> None:
         super().__init__()
         self.sampler = sampler
         self.transform = transform
         self.seed = seed
         self.start = start
+        self.case_index = None if case_index is None else dict(case_index)
 
     def batch(self, k: int) -> tuple[torch.Tensor, ...]:
         """Batch number ``k`` of the run: ``(image, label)`` or ``(image, label, annotated)``."""
@@ -50,9 +60,12 @@ class BatchStream(IterableDataset):
             tensors = to_tensors(batch)
         else:
             tensors = augment_batch(batch, self.transform, seed=int(rng.integers(2**32)))
-        if batch.annotated is None:
-            return tensors
-        return (*tensors, torch.from_numpy(batch.annotated))
+        if batch.annotated is not None:
+            tensors = (*tensors, torch.from_numpy(batch.annotated))
+        if self.case_index is not None:
+            index = [self.case_index.get(case_id, -1) for case_id in batch.cases]
+            tensors = (*tensors, torch.tensor(index, dtype=torch.int64))
+        return tensors
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, ...]]:
         info = get_worker_info()

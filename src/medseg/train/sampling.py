@@ -151,12 +151,15 @@ class Batch:
     annotated : ndarray of bool, shape (B, num_classes), optional
         Which classes each sample annotates (:func:`annotated_rows`); only for datasets with
         partially labelled or unlabelled cases.
+    cases : tuple of str
+        The case each sample was cut from.
     """
 
     image: npt.NDArray[np.float32]
     label: npt.NDArray[np.int16]
     forced: npt.NDArray[np.bool_]
     annotated: npt.NDArray[np.bool_] | None = None
+    cases: tuple[str, ...] = ()
 
 
 class PatchSampler:
@@ -274,6 +277,7 @@ class PatchSampler:
             label=np.stack(labels).astype(np.int16, copy=False),
             forced=np.array(forced),
             annotated=rows,
+            cases=tuple(cases),
         )
 
     def _case(self, case_id: str) -> tuple[np.ndarray, np.ndarray]:

@@ -35,10 +35,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from medseg.data.case_table import CaseTable
 from medseg.errors import ConfigError, MedsegError
 from medseg.plan.plan import Configuration, Plan, TrainingConfig, input_channels
 from medseg.train import schedule
 from medseg.train.augment import training_transform
+from medseg.train.case_head import CaseClassifier, case_classifier
+from medseg.train.case_validation import validate_classification
 from medseg.train.checkpoint import load_checkpoint, remove_checkpoints, save_checkpoint
 from medseg.train.finetune import (
     load_initial_weights,
@@ -162,6 +165,8 @@ def train_fold(
     annotated: Mapping[str, Sequence[int]] | None = None,
     unlabelled_ids: Sequence[str] = (),
     init: Path | str | None = None,
+    case_table: CaseTable | None = None,
+    labelled_ids: Sequence[str] = (),
 ) -> FoldResult:
     """Train one fold and write it into the model folder ``model_dir``.
 
@@ -215,6 +220,11 @@ def train_fold(
         a model folder, a fold folder or a ``.safetensors`` file); tensors whose names and
         shapes match are loaded, ``init_report.json`` in the fold folder lists them. A resumed
         run continues from its checkpoint instead.
+    case_table : CaseTable, optional
+        Per-case fields, needed when ``training.classification.target`` is set: a
+        classification head (:mod:`medseg.train.case_head`) is then trained with the network.
+    labelled_ids : sequence of str
+        Every labelled case (the head's classes are those of all of them); default the fold's.
 
     Returns
     -------
@@ -246,6 +256,14 @@ def train_fold(
             report = load_initial_weights(net, init)
             if writer:
                 write_init_report(report, path)
+        classifier = case_classifier(
+            net,
+            tc.classification,
+            case_table,
+            train_ids,
+            list(labelled_ids) or [*train_ids, *val_ids],
+            parallel=parallel is not None,
+        )
         optimizer = build_optimizer(net, tc)
         semi = _semi_supervised_ids(tc, unlabelled_ids, parallel)
         partial = annotated is not None or bool(semi)
@@ -300,11 +318,18 @@ def train_fold(
             previous_stage_from=len(plan.channel_names) if config.previous_stage else None,
         )
         done = int(state["iterations"]) if timed and state else start * tc.iterations_per_epoch
-        stream = BatchStream(sampler(train_ids, semi, raters), transform, seed=seed, start=done)
+        stream = BatchStream(
+            sampler(train_ids, semi, raters),
+            transform,
+            seed=seed,
+            start=done,
+            case_index=None if classifier is None else classifier.case_index,
+        )
         stream = stream if parallel is None else parallel.split(stream)
         batches = batch_iterator(stream, num_workers)
         step_net = net if parallel is None else parallel.wrap(net)
         step = _Stepper(step_net, optimizer, loss_fn, dev, dtype, memory_format, tc.grad_clip, ndim)
+        step.classifier = classifier
         if semi:
             step.teacher = MeanTeacher(
                 net,
@@ -367,6 +392,14 @@ def train_fold(
                 metrics.update(dice=mean_over_cases(per_case), method=METHOD, per_case=per_case)
         val_dice = metrics["dice"]
         metrics["mean_dice"] = _nanmean(val_dice.values())
+        if classifier is not None:
+            if final_validation and writer:
+                metrics["classification"] = validate_classification(
+                    net, classifier, source, val_ids, plan, config_name, device=dev, dtype=dtype
+                )
+            classifier.detach_from(net)
+            if writer:
+                classifier.save(path)
         if writer:
             save_fold(model_dir, fold, net, val_metrics=metrics)
             remove_checkpoints(path)
@@ -482,6 +515,7 @@ class _Stepper:
         self.device, self.dtype, self.memory_format = device, dtype, memory_format
         self.clip, self.ndim = clip, ndim
         self.teacher: MeanTeacher | None = None
+        self.classifier: CaseClassifier | None = None
         use_scaler = device.type == "cuda" and dtype == torch.float16
         self.scaler = torch.amp.GradScaler("cuda") if use_scaler else None
 
@@ -489,10 +523,14 @@ class _Stepper:
         image = _to(image, self.device, self.memory_format)
         label = label.to(self.device, non_blocking=True)
         extra = tuple(x.to(self.device, non_blocking=True) for x in extra)
+        if self.classifier is not None:
+            extra, case_index = extra[:-1], extra[-1]
         self.optimizer.zero_grad(set_to_none=True)
         with _autocast(self.device, self.dtype):
             outputs = output_list(self.net(image), self.ndim)
         loss = self.loss_fn(outputs, label, *extra)
+        if self.classifier is not None:
+            loss = loss + self.classifier.loss(case_index)
         if self.teacher is not None:
             with _autocast(self.device, self.dtype):
                 loss = loss + self.teacher.consistency(outputs[0], image)
