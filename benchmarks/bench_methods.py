@@ -67,6 +67,11 @@ VARIANTS: tuple[tuple[str, dict], ...] = (
     ("unetr_S", {"network.architecture": "unetr", "network.size": "S"}),
     ("unetr", {"network.architecture": "unetr"}),
     ("swinunetr", {"network.architecture": "swinunetr"}),
+    # planar configurations: slices along axis 0, then 2.5D (2 neighbours on each side), then
+    # the three planes' 2.5D networks averaged (ENSEMBLES: the budget is split between them)
+    ("2d", {"default_configuration": "2d"}),
+    ("2.5d", {"default_configuration": "2.5d"}),
+    ("multiplane", {"default_configuration": "2.5d"}),
     ("cascade", {}),
     # the label-map losses of bench_losses (its region variants need nested labels)
     *(
@@ -80,13 +85,20 @@ VARIANTS: tuple[tuple[str, dict], ...] = (
 STAGES = {"cascade": ("3d_lowres", "3d_cascade_fullres")}
 """Variants trained as several configurations in turn, each on an equal share of the budget."""
 
+ENSEMBLES = {"multiplane": "multiplane"}
+"""Variants that train one of the plan's ensembles; each member gets budget / members."""
+
 PATCH_MULTIPLE = {"unetr": 16, "swinunetr": 32}
 """Architectures whose patch edges must be multiples of this: the planned patch is rounded up."""
 
 
 def variant_overrides(name: str, plan) -> dict:
-    """The overrides of ``name``, with the 3d patch rounded up where the network needs it."""
+    """The overrides of ``name``, with the 3d patch rounded up where the network needs it and
+    an ensemble's budget split between its members."""
     overrides = dict(dict(VARIANTS)[name])
+    if name in ENSEMBLES:
+        members = len(plan.ensembles[ENSEMBLES[name]])
+        overrides["training.time_budget_s"] = plan.configuration().training.time_budget_s / members
     multiple = PATCH_MULTIPLE.get(overrides.get("network.architecture", ""))
     if multiple and "3d.patch_size" not in overrides:
         patch = plan.configuration("3d").patch_size
@@ -118,10 +130,11 @@ def run_variant(args: argparse.Namespace) -> None:
         device=args.device,
         cache_dir=args.work / "cache",
         probabilities=True,
-        configuration=stages[-1],
+        configuration=stages[-1] or ENSEMBLES.get(args.child),
         previous_stage=previous,
     )
-    metrics = json.loads((out / "model" / "fold_all" / "val_metrics.json").read_text())
+    metrics = fold_metrics(out / "model")
+    info["iterations"] = metrics.get("iterations")
     info.pop("curve", None)
     info.pop("val_cases", None)
     info.update(score(out / "pred", dataset_dir))
@@ -129,7 +142,7 @@ def run_variant(args: argparse.Namespace) -> None:
     train_only = (metrics.get("train_seconds") or 0) - (metrics.get("validation_seconds") or 0)
     info["s_per_iteration"] = train_only / max(1, info["iterations"] or 0)
     info["overrides"] = overrides
-    info["parameters"] = parameters(plan, overrides)
+    info["parameters"] = parameters(plan, overrides, ENSEMBLES.get(args.child))
     if previous is not None:
         info["stages"] = list(stages)
         info["parameters"] = stage_parameters([previous, out / "model"])
@@ -174,6 +187,17 @@ def stage_parameters(model_dirs) -> int:
     return total
 
 
+def fold_metrics(model_dir: Path) -> dict:
+    """``fold_all/val_metrics.json``; for an ensemble folder, the members' times and
+    iterations summed."""
+    from medseg.train.ensemble_folder import ensemble_members, is_ensemble_folder
+
+    folders = ensemble_members(model_dir) if is_ensemble_folder(model_dir) else [model_dir]
+    rows = [json.loads((f / "fold_all" / "val_metrics.json").read_text()) for f in folders]
+    keys = ("iterations", "train_seconds", "validation_seconds")
+    return {key: sum(r.get(key) or 0 for r in rows) for key in keys}
+
+
 def extra_metrics(pred_dir: Path, dataset_dir: Path) -> dict:
     """HD95 per class and its mean, Betti error and ECE (mean over held-out cases).
 
@@ -202,16 +226,24 @@ def _mean(values) -> float:
     return float(np.nanmean(array)) if np.isfinite(array).any() else math.nan
 
 
-def parameters(plan, overrides: dict) -> int:
-    """Trainable parameters of the variant's 3d network."""
+def parameters(plan, overrides: dict, ensemble: str | None = None) -> int:
+    """Trainable parameters of the variant's network (summed over an ensemble's members)."""
     from medseg.plan import apply_overrides
     from medseg.train.networks import build_network
 
-    config = apply_overrides(plan, overrides).configuration("3d")
-    net = build_network(
-        config.network, len(plan.channel_names), plan.num_classes, 3, patch_size=config.patch_size
-    )
-    return sum(p.numel() for p in net.parameters())
+    changed = apply_overrides(plan, overrides)
+    total = 0
+    for name in changed.ensembles[ensemble] if ensemble else [changed.default_configuration]:
+        config = changed.configuration(name)
+        net = build_network(
+            config.network,
+            changed.input_channels(name),
+            plan.num_classes,
+            len(config.patch_size),
+            patch_size=config.patch_size,
+        )
+        total += sum(p.numel() for p in net.parameters())
+    return total
 
 
 def costs(args: argparse.Namespace, names: list[str]) -> None:
@@ -240,18 +272,20 @@ def costs(args: argparse.Namespace, names: list[str]) -> None:
             print(f"| {name} | (stages {', '.join(STAGES[name])}: see their own rows) |")
             continue
         changed = apply_overrides(plan, variant_overrides(name, plan))
-        config = changed.configuration("3d")
+        which = changed.default_configuration  # an ensemble: one member, the first
+        config = changed.configuration(which)
+        channels, ndim = changed.input_channels(which), len(config.patch_size)
         torch.manual_seed(0)
         net = build_network(
-            config.network, 1, plan.num_classes, 3, patch_size=config.patch_size
+            config.network, channels, plan.num_classes, ndim, patch_size=config.patch_size
         ).eval()
         with torch.no_grad(), FlopCounterMode(display=False) as counter:
-            net(torch.zeros(1, 1, *config.patch_size))
+            net(torch.zeros(1, channels, *config.patch_size))
         macs = counter.get_total_flops() / 2
         params = sum(p.numel() for p in net.parameters())
         clock = time.process_time if args.clock == "cpu" else time.perf_counter
         seconds = measure_iteration_seconds(
-            changed, "3d", device=device, steps=args.steps, clock=clock
+            changed, which, device=device, steps=args.steps, clock=clock
         )
         print(
             f"| {name} | {'x'.join(map(str, config.patch_size))} | {params / 1e6:.2f} M | "

@@ -92,7 +92,7 @@ def run_medseg(
     configuration: str | None = None,
     previous_stage: Path | None = None,
 ) -> dict:
-    from medseg.infer import Predictor
+    from medseg.infer import load_predictor
     from medseg.infer.files import predict_files
     from medseg.plan import PlanBudget
     from medseg.train import train_model
@@ -118,7 +118,7 @@ def run_medseg(
     for row in _csv_rows(fold / "log.csv"):
         if not math.isnan(float(row["mean_dice"])):
             curve.append((float(row["elapsed_s"]), float(row["mean_dice"])))
-    predictor = Predictor(out / "model", device=device, tta=False)
+    predictor = load_predictor(out / "model", device=device, tta=False)
     tic = time.perf_counter()
     images = [c.image_paths[0] for c in dataset.test_cases]
     predict_files(predictor, images, out / "pred", probabilities=probabilities)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from medseg.errors import ConfigError
-from medseg.plan import PlanBudget, make_plan
+from medseg.plan import PlanBudget, apply_overrides, make_plan
 from medseg.plan.fingerprint import ChannelIntensity, ComponentStats, Fingerprint
 from medseg.plan.rules import target_spacing
 
@@ -112,8 +112,9 @@ def test_patch_within_median_shape_and_divisible(time_budget_s):
     median = np.array([40 * 3.0, 150 * 0.8, 130 * 0.8]) / np.array(
         plan.configurations["3d"].spacing
     )
-    for name, config in plan.configurations.items():
-        shape = median[1:] if name == "2d" else median
+    for config in plan.configurations.values():
+        in_plane = [a for a in range(3) if a != config.plane]
+        shape = median if len(config.patch_size) == 3 else median[in_plane]
         assert all(p <= round(m) for p, m in zip(config.patch_size, shape, strict=True))
         divisor = [math.prod(s[d] for s in config.network.strides) for d in range(len(shape))]
         assert all(p % d == 0 for p, d in zip(config.patch_size, divisor, strict=True))
@@ -144,6 +145,7 @@ def test_gpu_plan_is_nnunet_sized():
     assert config.network.deep_supervision
     assert config.training.augment
     assert config.training.mirror_axes == (0, 1, 2)
+    assert (config.training.optimizer, config.training.learning_rate) == ("sgd", 0.01)
 
 
 def test_cpu_time_budget_plan_trains_without_deep_supervision():
@@ -154,6 +156,13 @@ def test_cpu_time_budget_plan_trains_without_deep_supervision():
     assert config.training.mirror_axes == ()
     assert any("no deep supervision" in reason for reason in config.reasons)
     assert any("no data augmentation" in reason for reason in config.reasons)
+    training = config.training
+    assert (training.optimizer, training.learning_rate, training.weight_decay) == (
+        "adamw",
+        1e-2,
+        0.01,
+    )
+    assert any(reason.startswith("optimizer: AdamW") for reason in config.reasons)
 
 
 def test_normalisation_from_channel_names():
@@ -229,7 +238,8 @@ def test_every_configuration_explains_itself():
 def test_plan_from_dataset(make_dataset):
     plan = make_plan(make_dataset(), budget=CPU)
     assert plan.default_configuration == "3d"
-    assert set(plan.configurations) == {"2d", "3d"}
+    assert set(plan.configurations) == {"2d", "3d", "2.5d", "2.5d_plane1", "2.5d_plane2"}
+    assert plan.ensembles == {"multiplane": ("2.5d", "2.5d_plane1", "2.5d_plane2")}
     assert plan.labels == {"background": 0, "inner": 1, "outer": 2, "lesion": 3}
     assert plan.configurations["3d"].patch_size <= (16, 20, 18)
 
@@ -325,3 +335,36 @@ def _prod(values) -> int:
     for v in values:
         out *= v
     return out
+
+
+def test_planar_configurations_over_the_three_planes():
+    """Anisotropic data: each plane's configuration takes the other two axes' spacing."""
+    fp = fingerprint([(3.0, 0.8, 0.8)] * 6, [(40, 150, 130)] * 6)
+    plan = make_plan(fp, budget=CPU)
+    full = plan.configurations["3d"].spacing
+    assert plan.default_configuration == "3d"
+    assert plan.ensembles == {"multiplane": ("2.5d", "2.5d_plane1", "2.5d_plane2")}
+    for plane, name in enumerate(("2.5d", "2.5d_plane1", "2.5d_plane2")):
+        config = plan.configurations[name]
+        assert (config.plane, config.neighbours) == (plane, 2)
+        assert config.spacing == tuple(full[a] for a in range(3) if a != plane)
+        assert plan.input_channels(name) == 5
+        assert "2 neighbouring slices on each side" in " ".join(config.reasons)
+    assert plan.configurations["2d"].neighbours == 0
+    # the slice axis is the coarse one only for plane 0: the others keep it in-plane, with
+    # kernel 1 along it at first (nnU-Net's rule for axes coarser than 2x the finest)
+    assert plan.configurations["2.5d_plane1"].network.kernel_sizes[0] == (1, 3)
+    edited = apply_overrides(plan, {"2.5d.neighbours": 1, "configurations.2.5d_plane2.plane": 2})
+    assert edited.input_channels("2.5d") == 3
+
+
+def test_summary_lists_slices_and_the_ensemble():
+    from rich.console import Console
+
+    from medseg.plan.summary import plan_summary
+
+    console = Console(record=True, width=300)
+    console.print(plan_summary(make_plan(brain(), budget=CPU)))
+    text = console.export_text()
+    assert "along axis 1, +-2 neighbours" in text
+    assert "ensemble multiplane: 2.5d + 2.5d_plane1 + 2.5d_plane2" in text

@@ -153,8 +153,6 @@ def _evaluate_instances(pred: Path, ref: Path, out: Path | None, iou_threshold: 
 
     result = evaluate_instance_folders(pred, ref, out_dir=out, iou_threshold=iou_threshold)
     Console(soft_wrap=True).print(result.table())
-    if "classification" in result.summary:
-        Console(soft_wrap=True).print(describe_classification(result.summary["classification"]))
     if out is not None:
         Console(stderr=True).print(f"wrote {out}/instances_per_case.csv, instances_summary.json")
 

@@ -33,7 +33,8 @@ def plan(
         str | None,
         typer.Option(
             "--config",
-            help="Configuration the options below edit: 2d, 3d, 3d_lowres, 3d_cascade_fullres.",
+            help="Configuration the options below edit (and the default): 3d, 2d, 2.5d, "
+            "3d_lowres, 3d_cascade_fullres...",
         ),
     ] = None,
     patch: Annotated[
@@ -110,7 +111,7 @@ def preprocess(
     plan_file: Annotated[Path, typer.Option("--plan", help="plan.json from medseg plan.")],
     output: Annotated[Path, output_option("Cache folder to write.")],
     config: Annotated[
-        str | None, typer.Option("--config", help="2d or 3d (default: the plan's).")
+        str | None, typer.Option("--config", help="3d, 2d, 2.5d... (default: the plan's).")
     ] = None,
     workers: Annotated[
         int | None, workers_option("Processes (0: none, work here; default: cores - 1).")

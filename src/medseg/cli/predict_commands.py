@@ -24,7 +24,9 @@ def register(app: typer.Typer) -> None:
 
 
 def predict(
-    model: Annotated[Path, typer.Argument(help="Trained model folder.")],
+    model: Annotated[
+        Path, typer.Argument(help="Trained model folder, or an ensemble folder (ensemble.json).")
+    ],
     inputs: Annotated[
         list[Path],
         typer.Argument(

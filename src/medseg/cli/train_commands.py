@@ -37,7 +37,9 @@ def train(
         str | None,
         typer.Option(
             "--config",
-            help="Configuration: 3d, 2d, 3d_lowres or 3d_cascade_fullres (default: the plan's).",
+            help="Configuration: 3d, 2d, 2.5d, 2.5d_plane1, 2.5d_plane2, 3d_lowres, "
+            "3d_cascade_fullres (with --previous-stage), or the ensemble multiplane (the three "
+            "planes' 2.5D networks, averaged; docs/methods.md). Default: the plan's.",
         ),
     ] = None,
     folds: Folds = "0",

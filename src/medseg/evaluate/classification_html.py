@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from medseg.evaluate.classification import roc_auc
+from medseg.evaluate.html_parts import figure_png, img_tag
 
 
 def roc_plot(result: dict[str, Any]) -> str:
@@ -16,8 +17,6 @@ def roc_plot(result: dict[str, Any]) -> str:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from medseg.evaluate.html_report import _png
 
     classes = result["classes"]
     cases = list(result["per_case"].values())
@@ -35,7 +34,7 @@ def roc_plot(result: dict[str, Any]) -> str:
     ax.set_ylabel("true positive rate")
     ax.set_title(f"ROC: {result['target']}", fontsize=10)
     ax.legend(fontsize=8, loc="lower right")
-    return _png(fig)
+    return figure_png(fig)
 
 
 def _roc_points(positive: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -48,7 +47,6 @@ def _roc_points(positive: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, n
 
 def classification_section(result: dict[str, Any]) -> str:
     """HTML: the headline figures, the confusion matrix and the ROC curve."""
-    from medseg.evaluate.html_report import _img
 
     classes = result["classes"]
     acc = result["accuracy"]
@@ -75,7 +73,7 @@ def classification_section(result: dict[str, Any]) -> str:
         lines.append(f"<tr><th>{html.escape(name)}</th>{cells}</tr>")
     lines.append("</table>")
     if result["n"] and auc is not None:
-        lines.append(f"<div class='grid'>{_img(roc_plot(result), 'ROC curve')}</div>")
+        lines.append(f"<div class='grid'>{img_tag(roc_plot(result), 'ROC curve')}</div>")
     if result["unscored"]:
         items = ", ".join(f"{c} ({why})" for c, why in result["unscored"].items())
         lines.append(f"<p class='meta'>Left out: {html.escape(items)}</p>")

@@ -5,9 +5,7 @@ Every figure is a matplotlib PNG embedded as base64, so the file can be mailed o
 
 from __future__ import annotations
 
-import base64
 import html
-import io
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from medseg.evaluate.html_parts import figure_png, img_tag
 from medseg.evaluate.summary import is_distance, metric_columns
 
 if TYPE_CHECKING:
@@ -43,19 +42,6 @@ th{background:#f4f4f4;text-align:left}td.n{text-align:right;font-variant-numeric
 .grid{display:flex;flex-wrap:wrap;gap:8px}.grid img{width:320px}.meta{color:#555;font-size:13px}
 .case img{width:100%;max-width:1000px}
 """
-
-
-def _png(fig: Any) -> str:
-    import matplotlib.pyplot as plt
-
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
-    plt.close(fig)
-    return base64.b64encode(buffer.getvalue()).decode("ascii")
-
-
-def _img(data: str, alt: str) -> str:
-    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
 
 
 def box_plots(rows: Sequence[dict[str, Any]]) -> list[tuple[str, str]]:
@@ -92,7 +78,7 @@ def box_plots(rows: Sequence[dict[str, Any]]) -> list[tuple[str, str]]:
         unit = " (mm; empty → diagonal)" if is_distance(metric) else ""
         ax.set_title(metric + unit, fontsize=10)
         ax.grid(axis="y", alpha=0.3)
-        plots.append((metric, _png(fig)))
+        plots.append((metric, figure_png(fig)))
     return plots
 
 
@@ -147,7 +133,7 @@ def reliability_plot(calibration: dict[str, Any]) -> str:
     ax.set_xlabel("confidence")
     ax.set_ylabel("accuracy")
     ax.legend(fontsize=8)
-    return _png(fig)
+    return figure_png(fig)
 
 
 def summary_table(summary: dict[str, Any]) -> str:
@@ -261,7 +247,7 @@ def case_figure(
     axes[3].imshow(diff, interpolation="nearest", aspect=aspect)
     axes[3].set_title("red: false positive, blue: missed, yellow: wrong label", fontsize=8)
     fig.suptitle(f"{case}: mean Dice {score:.3f}; {where}", fontsize=10)
-    return _png(fig)
+    return figure_png(fig)
 
 
 def render_report(
@@ -294,14 +280,14 @@ def render_report(
 
         parts.append(classification_section(summary["classification"]))
     parts.append("<h2>Distributions</h2><div class='grid'>")
-    parts += [_img(png, metric) for metric, png in box_plots(result.rows)]
+    parts += [img_tag(png, metric) for metric, png in box_plots(result.rows)]
     if "calibration" in summary:
-        parts.append(_img(reliability_plot(summary["calibration"]), "reliability diagram"))
+        parts.append(img_tag(reliability_plot(summary["calibration"]), "reliability diagram"))
     parts.append("</div><h2>Worst cases</h2>")
     for case, score in worst_cases(result.rows):
         pred_path, ref_path = paths[case]
         figure = case_figure(case, score, pred_path, ref_path, find_image(images_dir, case))
-        parts.append(f"<div class='case'>{_img(figure, case)}</div>")
+        parts.append(f"<div class='case'>{img_tag(figure, case)}</div>")
     parts.append("<h2>All metrics</h2>")
     parts.append(summary_table(summary))
     parts.append("</body></html>")

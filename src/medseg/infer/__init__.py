@@ -10,6 +10,7 @@ Start with :class:`Predictor` (see ``docs/predict.md``)::
 """
 
 from medseg.infer.cv_postprocessing import PostprocessingChoice, determine_postprocessing
+from medseg.infer.ensemble import EnsemblePredictor, load_predictor
 from medseg.infer.files import CaseFailure, CaseOutput, PredictReport, label_volumes
 from medseg.infer.inputs import InputCase, find_inputs, require_inputs
 from medseg.infer.postprocessing import (
@@ -30,6 +31,7 @@ from medseg.infer.sliding_window import (
 __all__ = [
     "CaseFailure",
     "CaseOutput",
+    "EnsemblePredictor",
     "InputCase",
     "PostprocessingChoice",
     "PostprocessingRules",
@@ -43,6 +45,7 @@ __all__ = [
     "gaussian_importance_map",
     "label_volumes",
     "load_postprocessing",
+    "load_predictor",
     "require_inputs",
     "save_postprocessing",
     "select_postprocessing",

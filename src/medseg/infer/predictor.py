@@ -4,9 +4,11 @@ Pipeline per image (docs/predict.md): check channels -> preprocess exactly as in
 (:func:`medseg.preprocess.preprocess_image`) -> for a cascade stage, the previous stage's
 prediction on the same image, resampled to this grid and one-hot encoded as extra channels
 (docs/methods.md, "Cascade") -> Gaussian sliding window over every fold and
-mirror combination, averaging *probabilities* -> slab-wise resampling back to the input grid
-and argmax (:func:`medseg.preprocess.restore_to_original`) -> post-processing rules from
-``postprocessing.json``. Optional outputs: class probabilities and uncertainty maps.
+mirror combination (a planar configuration: over slices along its plane, with its neighbours
+as channels, :mod:`medseg.train.planar`), averaging *probabilities* -> slab-wise resampling
+back to the input grid and argmax (:func:`medseg.preprocess.restore_to_original`) ->
+post-processing rules from ``postprocessing.json``. Optional outputs: class probabilities and
+uncertainty maps.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from medseg.infer.postprocessing import (
     load_postprocessing,
 )
 from medseg.infer.prediction import CaseProgressFn, Prediction, ProgressFn
-from medseg.infer.sliding_window import WindowSettings, sliding_window_predict
+from medseg.infer.sliding_window import WindowResult, WindowSettings, sliding_window_predict
 from medseg.infer.uncertainty import member_entropy, mutual_information
 from medseg.io import Image
 from medseg.plan.plan import cascade_labels
@@ -42,6 +44,7 @@ from medseg.preprocess.case import preprocess_label
 from medseg.train.cascade import CascadeError, one_hot
 from medseg.train.case_head import BottleneckTap
 from medseg.train.model_folder import ModelFolder
+from medseg.train.planar import from_plane, stack_neighbours, to_plane
 from medseg.train.trainer import resolve_device
 
 logger = logging.getLogger(__name__)
@@ -121,7 +124,7 @@ class Predictor:
                     f"(trained folds: {self.model.folds})"
                 )
         config = self.model.config
-        self._lift = len(config.patch_size) == 2  # 2D network on (C, Z, Y, X) slices
+        self._lift = len(config.patch_size) == 2  # 2D network on (C, S, A, B) slices
         patch = (1, *config.patch_size) if self._lift else tuple(config.patch_size)
         axes = config.training.mirror_axes if mirror_axes is None else tuple(mirror_axes)
         if any(not 0 <= a < len(config.patch_size) for a in axes):
@@ -231,6 +234,9 @@ class Predictor:
         )
         if self.previous is not None:
             array = self._with_previous_stage(image, array, props, str(name))
+        config = self.model.config
+        if self._lift:  # planar: slices along the plane, neighbours as channels
+            array = stack_neighbours(to_plane(array, config.plane), config.neighbours)
         result = sliding_window_predict(
             self._iter_networks(),
             torch.from_numpy(np.ascontiguousarray(array)),
@@ -241,6 +247,15 @@ class Predictor:
             num_networks=len(self.folds),
             on_progress=on_progress,
         )
+        if self._lift and config.plane:
+            entropy = result.mean_member_entropy
+            result = WindowResult(
+                from_plane(result.probabilities, config.plane).contiguous(),
+                None
+                if entropy is None
+                else from_plane(entropy[None], config.plane)[0].contiguous(),
+                result.members,
+            )
         regions = tuple(plan.region_order) if plan.regions else None
         labels = restore_to_original(result.probabilities, props, region_order=regions)
         if not self.rules.is_empty:
@@ -332,7 +347,8 @@ class Predictor:
 
 
 class _Lift2D(nn.Module):
-    """Run a 2D network on ``(B, C, 1, Y, X)`` tiles: slices along axis 0 of a 3D array."""
+    """Run a 2D network on ``(B, C, 1, A, B)`` tiles: slices along the first axis of a 3D array
+    (the configuration's plane, moved first; 2.5D inputs carry the neighbours as channels)."""
 
     def __init__(self, network: nn.Module) -> None:
         super().__init__()

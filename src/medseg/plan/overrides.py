@@ -1,8 +1,9 @@
 """Override any plan field by a dotted key, validated like a hand-edited ``plan.json``.
 
 Keys follow the JSON layout of :class:`Plan` with two shorthands: a configuration name may stand
-for ``configurations.<name>`` (``"3d.patch_size"``), and a key that starts with a
-:class:`Configuration` field (``"training.learning_rate"``) applies to every configuration.
+for ``configurations.<name>`` (``"3d.patch_size"``, ``"2.5d.neighbours"``), and a key that
+starts with a :class:`Configuration` field (``"training.learning_rate"``) applies to every
+configuration.
 """
 
 from __future__ import annotations
@@ -23,8 +24,10 @@ def expand_key(plan: Plan, key: str) -> list[list[str]]:
     parts = key.split(".")
     plan_fields = {f.name for f in dataclasses.fields(Plan)}
     config_fields = {f.name for f in dataclasses.fields(Configuration)}
-    if parts[0] in plan.configurations:
-        return [["configurations", *parts]]
+    short = key.removeprefix("configurations.")
+    for name in sorted(plan.configurations, key=len, reverse=True):  # "2.5d" holds a dot
+        if short.startswith(f"{name}."):
+            return [["configurations", name, *short[len(name) + 1 :].split(".")]]
     if parts[0] in plan_fields:
         return [parts]
     if parts[0] in config_fields:

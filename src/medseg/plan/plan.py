@@ -16,7 +16,6 @@ from medseg._config import write_json
 
 NormScheme = Literal["ct", "zscore", "none", "rescale_0_1", "rgb_0_1"]
 LossName = Literal["dice_ce", "dice_bce", "ce", "topk_ce", "dice", "focal", "tversky"]
-ConfigName = Literal["2d", "3d", "3d_lowres", "3d_cascade_fullres"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -154,24 +153,31 @@ class TrainingConfig:
 
 @dataclass(frozen=True, kw_only=True)
 class Configuration:
-    """One trainable configuration (``2d``, ``3d``, ``3d_lowres`` or ``3d_cascade_fullres``).
+    """One trainable configuration (``3d``, ``2d``, ``2.5d`` or a plane of the three-plane set).
 
     ``spacing`` is the target spacing after resampling; ``patch_size`` the training window in
     voxels; ``separate_axis`` the strongly anisotropic axis resampled with low order, or ``None``.
-    For ``2d``, spacing/patch are the in-plane (y, x) values and slices are cut along axis 0.
+    A configuration with a 2-value patch is planar: slices are cut along spatial axis ``plane``
+    (0, 1 or 2 of the network grid, i.e. after ``Plan.transpose``), spacing and patch are the
+    in-plane values of the two other axes in their order, and the slice axis is not resampled.
+    ``neighbours`` k > 0 makes it 2.5D: the network sees the 2k + 1 slices around the one it
+    segments, each input channel's slices stacked as channels (channel-major: channel c, offset
+    j at input channel ``c * (2k + 1) + j``; slices past the volume ends repeat the end slice).
     ``previous_stage`` names the configuration whose segmentation this one takes as extra input
-    channels, one per foreground label (the cascade's full-resolution stage, docs/methods.md).
+    channels, one per foreground label (``3d_cascade_fullres`` of the cascade, docs/methods.md).
     """
 
-    name: ConfigName
+    name: str
     spacing: tuple[float, ...]
     patch_size: tuple[int, ...]
     batch_size: int
     separate_axis: int | None = None
     network: NetworkConfig
     training: TrainingConfig = field(default_factory=TrainingConfig)
-    previous_stage: str | None = None
     reasons: tuple[str, ...] = ()
+    plane: int = 0
+    neighbours: int = 0
+    previous_stage: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -182,7 +188,9 @@ class Plan:
     softmax training, or region count for region-based (sigmoid) training. ``transpose`` is the
     order in which the spatial axes of a 3D image are arranged for the network (nnU-Net puts the
     coarsest axis first, so 2D slices are cut across it); ``()`` keeps the image's order.
-    Configuration spacings and patch sizes are in the transposed order.
+    Configuration spacings and patch sizes are in the transposed order. ``ensembles`` names sets
+    of configurations trained as one model and averaged at prediction (``multiplane``: the
+    2.5D configurations over the three planes; docs/methods.md).
     """
 
     medseg_version: str = __version__
@@ -201,6 +209,7 @@ class Plan:
     num_folds: int = 5
     seed: int = 12345
     budget: dict[str, float] = field(default_factory=dict)
+    ensembles: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def configuration(self, name: str | None = None) -> Configuration:
         """The named configuration, or the default one."""
@@ -212,6 +221,13 @@ class Plan:
                 f"plan has no configuration {key!r} (available: {sorted(self.configurations)})"
             )
         return self.configurations[key]
+
+    def input_channels(self, name: str | None = None) -> int:
+        """Network input channels of a configuration: image channels x (2 neighbours + 1), plus
+        one per foreground label for a cascade stage (:func:`cascade_labels`)."""
+        config = self.configuration(name)
+        extra = len(cascade_labels(self)) if config.previous_stage else 0
+        return len(self.channel_names) * (2 * config.neighbours + 1) + extra
 
     def with_configuration(self, config: Configuration) -> Plan:
         """A copy with ``config`` replacing the configuration of the same name."""
@@ -225,12 +241,6 @@ def cascade_labels(plan: Plan) -> tuple[int, ...]:
     """
     skip = {0, plan.ignore_label}
     return tuple(sorted(v for v in set(plan.labels.values()) if v not in skip))
-
-
-def input_channels(plan: Plan, config: Configuration) -> int:
-    """Network input channels: the image channels, plus one per foreground label in a cascade."""
-    extra = len(cascade_labels(plan)) if config.previous_stage else 0
-    return len(plan.channel_names) + extra
 
 
 def save_plan(plan: Plan, path: Path) -> None:

@@ -18,6 +18,18 @@ USE_MASK_BELOW = 0.75
 RARE_CLASS_RATIO = 0.1
 """A foreground class with fewer voxels than this fraction of the largest one counts as rare."""
 MAX_CLASS_WEIGHT = 10.0
+NEIGHBOURS_2P5D = 2
+"""2.5D configurations see 2 slices on each side of the one they segment (5 per channel)."""
+PLANAR_SET = ("2.5d", "2.5d_plane1", "2.5d_plane2")
+"""The 2.5D configurations over the three planes: the ``multiplane`` ensemble's members."""
+SHAPES = {
+    "3d": (3, 0, 0),
+    "2d": (2, 0, 0),
+    "2.5d": (2, 0, NEIGHBOURS_2P5D),
+    "2.5d_plane1": (2, 1, NEIGHBOURS_2P5D),
+    "2.5d_plane2": (2, 2, NEIGHBOURS_2P5D),
+}
+"""Planned configurations: (patch dimensions, slice axis, neighbours on each side)."""
 
 
 def target_spacing(fingerprint: Fingerprint) -> tuple[tuple[float, ...], str]:
@@ -221,3 +233,24 @@ def _components(fingerprint: Fingerprint, value: int) -> str:
 
 def _fmt(values: np.ndarray | tuple[float, ...]) -> str:
     return "(" + ", ".join(f"{v:.4g}" for v in values) + ")"
+
+
+def planar_reason(name: str, spacing: tuple[float, ...], plane: int, neighbours: int) -> str:
+    """Why a planar configuration slices as it does, and when it is used."""
+    text = (
+        f"{name}: slices along axis {plane} at in-plane spacing {_fmt(spacing)} mm; axis "
+        f"{plane} is not resampled"
+    )
+    if neighbours:
+        text += (
+            f"; {neighbours} neighbouring slices on each side are extra input channels "
+            f"({2 * neighbours + 1} per image channel, the end slices repeated at the volume "
+            "ends), the label is the centre slice's (2.5D)"
+        )
+    if name in PLANAR_SET:
+        text += (
+            "; a member of the multiplane ensemble (the 2.5D networks of the three planes, "
+            "softmax averaged: --config multiplane); offered, not the default: 3d learns the "
+            "full context and the planar set costs three trainings"
+        )
+    return text

@@ -27,6 +27,7 @@ def plan_summary(plan: Plan) -> Group:
         "patch (voxels)": [_tuple(c.patch_size) for c in configs],
         "batch size": [str(c.batch_size) for c in configs],
         "separate axis": [str(c.separate_axis) for c in configs],
+        "slices": [_slices(c) for c in configs],
         "features": ["-".join(map(str, c.network.filters)) for c in configs],
         "strides": [" ".join(_tuple(s) for s in c.network.strides[1:]) for c in configs],
         "schedule": [_schedule(c.training) for c in configs],
@@ -51,10 +52,20 @@ def plan_summary(plan: Plan) -> Group:
     order = _tuple(plan.transpose) if plan.transpose else "image order"
     table.add_row("axis order", *[order] * len(names))
     parts: list[Table | Text] = [table]
+    for ensemble, members in plan.ensembles.items():
+        parts.append(Text(f"ensemble {ensemble}: {' + '.join(members)} (softmax averaged)"))
     for name, config in zip(names, configs, strict=True):
         parts.append(Text(f"\nwhy ({name}):", style="bold"))
         parts.extend(Text(f"  - {reason}") for reason in config.reasons)
     return Group(*parts)
+
+
+def _slices(config) -> str:
+    """``-`` for 3D patches, else the slice axis and the 2.5D neighbours on each side."""
+    if len(config.patch_size) == 3:
+        return "-"
+    extra = f", +-{config.neighbours} neighbours" if config.neighbours else ""
+    return f"along axis {config.plane}{extra}"
 
 
 def _schedule(training) -> str:

@@ -61,6 +61,15 @@ def validate_plan(plan: Plan, *, source: str = "plan") -> None:
         if key != config.name:
             problems.append(f"configurations.{key}: name is {config.name!r}")
         problems += [f"configurations.{key}.{p}" for p in _configuration_problems(config, plan)]
+    for key, members in plan.ensembles.items():
+        unknown = [m for m in members if m not in plan.configurations]
+        if unknown or len(members) < 2:
+            problems.append(
+                f"ensembles.{key} needs at least 2 configurations of this plan, got "
+                f"{list(members)} (configurations: {sorted(plan.configurations)})"
+            )
+        if key in plan.configurations:
+            problems.append(f"ensembles.{key} has the name of a configuration")
     if problems:
         raise ConfigError(f"{source}: " + "; ".join(problems))
 
@@ -69,18 +78,20 @@ def _configuration_problems(config: Configuration, plan: Plan) -> list[str]:
     dims = len(config.patch_size)
     net, train = config.network, config.training
     problems = []
-    wanted = 2 if config.name == "2d" else 3
-    if dims != wanted:
-        problems.append(f"patch_size needs {wanted} values, got {list(config.patch_size)}")
+    if config.name in ("3d", "3d_lowres", "3d_cascade_fullres") and dims != 3:
+        problems.append(f"patch_size needs 3 values, got {list(config.patch_size)}")
+    if config.name == "2d" and dims != 2:
+        problems.append(f"patch_size needs 2 values, got {list(config.patch_size)}")
+    problems += _planar_problems(config, dims)
     if config.previous_stage is not None:
         previous = plan.configurations.get(config.previous_stage)
-        if previous is None or previous.name == config.name or previous.name == "2d":
+        if previous is None or previous.name == config.name or len(previous.patch_size) != 3:
             problems.append(
                 f"previous_stage {config.previous_stage!r} must name another 3D configuration "
                 f"of the plan ({sorted(plan.configurations)})"
             )
-        elif not cascade_labels(plan):
-            problems.append("previous_stage needs at least one foreground label")
+        elif dims != 3 or not cascade_labels(plan):
+            problems.append("previous_stage needs a 3D patch and at least one foreground label")
     if len(config.spacing) != dims:
         problems.append(f"spacing needs {dims} values, got {list(config.spacing)}")
     if any(not math.isfinite(s) or s <= 0 for s in config.spacing):
@@ -139,6 +150,32 @@ def _configuration_problems(config: Configuration, plan: Plan) -> list[str]:
         )
     problems += _classification_problems(config)
     return problems + _loss_problems(train.extra_losses, plan)
+
+
+def _planar_problems(config: Configuration, dims: int) -> list[str]:
+    """Plane and neighbours: only planar (2-value patch) configurations slice the volume."""
+    problems = []
+    if not 0 <= config.plane <= 2:
+        problems.append(
+            f"plane must be 0, 1 or 2 (the axis slices are cut along), got {config.plane}"
+        )
+    elif config.plane and dims != 2:
+        problems.append(
+            f"plane {config.plane} needs a 2D patch (2 values); 3D patches do not slice"
+        )
+    if config.neighbours < 0:
+        problems.append(
+            f"neighbours must be >= 0 (slices on each side of the centre slice), got "
+            f"{config.neighbours}"
+        )
+    elif config.neighbours and dims != 2:
+        problems.append("neighbours needs a 2D patch (2 values): a 3D patch already sees them")
+    if config.neighbours > 0 and config.training.lesion_synthesis.probability > 0:
+        problems.append(
+            "training.lesion_synthesis works on single slices or 3D patches, not with "
+            "neighbours > 0; set neighbours to 0 or the synthesis probability to 0"
+        )
+    return problems
 
 
 def _loss_problems(extra_losses: dict[str, float], plan: Plan) -> list[str]:

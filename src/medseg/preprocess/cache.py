@@ -9,9 +9,10 @@ Layout of ``cache_dir/<config_name>/`` (the trainer reads it through :class:`Cas
     <case_id>_rater<k>_label.npy   label map of rater k, when several observers annotated
     manifest.json         plan hash + input file signature per case
 
-The 2d configuration stores the same 3D arrays; the 2D trainer samples slices along axis 0. A case
-is preprocessed again when its input files (path, size, modification time) change; every case is
-when the preprocessing part of the plan (spacing, separate axis, normalisation, cropping) changes.
+A planar configuration stores the same 3D arrays; the 2D trainer samples slices along its plane.
+A case is preprocessed again when its input files (path, size, modification time) change; every
+case is when the preprocessing part of the plan (spacing, separate axis, normalisation, cropping)
+changes.
 """
 
 from __future__ import annotations
@@ -118,6 +119,8 @@ def preprocessing_hash(plan: Plan, config_name: str) -> str:
         "crop_to_nonzero": plan.crop_to_nonzero,
         "transpose": plan.transpose,
     }
+    if config.plane:  # a planar configuration keeps its slice axis unresampled
+        payload["plane"] = config.plane
     return hashlib.sha256(json.dumps(to_jsonable(payload), sort_keys=True).encode()).hexdigest()[
         :16
     ]

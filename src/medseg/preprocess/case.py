@@ -81,7 +81,8 @@ def preprocess_image(
         ``(C, Z, Y, X)`` or ``(C, Y, X)`` raw intensities, channels in plan order.
     plan : Plan
     config_name : str, optional
-        ``"3d"`` or ``"2d"``; the plan's default when omitted.
+        A configuration of the plan (``"3d"``, ``"2d"``...); the plan's default when omitted.
+        A planar configuration resamples the two axes other than its ``plane`` only.
 
     Returns
     -------
@@ -114,6 +115,12 @@ def preprocess_case(
 
 def _prepare(image, label, plan, config_name, *, case_id, label_order=1):
     config = plan.configuration(config_name)
+    if image.ndim == 2 and config.plane != 0:
+        raise GeometryError(
+            f"{case_id or image.meta.get('source', 'image')}: a 2D image has one plane, but "
+            f"configuration {config.name!r} slices along axis {config.plane}; use a "
+            "configuration with plane 0 (2d)"
+        )
     array = as_3d(image.array, image.ndim)
     spacing = (999.0 * max(image.spacing), *image.spacing) if image.ndim == 2 else image.spacing
     order = tuple(plan.transpose) if plan.transpose and image.ndim == 3 else (0, 1, 2)
@@ -127,8 +134,9 @@ def _prepare(image, label, plan, config_name, *, case_id, label_order=1):
     array = normalize(array, plan.normalization, mask)
     target = tuple(config.spacing)
     separate = config.separate_axis
-    if len(target) == 2:  # 2d: in-plane only, axis 0 keeps its spacing
-        target, separate = (spacing[0], *target), 0
+    if len(target) == 2:  # planar: in-plane only, the slice axis keeps its spacing
+        separate = config.plane
+        target = (*target[:separate], spacing[separate], *target[separate:])
     shape = new_shape_for(array.shape[1:], spacing, target)
     array = resample_image(array, shape, separate_axis=separate)
     props = CaseProperties(

@@ -105,7 +105,9 @@ def onnx_bytes(model: ModelFolder, fold: int) -> bytes:
         )
     network = model.build_network(fold, "cpu")
     patch = tuple(model.config.patch_size)
-    example = torch.zeros((2, len(model.plan.channel_names), *patch), dtype=torch.float32)
+    example = torch.zeros(
+        (2, model.plan.input_channels(model.configuration_name), *patch), dtype=torch.float32
+    )
     dynamic = {0: Dim.DYNAMIC, **{axis + 2: Dim.DYNAMIC for axis in range(len(patch))}}
     with torch.inference_mode(False), torch.no_grad():
         program = torch.onnx.export(

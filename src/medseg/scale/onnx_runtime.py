@@ -20,8 +20,9 @@ from torch import nn
 
 from medseg._typing import PathLikeStr
 from medseg.errors import ConfigError
-from medseg.infer import Predictor
+from medseg.infer import EnsemblePredictor, Predictor
 from medseg.scale.onnx_export import onnx_bytes, require
+from medseg.train.ensemble_folder import is_ensemble_folder
 
 logger = logging.getLogger(__name__)
 
@@ -124,10 +125,12 @@ def make_predictor(
     runtime: str = "torch",
     folds: Sequence[int] | None = None,
     **kwargs: Any,
-) -> Predictor:
+) -> Predictor | EnsemblePredictor:
     """A predictor on the chosen engine: ``"torch"`` (default) or ``"onnx"`` (onnxruntime).
 
-    ``kwargs`` are :class:`~medseg.infer.Predictor`'s keyword arguments.
+    ``kwargs`` are :class:`~medseg.infer.Predictor`'s keyword arguments. An ensemble folder
+    (``medseg train --config multiplane``) gives an :class:`~medseg.infer.EnsemblePredictor`
+    whose members use the engine.
 
     Raises
     ------
@@ -136,6 +139,11 @@ def make_predictor(
     """
     if runtime not in RUNTIMES:
         raise ConfigError(f"unknown runtime {runtime!r} (use {' or '.join(RUNTIMES)})")
-    if runtime == "onnx":
-        return OnnxPredictor(model_dir, folds=folds, **kwargs)
-    return Predictor(model_dir, folds=folds, **kwargs)
+    engine = OnnxPredictor if runtime == "onnx" else Predictor
+
+    def load(folder: PathLikeStr) -> Predictor | EnsemblePredictor:
+        if is_ensemble_folder(folder):
+            return EnsemblePredictor(folder, load)
+        return engine(folder, folds=folds, **kwargs)
+
+    return load(model_dir)

@@ -129,7 +129,8 @@ def create_app(
     engine : Engine, optional
         Interactive engine; by default :func:`resolve_engine` of ``config.engine``.
     predictor : medseg.infer.Predictor, optional
-        Trained model; by default loaded from ``config.model`` when given.
+        Trained model; by default loaded from ``config.model`` when given (a model folder or
+        an ensemble folder, :func:`medseg.infer.load_predictor`).
     """
 
     @asynccontextmanager
@@ -141,9 +142,9 @@ def create_app(
 
         model = predictor
         if model is None and config.model is not None:
-            from medseg.infer import Predictor
+            from medseg.infer import load_predictor
 
-            model = Predictor(config.model, device="auto")
+            model = load_predictor(config.model, device="auto")
         labels = dict(model.model.plan.labels) if model is not None else None
         catalog = CaseCatalog(config.data, model_labels=labels)
         log = EditLog(config.output_dir / "edits.sqlite")

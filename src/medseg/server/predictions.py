@@ -15,8 +15,8 @@ import numpy as np
 import numpy.typing as npt
 
 from medseg.errors import MedsegError
-from medseg.infer import Predictor
 from medseg.infer.files import read_case_image
+from medseg.infer.prediction import ImagePredictor
 from medseg.io import Image, read_image, write_image
 from medseg.server.catalog import CaseCatalog
 from medseg.server.store import EditLog
@@ -27,7 +27,7 @@ logger = logging.getLogger(__name__)
 class ModelPredictions:
     """Cached predictions of ``predictor`` on the catalog's cases."""
 
-    def __init__(self, predictor: Predictor, catalog: CaseCatalog, log: EditLog) -> None:
+    def __init__(self, predictor: ImagePredictor, catalog: CaseCatalog, log: EditLog) -> None:
         self.predictor = predictor
         self.catalog = catalog
         self.log = log

@@ -20,6 +20,7 @@ from medseg.plan.budget import PlanBudget
 from medseg.plan.cascade import CASCADE, LOWRES
 from medseg.plan.plan import ClassificationConfig, Plan
 from medseg.train.cascade import cascade_source, load_previous_stage, resolve_previous_stage
+from medseg.train.ensemble_folder import save_ensemble_folder
 from medseg.train.finetune import resolve_init_file
 from medseg.train.model_folder import (
     ALL_FOLD,
@@ -53,7 +54,8 @@ class TrainResult:
     folds : list of FoldResult
         One per trained fold, in the order trained.
     cv_metrics : dict
-        Mean validation Dice per class over the cross-validation folds (``model.json``).
+        Mean validation Dice per class over the cross-validation folds (``model.json``); for
+        an ensemble, one such dict per member configuration.
     """
 
     model_dir: Path
@@ -103,9 +105,12 @@ def train_model(
         The model folder (created). It receives ``plan.json``, ``fingerprint.json``,
         ``splits_final.json``, ``model.json`` and one ``fold_<k>/`` per fold.
     configuration : str, optional
-        ``"3d"``, ``"2d"``, ``"3d_lowres"`` or ``"3d_cascade_fullres"``; the plan's default
-        when omitted. Asking for a cascade configuration plans the cascade even where the
-        planner would not (``make_plan(cascade=True)``).
+        A configuration of the plan (``"3d"``, ``"2d"``, ``"2.5d"``...), or one of its
+        ``ensembles`` (``"multiplane"``): each member configuration is then trained into
+        ``out_dir/<member>/`` (one cache), and ``out_dir`` becomes an ensemble folder
+        (:mod:`medseg.train.ensemble_folder`) that prediction averages. The plan's default when
+        omitted. Asking for ``"3d_lowres"`` or ``"3d_cascade_fullres"`` plans the cascade even
+        where the planner would not (``make_plan(cascade=True)``).
     folds : iterable of int or "all"
         Cross-validation folds to train (0 .. plan.num_folds - 1), or ``"all"`` for one model
         trained on every case (folder ``fold_all``; its reported Dice is the patch pseudo-Dice
@@ -192,12 +197,45 @@ def train_model(
     else:
         cascade = True if configuration in (LOWRES, CASCADE) else None
         chosen = make_plan(fingerprint, budget=budget, cascade=cascade)
-        timed = chosen.configuration(configuration).training.time_budget_s is not None
+        first = chosen.ensembles.get(configuration or "", (configuration,))[0]
+        timed = chosen.configuration(first).training.time_budget_s is not None
         no_epochs = epochs is None and not _sets_epochs(overrides)
         if not chosen.budget.get("cuda") and no_epochs and not timed:
-            chosen = _fit_epochs_to_time(chosen, configuration, device)
+            chosen = _fit_epochs_to_time(chosen, first, device)
     chosen = apply_overrides(chosen, _classification_overrides(classify, metadata))
     chosen = apply_overrides(chosen, overrides)
+    if configuration in chosen.ensembles:
+        save_ensemble_folder(out, chosen, configuration)
+        members = chosen.ensembles[configuration]
+        trained = [
+            train_model(
+                dataset,
+                out / member,
+                configuration=member,
+                folds=folds,
+                epochs=epochs,
+                device=device,
+                plan=chosen,
+                overrides=overrides,
+                seed=seed,
+                num_workers=num_workers,
+                cache_dir=Path(cache_dir or out / "cache"),
+                resume=resume,
+                on_progress=_shifted(on_progress, index, len(members)),
+                on_epoch=on_epoch,
+                parallel=parallel,
+                wrap_loss=wrap_loss,
+                unlabelled=unlabelled,
+                init=init,
+            )
+            for index, member in enumerate(members)
+        ]
+        return TrainResult(
+            model_dir=out,
+            configuration=configuration,
+            folds=[fold for result in trained for fold in result.folds],
+            cv_metrics={m: r.cv_metrics for m, r in zip(members, trained, strict=True)},
+        )
     config = chosen.configuration(configuration)
     sets_budget = any(key.endswith("time_budget_s") for key in (overrides or {}))
     if _sets_epochs(overrides) and not sets_budget:

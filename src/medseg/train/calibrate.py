@@ -19,7 +19,7 @@ from collections.abc import Callable
 
 import torch
 
-from medseg.plan.plan import Plan, input_channels
+from medseg.plan.plan import Plan
 from medseg.train.networks import build_network
 from medseg.train.trainer import _checked_loss, _memory_format, _Stepper, autocast_dtype
 
@@ -54,7 +54,7 @@ def measure_iteration_seconds(
         torch.manual_seed(seed)
         net = build_network(
             config.network,
-            input_channels(plan, config),
+            plan.input_channels(config_name),
             plan.num_classes,
             ndim,
             patch_size=config.patch_size,
@@ -74,7 +74,7 @@ def measure_iteration_seconds(
         ndim,
     )
     values = torch.tensor(sorted(set(plan.labels.values())), dtype=torch.int64)
-    shape = (config.batch_size, input_channels(plan, config), *config.patch_size)
+    shape = (config.batch_size, plan.input_channels(config_name), *config.patch_size)
     times = []
     for step in range(steps + 1):
         image = torch.randn(shape, generator=generator)

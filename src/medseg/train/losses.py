@@ -182,7 +182,9 @@ def build_loss(plan: Plan, config: Configuration, *, partial: bool = False) -> D
         "regions": regions,
         "ignore_label": plan.ignore_label,
         "class_weights": training.class_weights,
-        "batch_dice": config.name == "2d" if training.batch_dice is None else training.batch_dice,
+        "batch_dice": len(config.patch_size) == 2
+        if training.batch_dice is None
+        else training.batch_dice,
     }
     geometry = {"spacing": config.spacing, "patch_size": config.patch_size}
     if training.loss in ("dice_ce", "dice_bce"):

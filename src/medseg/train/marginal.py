@@ -165,6 +165,6 @@ def partial_loss(plan: Plan, config: Configuration) -> MarginalLoss:
     batch_dice = config.training.batch_dice
     return MarginalLoss(
         ignore_label=plan.ignore_label,
-        batch_dice=config.name == "2d" if batch_dice is None else batch_dice,
+        batch_dice=len(config.patch_size) == 2 if batch_dice is None else batch_dice,
         class_weights=config.training.class_weights,
     )

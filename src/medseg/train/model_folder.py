@@ -39,7 +39,7 @@ from medseg import __version__
 from medseg._atomic import atomic_path
 from medseg._config import from_jsonable, to_jsonable, write_json
 from medseg.errors import ConfigError, ModelFormatError
-from medseg.plan.plan import Configuration, Plan, input_channels
+from medseg.plan.plan import Configuration, Plan
 
 FORMAT_VERSION = 1
 """Version of the folder layout; bumped on any incompatible change."""
@@ -184,7 +184,7 @@ class ModelFolder:
         config = self.config
         net = build_network(
             config.network,
-            in_channels=input_channels(self.plan, config),
+            in_channels=self.plan.input_channels(self.configuration_name),
             out_channels=self.plan.num_classes,
             ndim=len(config.patch_size),
             patch_size=config.patch_size,

@@ -16,8 +16,10 @@ labelled ones; their label patches are all 0.
 When the dataset declares partial annotations (``annotated``) or has unlabelled cases, each batch
 carries an annotated-class mask (see :func:`annotated_rows`) for the marginal loss
 (:mod:`medseg.train.marginal`). Patches that reach past the image are
-zero-padded (label 0), so images smaller than the patch work. For a ``2d`` configuration one
-slice along axis 0 is drawn per sample.
+zero-padded (label 0), so images smaller than the patch work. For a planar configuration (2D
+patch) one slice along axis ``plane`` is drawn per sample; with ``neighbours`` k > 0 (2.5D) the
+image holds that slice's 2k + 1 neighbourhood of every channel (:mod:`medseg.train.planar`) and
+the label is the centre slice's.
 
 All randomness comes from the ``numpy.random.Generator`` passed in: the same generator state
 gives the same batch.
@@ -31,6 +33,8 @@ from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
+
+from medseg.train.planar import plane_order, slice_with_neighbours, to_plane
 
 
 class CaseSource(Protocol):
@@ -193,6 +197,12 @@ class PatchSampler:
         Several raters' label maps per case, each ``(1, Z, Y, X)`` on the case's grid: a patch
         of such a case takes its label from one of them, drawn uniformly (rater sampling).
         Foreground oversampling still uses the case's own label.
+    plane : int
+        2D patches: the spatial axis slices are cut along (0, 1 or 2); the patch lists the two
+        other axes in their order.
+    neighbours : int
+        2D patches: slices on each side of the centre slice stacked as channels (2.5D); the
+        image then has ``C * (2 * neighbours + 1)`` channels.
     """
 
     def __init__(
@@ -210,9 +220,16 @@ class PatchSampler:
         unlabelled_ids: Sequence[str] = (),
         unlabelled_per_batch: int = 0,
         raters: Mapping[str, Sequence[np.ndarray]] | None = None,
+        plane: int = 0,
+        neighbours: int = 0,
     ) -> None:
         if not case_ids:
             raise ValueError("PatchSampler needs at least one case")
+        if len(patch_size) == 3 and (plane or neighbours):
+            raise ValueError("plane and neighbours apply to 2D patches only")
+        self.order = plane_order(plane)
+        self.plane = plane
+        self.neighbours = neighbours
         self.annotated = None if annotated is None and not unlabelled_ids else dict(annotated or {})
         self.num_classes = num_classes
         self.unlabelled_ids = list(unlabelled_ids)
@@ -301,8 +318,10 @@ class PatchSampler:
         rng: np.random.Generator,
     ) -> tuple[np.ndarray, np.ndarray]:
         if len(self.patch_size) == 2:
+            image, label = to_plane(image, self.plane), to_plane(label, self.plane)
+            centre = None if centre is None else np.asarray(centre)[list(self.order)]
             z = int(centre[0]) if centre is not None else int(rng.integers(image.shape[1]))
-            image, label = image[:, z], label[:, z]
+            image, label = slice_with_neighbours(image, z, self.neighbours), label[:, z]
             centre = None if centre is None else centre[1:]
         spatial = image.shape[1:]
         start = []

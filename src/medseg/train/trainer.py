@@ -37,7 +37,7 @@ from torch import nn
 
 from medseg.data.case_table import CaseTable
 from medseg.errors import ConfigError, MedsegError
-from medseg.plan.plan import Configuration, Plan, TrainingConfig, input_channels
+from medseg.plan.plan import Configuration, Plan, TrainingConfig
 from medseg.train import schedule
 from medseg.train.augment import training_transform
 from medseg.train.case_head import CaseClassifier, case_classifier
@@ -246,7 +246,7 @@ def train_fold(
         torch.manual_seed(seed)
         net = build_network(
             config.network,
-            input_channels(plan, config),
+            plan.input_channels(config_name),
             plan.num_classes,
             ndim,
             patch_size=config.patch_size,
@@ -308,6 +308,8 @@ def train_fold(
                 unlabelled_ids=unlabelled,
                 unlabelled_per_batch=config.batch_size,
                 raters=raters,
+                plane=config.plane,
+                neighbours=config.neighbours,
             )
 
         transform = training_transform(

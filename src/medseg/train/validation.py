@@ -22,6 +22,7 @@ from torch import nn
 from medseg.plan.plan import Plan
 from medseg.train.losses import DeepSupervisionLoss, labels_to_regions, region_channels
 from medseg.train.networks import output_list
+from medseg.train.planar import from_plane, stack_neighbours, to_plane
 from medseg.train.sampling import CaseSource
 
 METHOD = "sliding window on the preprocessed validation cases (overlap 0.5, Gaussian, no TTA)"
@@ -57,7 +58,7 @@ def validate_cases(
 
     def predict(x: torch.Tensor) -> torch.Tensor:
         context = nullcontext() if dtype is None else torch.autocast(device.type, dtype=dtype)
-        if ndim == 2:  # windows of shape (1, Y, X) cut from the slice stack
+        if ndim == 2:  # windows of shape (1, A, B) cut from the slice stack
             x = x[:, :, 0]
         with context:
             logits = output_list(net(x), ndim)[0].float()
@@ -68,8 +69,10 @@ def validate_cases(
     results = {}
     for case_id in case_ids:
         image, label, _ = source.load(case_id, mmap=True)
+        if ndim == 2:  # slices along the plane first, 2.5D neighbours as channels
+            image = stack_neighbours(to_plane(image, config.plane), config.neighbours)
         x = torch.from_numpy(np.array(image, dtype=np.float32))[None]  # (1, C, Z, Y, X)
-        # 2D: windows one slice thick, so each is a 2D patch of one slice along axis 0
+        # 2D: windows one slice thick, so each is a 2D patch of one slice along the plane
         logits = sliding_window_inference(
             x.to(device),
             roi_size=patch if ndim == 3 else (1, *patch),
@@ -79,6 +82,8 @@ def validate_cases(
             mode="gaussian",
             sigma_scale=0.125,
         )
+        if ndim == 2:
+            logits = from_plane(logits[0], config.plane)[None]
         ref = torch.from_numpy(np.asarray(label, dtype=np.int64))[None].to(device)
         valid = torch.ones_like(ref[:, 0], dtype=torch.bool)
         if plan.ignore_label is not None:
