@@ -67,7 +67,7 @@ def load_previous_stage(
     """
     config = None if plan is None else plan.configuration(config_name)
     previous = (config.previous_stage if config else None) or "3d_lowres"
-    command = f"medseg train DATASET -o {path} --config {previous} --folds 0 1 2 3 4"
+    command = f"medseg train DATASET -o {path} --config {previous} --folds 0,1,2,3,4"
     try:
         model = ModelFolder.load(path)
     except MedsegError as err:
@@ -113,7 +113,7 @@ def resolve_previous_stage(
         raise CascadeError(
             f"{config_name} takes the segmentation of a trained {config.previous_stage} model: "
             f"train it first (`medseg train DATASET -o LOWRES --config {config.previous_stage} "
-            f"--folds 0 1 2 3 4`), then pass it (`medseg train DATASET -o {out} --config "
+            f"--folds 0,1,2,3,4`), then pass it (`medseg train DATASET -o {out} --config "
             f"{config_name} --previous-stage LOWRES`)"
         )
     return load_previous_stage(where, plan, config_name)
