@@ -9,7 +9,10 @@ Data: ``bench_train_budget.brain_data`` (24 training + 8 held-out synthetic brai
 1-10 lesions per case, nnU-Net raw layout), planned once for a CPU time budget of
 ``--budget`` seconds. Each entry of :data:`VARIANTS` is a name and the plan overrides that
 select it (``medseg train --set KEY=VALUE``): the networks, then the losses of
-``bench_losses.VARIANTS`` that apply to label maps; options added later are one more row. UNETR and
+``bench_losses.VARIANTS`` that apply to label maps; options added later are one more row. A
+variant of :data:`STAGES` (the cascade) trains its configurations one after the other, each for
+an equal share of ``--budget`` (``folds="all"``: the full-resolution stage learns from the
+low-resolution model's own predictions of its training cases). UNETR and
 SwinUNETR need patch edges that are multiples of 16 and 32: their planned patch is rounded up
 (:data:`PATCH_MULTIPLE`), which they pay for in time within the same budget.
 
@@ -69,6 +72,7 @@ VARIANTS: tuple[tuple[str, dict], ...] = (
     ("2d", {"default_configuration": "2d"}),
     ("2.5d", {"default_configuration": "2.5d"}),
     ("multiplane", {"default_configuration": "2.5d"}),
+    ("cascade", {}),
     # the label-map losses of bench_losses (its region variants need nested labels)
     *(
         (name, {"training.loss": loss, "training.extra_losses": extra})
@@ -77,6 +81,9 @@ VARIANTS: tuple[tuple[str, dict], ...] = (
     ),
 )
 """(name, plan overrides): every network and option compared. The first row is the default."""
+
+STAGES = {"cascade": ("3d_lowres", "3d_cascade_fullres")}
+"""Variants trained as several configurations in turn, each on an equal share of the budget."""
 
 ENSEMBLES = {"multiplane": "multiplane"}
 """Variants that train one of the plan's ensembles; each member gets budget / members."""
@@ -111,16 +118,20 @@ def run_variant(args: argparse.Namespace) -> None:
     out = args.work / args.child
     if out.exists():
         shutil.rmtree(out)
+    stages = STAGES.get(args.child, (None,))
+    budget = args.budget / len(stages)
+    previous = train_stages(dataset, out, stages[:-1], budget, args)
     info = run_medseg(
         dataset,
         out,
-        args.budget,
+        budget,
         seed=1,
         overrides=overrides,
         device=args.device,
         cache_dir=args.work / "cache",
         probabilities=True,
-        configuration=ENSEMBLES.get(args.child),
+        configuration=stages[-1] or ENSEMBLES.get(args.child),
+        previous_stage=previous,
     )
     metrics = fold_metrics(out / "model")
     info["iterations"] = metrics.get("iterations")
@@ -132,11 +143,48 @@ def run_variant(args: argparse.Namespace) -> None:
     info["s_per_iteration"] = train_only / max(1, info["iterations"] or 0)
     info["overrides"] = overrides
     info["parameters"] = parameters(plan, overrides, ENSEMBLES.get(args.child))
+    if previous is not None:
+        info["stages"] = list(stages)
+        info["parameters"] = stage_parameters([previous, out / "model"])
     if args.device == "cuda":
         info["peak_memory_mib"] = torch.cuda.max_memory_allocated() / 2**20
     else:
         info["peak_memory_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     (out / "row.json").write_text(json.dumps(info, indent=1))
+
+
+def train_stages(dataset, out: Path, stages, budget_s: float, args) -> Path | None:
+    """Train the first stages of a staged variant; the last one's model folder (or None)."""
+    from medseg.plan import PlanBudget
+    from medseg.train import train_model
+
+    previous = None
+    for stage in stages:
+        train_model(
+            dataset,
+            out / stage,
+            configuration=stage,
+            folds="all",
+            device=args.device,
+            budget=PlanBudget.for_device("cpu", time_budget_s=budget_s),
+            seed=1,
+            cache_dir=args.work / "cache",
+            resume=False,
+            previous_stage=previous,
+        )
+        previous = out / stage
+    return previous
+
+
+def stage_parameters(model_dirs) -> int:
+    """Trainable parameters of every stage's network together."""
+    from medseg.train import ModelFolder
+
+    total = 0
+    for path in model_dirs:
+        model = ModelFolder.load(path)
+        total += sum(p.numel() for p in model.build_network(model.folds[0]).parameters())
+    return total
 
 
 def fold_metrics(model_dir: Path) -> dict:
@@ -220,6 +268,9 @@ def costs(args: argparse.Namespace, names: list[str]) -> None:
     print("|---|---|---|---|---|---|")
     device = torch.device(args.device)
     for name in names:
+        if name in STAGES:
+            print(f"| {name} | (stages {', '.join(STAGES[name])}: see their own rows) |")
+            continue
         changed = apply_overrides(plan, variant_overrides(name, plan))
         which = changed.default_configuration  # an ensemble: one member, the first
         config = changed.configuration(which)

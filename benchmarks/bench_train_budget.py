@@ -90,6 +90,7 @@ def run_medseg(
     cache_dir: Path | None = None,
     probabilities: bool = False,
     configuration: str | None = None,
+    previous_stage: Path | None = None,
 ) -> dict:
     from medseg.infer import load_predictor
     from medseg.infer.files import predict_files
@@ -108,6 +109,7 @@ def run_medseg(
         cache_dir=cache_dir,
         resume=False,
         configuration=configuration,
+        previous_stage=previous_stage,
     )
     wall = time.perf_counter() - tic
     fold = result.folds[0].path

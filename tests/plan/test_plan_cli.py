@@ -90,3 +90,16 @@ def test_preprocess_command_fills_cache(raw_dataset, tmp_path):
     assert result.exit_code == 0, result.output
     manifest = json.loads((tmp_path / "cache" / "3d" / "manifest.json").read_text())
     assert sorted(manifest["cases"]) == ["case0", "case1"]
+
+
+def test_plan_cascade_flag_adds_the_two_stages(raw_dataset, tmp_path):
+    out = tmp_path / "plan.json"
+    args = ["plan", str(raw_dataset), "-o", str(out), "--device", "cpu"]
+    result = CliRunner().invoke(app_typer, [*args, "--cascade"])
+    assert result.exit_code == 0, result.output
+    plan = load_plan(out)
+    assert plan.configurations["3d_cascade_fullres"].previous_stage == "3d_lowres"
+    assert "why (3d_lowres)" in result.output
+    result = CliRunner().invoke(app_typer, [*args, "--no-cascade"])
+    assert result.exit_code == 0, result.output
+    assert "3d_lowres" not in load_plan(out).configurations

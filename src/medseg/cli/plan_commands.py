@@ -33,7 +33,8 @@ def plan(
         str | None,
         typer.Option(
             "--config",
-            help="Configuration the options below edit (and the default): 3d, 2d, 2.5d...",
+            help="Configuration the options below edit (and the default): 3d, 2d, 2.5d, "
+            "3d_lowres, 3d_cascade_fullres...",
         ),
     ] = None,
     patch: Annotated[
@@ -49,6 +50,14 @@ def plan(
         list[str] | None,
         typer.Option(
             "--set", help="Override any field: KEY=VALUE, e.g. training.learning_rate=0.001."
+        ),
+    ] = None,
+    cascade: Annotated[
+        bool | None,
+        typer.Option(
+            "--cascade/--no-cascade",
+            help="Plan 3d_lowres + 3d_cascade_fullres always / never (default: when the image "
+            "is far larger than the patch).",
         ),
     ] = None,
     accept_warnings: AcceptWarnings = False,
@@ -85,8 +94,10 @@ def plan(
         overrides[f"{name}.training.epochs"] = epochs
     if config is not None:
         overrides["default_configuration"] = config
+    if config in ("3d_lowres", "3d_cascade_fullres") and cascade is None:
+        cascade = True
     budget = PlanBudget.for_device(device, time_budget_s=time_budget)  # type: ignore[arg-type]
-    result = make_plan(fingerprint, budget=budget, overrides=overrides)
+    result = make_plan(fingerprint, budget=budget, overrides=overrides, cascade=cascade)
     Console(soft_wrap=True).print(plan_summary(result))
     if output is not None:
         save_plan(result, output)

@@ -37,9 +37,9 @@ def train(
         str | None,
         typer.Option(
             "--config",
-            help="Configuration: 3d, 2d, 2.5d, 2.5d_plane1, 2.5d_plane2, or the ensemble "
-            "multiplane (the three planes' 2.5D networks, averaged; docs/methods.md). "
-            "Default: the plan's.",
+            help="Configuration: 3d, 2d, 2.5d, 2.5d_plane1, 2.5d_plane2, 3d_lowres, "
+            "3d_cascade_fullres (with --previous-stage), or the ensemble multiplane (the three "
+            "planes' 2.5D networks, averaged; docs/methods.md). Default: the plan's.",
         ),
     ] = None,
     folds: Folds = "0",
@@ -71,6 +71,14 @@ def train(
             "--init",
             help="Fine-tune from these weights: a model folder, a fold folder or a .safetensors "
             "file (e.g. from medseg pretrain); matching tensors are loaded (docs/methods.md).",
+        ),
+    ] = None,
+    previous_stage: Annotated[
+        Path | None,
+        typer.Option(
+            "--previous-stage",
+            help="For --config 3d_cascade_fullres: the trained 3d_lowres model folder whose "
+            "segmentation feeds this stage (docs/methods.md, Cascade).",
         ),
     ] = None,
     correct_labels: Annotated[
@@ -130,6 +138,8 @@ def train(
     extra: dict = {}
     if unlabelled is not None:
         extra["unlabelled"] = unlabelled
+    if previous_stage is not None:
+        extra["previous_stage"] = previous_stage
     if classify is not None or metadata is not None:
         extra["classify"] = classify
         extra["metadata"] = [f.strip() for f in (metadata or "").split(",") if f.strip()]

@@ -1,7 +1,9 @@
 """The :class:`Predictor`: a trained model folder applied to images, with the input's geometry.
 
 Pipeline per image (docs/predict.md): check channels -> preprocess exactly as in training
-(:func:`medseg.preprocess.preprocess_image`) -> Gaussian sliding window over every fold and
+(:func:`medseg.preprocess.preprocess_image`) -> for a cascade stage, the previous stage's
+prediction on the same image, resampled to this grid and one-hot encoded as extra channels
+(docs/methods.md, "Cascade") -> Gaussian sliding window over every fold and
 mirror combination (a planar configuration: over slices along its plane, with its neighbours
 as channels, :mod:`medseg.train.planar`), averaging *probabilities* -> slab-wise resampling
 back to the input grid and argmax (:func:`medseg.preprocess.restore_to_original`) ->
@@ -36,7 +38,10 @@ from medseg.infer.prediction import CaseProgressFn, Prediction, ProgressFn
 from medseg.infer.sliding_window import WindowResult, WindowSettings, sliding_window_predict
 from medseg.infer.uncertainty import member_entropy, mutual_information
 from medseg.io import Image
-from medseg.preprocess import preprocess_image, restore_to_original
+from medseg.plan.plan import cascade_labels
+from medseg.preprocess import CaseProperties, preprocess_image, restore_to_original
+from medseg.preprocess.case import preprocess_label
+from medseg.train.cascade import CascadeError, one_hot
 from medseg.train.case_head import BottleneckTap
 from medseg.train.model_folder import ModelFolder
 from medseg.train.planar import from_plane, stack_neighbours, to_plane
@@ -140,6 +145,18 @@ class Predictor:
         )
         self.rules = load_postprocessing(self.model.path) if postprocess else PostprocessingRules()
         self._networks: dict[int, nn.Module] = {}
+        self.previous = None
+        if config.previous_stage is not None:
+            self.previous = Predictor(
+                _previous_stage_dir(self.model),
+                device=device,
+                tta=tta,
+                fast=fast,
+                step=step,
+                use_bf16=use_bf16,
+                channels_last=channels_last,
+                postprocess=postprocess,
+            )
         self.heads = FoldHeads.of(self.model, self.folds, self.device)
         self.case_table = (
             read_case_table(case_table)
@@ -215,6 +232,8 @@ class Predictor:
         array, props = preprocess_image(
             image, plan, self.model.configuration_name, case_id=str(name)
         )
+        if self.previous is not None:
+            array = self._with_previous_stage(image, array, props, str(name))
         config = self.model.config
         if self._lift:  # planar: slices along the plane, neighbours as channels
             array = stack_neighbours(to_plane(array, config.plane), config.neighbours)
@@ -297,6 +316,16 @@ class Predictor:
             on_case_progress=on_case_progress,
         )
 
+    def _with_previous_stage(
+        self, image: Image, array: np.ndarray, props: CaseProperties, name: str
+    ) -> np.ndarray:
+        """``array`` ``(C, Z', Y', X')`` with the previous stage's one-hot labels appended."""
+        assert self.previous is not None
+        low = self.previous.predict_image(image, case_id=name).labels
+        on_grid = preprocess_label(low.array[0], props)[0]
+        channels = one_hot(on_grid, cascade_labels(self.model.plan))
+        return np.concatenate([array, channels])
+
     def _iter_networks(self) -> Iterator[nn.Module]:
         """Each fold's network, built once and kept for later images.
 
@@ -327,6 +356,19 @@ class _Lift2D(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.network(x[:, :, 0]).unsqueeze(2)
+
+
+def _previous_stage_dir(model: ModelFolder) -> Path:
+    """The previous stage's model folder recorded by a cascade model (it must be trained)."""
+    where = model.previous_stage
+    if where is None or not (where / "model.json").is_file():
+        previous = model.config.previous_stage
+        raise CascadeError(
+            f"{model.path}: this {model.configuration_name} model needs its trained {previous} "
+            f"model at {where or 'a folder model.json does not name'}; train it (`medseg train "
+            f"DATASET -o LOWRES --config {previous}`) and the cascade with --previous-stage LOWRES"
+        )
+    return where
 
 
 def _device(device: str) -> torch.device:

@@ -166,6 +166,8 @@ class Configuration:
     ``neighbours`` k > 0 makes it 2.5D: the network sees the 2k + 1 slices around the one it
     segments, each input channel's slices stacked as channels (channel-major: channel c, offset
     j at input channel ``c * (2k + 1) + j``; slices past the volume ends repeat the end slice).
+    ``previous_stage`` names the configuration whose segmentation this one takes as extra input
+    channels, one per foreground label (``3d_cascade_fullres`` of the cascade, docs/methods.md).
     """
 
     name: str
@@ -178,6 +180,7 @@ class Configuration:
     reasons: tuple[str, ...] = ()
     plane: int = 0
     neighbours: int = 0
+    previous_stage: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -223,12 +226,24 @@ class Plan:
         return self.configurations[key]
 
     def input_channels(self, name: str | None = None) -> int:
-        """Network input channels of a configuration: image channels x (2 neighbours + 1)."""
-        return len(self.channel_names) * (2 * self.configuration(name).neighbours + 1)
+        """Network input channels of a configuration: image channels x (2 neighbours + 1), plus
+        one per foreground label for a cascade stage (:func:`cascade_labels`)."""
+        config = self.configuration(name)
+        extra = len(cascade_labels(self)) if config.previous_stage else 0
+        return len(self.channel_names) * (2 * config.neighbours + 1) + extra
 
     def with_configuration(self, config: Configuration) -> Plan:
         """A copy with ``config`` replacing the configuration of the same name."""
         return replace(self, configurations={**self.configurations, config.name: config})
+
+
+def cascade_labels(plan: Plan) -> tuple[int, ...]:
+    """Label values a cascade stage receives as one-hot input channels: the foreground labels.
+
+    Background and the ignore label get no channel (nnU-Net's one-hot of the previous stage).
+    """
+    skip = {0, plan.ignore_label}
+    return tuple(sorted(v for v in set(plan.labels.values()) if v not in skip))
 
 
 def save_plan(plan: Plan, path: Path) -> None:

@@ -11,8 +11,10 @@ import numpy as np
 import numpy.typing as npt
 
 from medseg.data.dataset import Dataset, LabelSpec
+from medseg.errors import ConfigError
 from medseg.plan import rules
 from medseg.plan.budget import PlanBudget, network_preset_budget
+from medseg.plan.cascade import CASCADE, LOWRES, plan_cascade
 from medseg.plan.fingerprint import Fingerprint, extract_fingerprint
 from medseg.plan.overrides import apply_overrides
 from medseg.plan.plan import Configuration, NetworkConfig, Plan, TrainingConfig
@@ -48,6 +50,7 @@ def make_plan(
     *,
     budget: PlanBudget | None = None,
     overrides: Mapping[str, Any] | None = None,
+    cascade: bool | None = None,
 ) -> Plan:
     """Plan preprocessing, network and training for a dataset.
 
@@ -59,13 +62,17 @@ def make_plan(
         Defaults to :meth:`PlanBudget.for_device` (CUDA if available, else this CPU).
     overrides : mapping, optional
         Dotted keys as in :func:`apply_overrides`. ``<config>.spacing``, ``.patch_size`` and
-        ``.batch_size`` are planning inputs: the topology and the batch follow them.
+        ``.batch_size`` are planning inputs: the topology and the batch follow them (also for
+        ``3d_lowres``; any ``3d_lowres.*`` or ``3d_cascade_fullres.*`` key plans the cascade).
+    cascade : bool, optional
+        ``3d_lowres`` + ``3d_cascade_fullres``: ``None`` plans them where the image is far larger
+        than the patch (:mod:`medseg.plan.cascade`), ``True`` always (3D data), ``False`` never.
 
     Returns
     -------
     Plan
-        ``3d`` (default) and ``2d`` for 3D data, ``2d`` for 2D data; every decision explained in
-        ``Configuration.reasons``.
+        ``3d`` (default), ``2d`` and the planar configurations for 3D data, plus the cascade's two
+        where planned; ``2d`` for 2D data. Every decision explained in ``Configuration.reasons``.
     """
     fp = (
         dataset_or_fingerprint
@@ -93,6 +100,9 @@ def make_plan(
         fp = _transposed(fp, order)
         spacing = tuple(spacing[a] for a in order)
     names = ["3d", "2d", *rules.PLANAR_SET] if fp.ndim == 3 else ["2d"]
+    asked = cascade or any(k.split(".")[0] in (LOWRES, CASCADE) for k in overrides)
+    if asked and fp.ndim != 3:
+        raise ConfigError("the cascade (3d_lowres, 3d_cascade_fullres) needs 3D images")
     configurations = {}
     for name in names:
         fixed = {
@@ -103,6 +113,16 @@ def make_plan(
             name, fp, budget, spacing, num_classes, label_values, common, fixed, dim=dim,
             plane=plane, neighbours=neighbours,
         )  # fmt: skip
+    if fp.ndim == 3:
+        stages, reason = _cascade(
+            fp, budget, configurations["3d"], num_classes, label_values, common, overrides,
+            asked=bool(asked),
+        )  # fmt: skip
+        if cascade is False:
+            stages, reason = {}, "no cascade: not asked for (cascade=False)"
+        full = configurations["3d"]
+        configurations["3d"] = replace(full, reasons=(*full.reasons, reason))
+        configurations.update(stages)
     plan = Plan(
         dataset_name=fp.dataset_name,
         channel_names=dict(fp.channel_names),
@@ -119,6 +139,41 @@ def make_plan(
         ensembles={"multiplane": rules.PLANAR_SET} if fp.ndim == 3 else {},
     )
     return apply_overrides(plan, overrides)
+
+
+def _cascade(
+    fp: Fingerprint,
+    budget: PlanBudget,
+    full: Configuration,
+    num_classes: int,
+    label_values: tuple[int, ...],
+    common: list[str],
+    overrides: dict[str, Any],
+    *,
+    asked: bool,
+) -> tuple[dict[str, Configuration], str]:
+    """``3d_lowres`` + ``3d_cascade_fullres`` by :func:`plan_cascade`, with the reason."""
+    fixed = {
+        k: overrides.pop(f"{LOWRES}.{k}") for k in PLANNED_KEYS if f"{LOWRES}.{k}" in overrides
+    }
+    keep = {k: v for k, v in fixed.items() if k != "spacing"}
+
+    def lowres_at(spacing: tuple[float, ...]) -> Configuration:
+        return _configuration(
+            LOWRES, fp, budget, spacing, num_classes, label_values, common, keep, dim=3,
+            plane=0, neighbours=0,
+        )  # fmt: skip
+
+    in_spacing = np.asarray(fp.spacings, float)
+    shapes = np.asarray(fp.shapes_after_crop, float)
+    median = np.median(shapes * in_spacing / np.asarray(full.spacing), axis=0)
+    return plan_cascade(
+        full,
+        tuple(float(v) for v in median),
+        lowres_at,
+        force=asked,
+        spacing=fixed.get("spacing"),
+    )
 
 
 def _transposed(fp: Fingerprint, order: tuple[int, ...]) -> Fingerprint:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from medseg._config import from_jsonable, read_json
 from medseg.errors import ConfigError
-from medseg.plan.plan import Configuration, Plan, TrainingConfig
+from medseg.plan.plan import Configuration, Plan, TrainingConfig, cascade_labels
 
 EXTRA_LOSSES = (
     "ce",
@@ -81,11 +81,20 @@ def _configuration_problems(config: Configuration, plan: Plan) -> list[str]:
     dims = len(config.patch_size)
     net, train = config.network, config.training
     problems = []
-    if config.name == "3d" and dims != 3:
+    if config.name in ("3d", "3d_lowres", "3d_cascade_fullres") and dims != 3:
         problems.append(f"patch_size needs 3 values, got {list(config.patch_size)}")
     if config.name == "2d" and dims != 2:
         problems.append(f"patch_size needs 2 values, got {list(config.patch_size)}")
     problems += _planar_problems(config, dims)
+    if config.previous_stage is not None:
+        previous = plan.configurations.get(config.previous_stage)
+        if previous is None or previous.name == config.name or len(previous.patch_size) != 3:
+            problems.append(
+                f"previous_stage {config.previous_stage!r} must name another 3D configuration "
+                f"of the plan ({sorted(plan.configurations)})"
+            )
+        elif dims != 3 or not cascade_labels(plan):
+            problems.append("previous_stage needs a 3D patch and at least one foreground label")
     if len(config.spacing) != dims:
         problems.append(f"spacing needs {dims} values, got {list(config.spacing)}")
     if any(not math.isfinite(s) or s <= 0 for s in config.spacing):

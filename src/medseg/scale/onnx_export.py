@@ -71,9 +71,16 @@ def export_onnx(
     ModelFormatError
         Invalid model folder or a fold without weights.
     ConfigError
-        The ``onnx`` extra (onnx, onnxscript) is not installed.
+        The ``onnx`` extra (onnx, onnxscript) is not installed, or the model is a cascade
+        stage (its input includes the previous stage's prediction, which ONNX runs lack).
     """
     model = model_dir if isinstance(model_dir, ModelFolder) else ModelFolder.load(model_dir)
+    if model.config.previous_stage is not None:
+        raise ConfigError(
+            f"{model.path}: a {model.configuration_name} model takes the prediction of its "
+            f"{model.config.previous_stage} stage as input channels; ONNX export covers "
+            "single-stage models (predict it with medseg predict)"
+        )
     chosen = model.folds[0] if fold is None else fold
     if fold is None and len(model.folds) > 1:
         logger.info("exporting fold %d of %s (pass fold= for another)", chosen, model.folds)

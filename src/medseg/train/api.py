@@ -17,7 +17,9 @@ from medseg.data.case_table import CaseTable
 from medseg.data.dataset import Dataset
 from medseg.errors import ConfigError, DatasetError, MedsegError
 from medseg.plan.budget import PlanBudget
+from medseg.plan.cascade import CASCADE, LOWRES
 from medseg.plan.plan import ClassificationConfig, Plan
+from medseg.train.cascade import cascade_source, load_previous_stage, resolve_previous_stage
 from medseg.train.ensemble_folder import save_ensemble_folder
 from medseg.train.finetune import resolve_init_file
 from medseg.train.model_folder import (
@@ -83,6 +85,7 @@ def train_model(
     wrap_loss: LossWrapper | None = None,
     unlabelled: PathLikeStr | None = None,
     init: PathLikeStr | None = None,
+    previous_stage: PathLikeStr | None = None,
     classify: str | None = None,
     metadata: Sequence[str] | None = None,
     case_table: PathLikeStr | None = None,
@@ -106,7 +109,8 @@ def train_model(
         ``ensembles`` (``"multiplane"``): each member configuration is then trained into
         ``out_dir/<member>/`` (one cache), and ``out_dir`` becomes an ensemble folder
         (:mod:`medseg.train.ensemble_folder`) that prediction averages. The plan's default when
-        omitted.
+        omitted. Asking for ``"3d_lowres"`` or ``"3d_cascade_fullres"`` plans the cascade even
+        where the planner would not (``make_plan(cascade=True)``).
     folds : iterable of int or "all"
         Cross-validation folds to train (0 .. plan.num_folds - 1), or ``"all"`` for one model
         trained on every case (folder ``fold_all``; its reported Dice is the patch pseudo-Dice
@@ -147,6 +151,11 @@ def train_model(
         Fine-tune: start every fold from these weights (a model folder, a fold folder or a
         ``.safetensors`` file such as ``medseg pretrain``'s encoder); tensors whose names and
         shapes match the plan's network are loaded (:mod:`medseg.train.finetune`).
+    previous_stage : path, optional
+        A cascade stage (``3d_cascade_fullres``): the trained ``3d_lowres`` model folder whose
+        out-of-fold segmentations become extra input channels (:mod:`medseg.train.cascade`).
+        Its plan is used when no plan is given; the model folder records where it is, so
+        resuming and prediction find it. Default: the one recorded in ``out_dir``.
     classify : str, optional
         Also train a case-level classifier of this case-table column (sets
         ``training.classification.target``; :mod:`medseg.train.case_head`).
@@ -183,8 +192,11 @@ def train_model(
         chosen = load_plan(Path(plan))
     elif resume and (out / "plan.json").is_file():
         chosen = load_plan(out / "plan.json")
+    elif previous_stage is not None:
+        chosen = load_previous_stage(previous_stage).plan
     else:
-        chosen = make_plan(fingerprint, budget=budget)
+        cascade = True if configuration in (LOWRES, CASCADE) else None
+        chosen = make_plan(fingerprint, budget=budget, cascade=cascade)
         first = chosen.ensembles.get(configuration or "", (configuration,))[0]
         timed = chosen.configuration(first).training.time_budget_s is not None
         no_epochs = epochs is None and not _sets_epochs(overrides)
@@ -237,12 +249,14 @@ def train_model(
         training = dataclasses.replace(config.training, epochs=epochs, time_budget_s=None)
         config = dataclasses.replace(config, training=training)
         chosen = chosen.with_configuration(config)
+    previous = resolve_previous_stage(out, chosen, config.name, previous_stage)
     save_model_folder(
         out,
         chosen,
         configuration=config.name,
         file_ending=dataset.file_ending,
         fingerprint=fingerprint,
+        previous_stage=None if previous is None else previous.path,
     )
     case_ids = sorted(c.case_id for c in dataset.labelled)
     table = _case_table(dataset, case_table, case_ids, config.training.classification)
@@ -260,6 +274,17 @@ def train_model(
         Path(cache_dir or out / "cache"),
         unlabelled=semi,
     )
+    source = cache
+    if previous is not None:
+        source = cascade_source(
+            with_unlabelled if semi else dataset,
+            cache,
+            chosen,
+            config.name,
+            previous,
+            device=resolve_device(device),
+            unlabelled=semi,
+        )
     unlabelled_ids = [c.case_id for c in with_unlabelled.cases if c.label_path is None]
     per_fold = config.training.epochs * config.training.iterations_per_epoch
     results = []
@@ -278,7 +303,7 @@ def train_model(
         )
         results.append(
             train_fold(
-                cache,
+                source,
                 chosen,
                 config.name,
                 out,

@@ -28,6 +28,7 @@ import torch
 from monai import transforms as mt
 from monai.utils import convert_to_tensor
 
+from medseg.train.cascade_augment import JoinPreviousd, RandPerturbPreviousd, SplitPreviousd
 from medseg.train.sampling import Batch
 
 
@@ -37,6 +38,7 @@ def build_augmentation(
     mirror_axes: Sequence[int] = (),
     elastic_prob: float = 0.0,
     lesion_synthesis: mt.Transform | None = None,
+    previous_stage_from: int | None = None,
 ) -> mt.Compose:
     """The training augmentation for one sample ``{"image": (C, *patch), "label": (1, *patch)}``.
 
@@ -51,13 +53,20 @@ def build_augmentation(
     lesion_synthesis : monai transform, optional
         Applied first, so that pasted lesions go through every other transform
         (:class:`medseg.train.lesion_synthesis.RandLesionSynthesisd`).
+    previous_stage_from : int, optional
+        A cascade stage: image channels from this one on are the previous stage's one-hot
+        labels. They move with the spatial transforms (nearest neighbour), skip the intensity
+        ones and are perturbed last (:class:`medseg.train.cascade_augment.RandPerturbPreviousd`).
 
     Returns
     -------
     monai.transforms.Compose
         Call it on a dict of tensors; seed it with ``set_random_state``.
     """
-    keys = ("image", "label")
+    keys: tuple[str, ...] = ("image", "label")
+    modes: tuple[str, ...] = ("bilinear", "nearest")
+    if previous_stage_from is not None:
+        keys, modes = (*keys, "previous"), (*modes, "nearest")
     rotation = math.radians(30) if ndim == 3 else math.pi
     spatial: list[mt.Transform] = [
         mt.RandAffined(
@@ -65,7 +74,7 @@ def build_augmentation(
             prob=0.2,
             rotate_range=(rotation,) * (3 if ndim == 3 else 1),
             scale_range=((-0.3, 0.4),) * ndim,
-            mode=("bilinear", "nearest"),
+            mode=modes,
             padding_mode="zeros",
         )
     ]
@@ -77,7 +86,7 @@ def build_augmentation(
                 sigma_range=(5, 8),
                 magnitude_range=(100, 200),
                 prob=elastic_prob,
-                mode=("bilinear", "nearest"),
+                mode=modes,
                 padding_mode="zeros",
             )
         )
@@ -101,7 +110,16 @@ def build_augmentation(
     ]
     mirror = [mt.RandFlipd(keys, prob=0.5, spatial_axis=axis) for axis in mirror_axes]
     first = [] if lesion_synthesis is None else [lesion_synthesis]
-    return mt.Compose([*first, *spatial, *intensity, *mirror])
+    transforms = [*first, *spatial, *intensity, *mirror]
+    return mt.Compose(_with_previous_stage(transforms, previous_stage_from))
+
+
+def _with_previous_stage(transforms: list, previous_stage_from: int | None) -> list:
+    """``transforms`` between splitting off and joining back a cascade's previous-stage channels."""
+    if previous_stage_from is None:
+        return transforms
+    split = SplitPreviousd(previous_stage_from)
+    return [split, *transforms, RandPerturbPreviousd(), JoinPreviousd()]
 
 
 def training_transform(
@@ -110,15 +128,25 @@ def training_transform(
     augment: bool,
     mirror_axes: Sequence[int] = (),
     lesion_synthesis: mt.Transform | None = None,
+    previous_stage_from: int | None = None,
 ) -> mt.Compose | None:
     """The transform of the training stream, or ``None`` for raw patches.
 
     With ``augment`` the full :func:`build_augmentation`; without it (CPU time-budget plans)
-    only lesion synthesis, when it is on: it adds training lesions rather than regularising.
+    only lesion synthesis, when it is on (it adds training lesions rather than regularising),
+    and a cascade's perturbation of the previous stage's channels (``previous_stage_from``).
     """
     if augment:
-        return build_augmentation(ndim, mirror_axes=mirror_axes, lesion_synthesis=lesion_synthesis)
-    return None if lesion_synthesis is None else mt.Compose([lesion_synthesis])
+        return build_augmentation(
+            ndim,
+            mirror_axes=mirror_axes,
+            lesion_synthesis=lesion_synthesis,
+            previous_stage_from=previous_stage_from,
+        )
+    first = [] if lesion_synthesis is None else [lesion_synthesis]
+    if not first and previous_stage_from is None:
+        return None
+    return mt.Compose(_with_previous_stage(first, previous_stage_from))
 
 
 def augment_batch(

@@ -4,7 +4,8 @@ Layout::
 
     model/
       model.json           format and medseg version, labels, channels, configuration, folds,
-                           plan hash, cross-validation metrics
+                           plan hash, cross-validation metrics; a cascade stage also the path of
+                           its previous stage's model folder (``previous_stage``, relative)
       plan.json            the plan the model was trained with
       dataset.json         labels, regions, ignore label, channel names, file ending
       fingerprint.json     dataset fingerprint (optional)
@@ -23,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -95,6 +97,12 @@ class ModelFolder:
     def channel_names(self) -> dict[int, str]:
         """Input channel index -> modality name."""
         return dict(self.plan.channel_names)
+
+    @property
+    def previous_stage(self) -> Path | None:
+        """The model folder of a cascade's previous stage (``None`` for a single stage)."""
+        relative = self.info.get("previous_stage")
+        return None if relative is None else (self.path / relative).resolve()
 
     @property
     def cv_metrics(self) -> dict[str, Any]:
@@ -220,6 +228,7 @@ def save_model_folder(
     configuration: str,
     file_ending: str = ".nii.gz",
     fingerprint: Any = None,
+    previous_stage: Path | str | None = None,
 ) -> Path:
     """Create (or refresh) a model folder's JSON files for ``plan``; folds are added later.
 
@@ -235,6 +244,8 @@ def save_model_folder(
         The dataset's image file ending (recorded in ``dataset.json``).
     fingerprint : dataclass or dict, optional
         Written to ``fingerprint.json`` when given.
+    previous_stage : Path, optional
+        A cascade stage's previous-stage model folder, recorded relative to ``path``.
 
     Returns
     -------
@@ -260,12 +271,14 @@ def save_model_folder(
         write_json(fingerprint, path / "fingerprint.json")
     old = _read_json(path / "model.json") if (path / "model.json").is_file() else {}
     same = old.get("configuration") == configuration and old.get("plan_sha256") == _plan_hash(plan)
+    previous = None if previous_stage is None else os.path.relpath(previous_stage, path)
     _write_model_json(
         path,
         plan,
         configuration,
         folds=old.get("folds", []) if same else [],
         cv_metrics=old.get("cv_metrics", {}) if same else {},
+        previous_stage=previous,
     )
     return path
 
@@ -293,7 +306,12 @@ def save_fold(
         write_json(_finite(val_metrics), out / "val_metrics.json")
     folds = sorted(set(info.get("folds", [])) | {fold})
     _write_model_json(
-        path, plan, info["configuration"], folds=folds, cv_metrics=_cv_metrics(path, folds)
+        path,
+        plan,
+        info["configuration"],
+        folds=folds,
+        cv_metrics=_cv_metrics(path, folds),
+        previous_stage=info.get("previous_stage"),
     )
     return out
 
@@ -314,10 +332,18 @@ def _cv_metrics(path: Path, folds: list[int]) -> dict[str, Any]:
 
 
 def _write_model_json(
-    path: Path, plan: Plan, configuration: str, *, folds: list[int], cv_metrics: dict
+    path: Path,
+    plan: Plan,
+    configuration: str,
+    *,
+    folds: list[int],
+    cv_metrics: dict,
+    previous_stage: str | None = None,
 ) -> None:
+    extra = {} if previous_stage is None else {"previous_stage": previous_stage}
     write_json(
         {
+            **extra,
             "format_version": FORMAT_VERSION,
             "medseg_version": __version__,
             "configuration": configuration,

@@ -320,6 +320,7 @@ def train_fold(
             augment=tc.augment,
             mirror_axes=tc.mirror_axes,
             lesion_synthesis=lesion_synthesis_transform(source, train_ids, plan, config),
+            previous_stage_from=len(plan.channel_names) if config.previous_stage else None,
         )
         done = int(state["iterations"]) if timed and state else start * tc.iterations_per_epoch
         stream = BatchStream(
