@@ -10,7 +10,7 @@ import torch
 from scipy.stats import entropy as scipy_entropy
 
 from medseg.errors import ConfigError
-from medseg.train.loss_terms import make_term
+from medseg.train.losses import make_loss_term as make_term
 from medseg.train.weak_terms import (
     BOX_FILL,
     BoxPriorTerm,

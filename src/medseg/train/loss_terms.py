@@ -400,20 +400,16 @@ def make_term(
     batch_dice: bool = False,
     spacing: Sequence[float] | None = None,
     patch_size: Sequence[int] | None = None,
-) -> nn.Module:
-    """The loss term registered as ``name`` (here or in :mod:`medseg.train.weak_terms`); only
-    the options it uses are passed on.
+) -> LossTerm:
+    """The loss term registered as ``name``; only the options it uses are passed on.
 
     Raises
     ------
     ConfigError
         If ``name`` is unknown or the term does not fit the training mode.
     """
-    from medseg.train.weak_terms import WEAK_TERMS  # builds on LossTerm: imported here
-
-    registry: dict[str, type[nn.Module]] = {**TERMS, **WEAK_TERMS}
-    if name not in registry:
-        raise ConfigError(f"unknown loss term {name!r} (known: {sorted(registry)})")
+    if name not in TERMS:
+        raise ConfigError(f"unknown loss term {name!r} (known: {sorted(TERMS)})")
     options: dict[str, Any] = {"regions": regions, "ignore_label": ignore_label}
     if name in ("ce", "topk_ce"):
         options["class_weights"] = class_weights
@@ -421,7 +417,7 @@ def make_term(
         options["batch_dice"] = batch_dice
     if name == "boundary":
         options.update(spacing=spacing, patch_size=patch_size)
-    return registry[name](**options)
+    return TERMS[name](**options)
 
 
 class CombinedLoss(nn.Module):

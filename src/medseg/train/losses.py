@@ -13,6 +13,7 @@ the valid-voxel mask so that ignored voxels count neither as prediction nor as r
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -23,6 +24,7 @@ from torch import nn
 from medseg.errors import ConfigError
 from medseg.plan.plan import Configuration, Plan
 from medseg.train.loss_terms import CombinedLoss, labels_to_regions, make_term
+from medseg.train.weak_terms import WEAK_TERMS
 
 SMOOTH = 1e-5
 
@@ -164,6 +166,22 @@ class DeepSupervisionLoss(nn.Module):
         return total
 
 
+def make_loss_term(name: str, **options: Any) -> nn.Module:
+    """A term of :mod:`medseg.train.loss_terms` (``make_term``, with its options) or of
+    :mod:`medseg.train.weak_terms` (``entropy``, ``box_prior``: regions and ignore label only).
+
+    Raises
+    ------
+    ConfigError
+        If ``name`` is unknown or the term does not fit the training mode.
+    """
+    if name in WEAK_TERMS:
+        return WEAK_TERMS[name](
+            regions=options.get("regions", ()), ignore_label=options.get("ignore_label")
+        )
+    return make_term(name, **options)
+
+
 def build_loss(
     plan: Plan, config: Configuration, *, partial: bool = False, soft: bool = False
 ) -> DeepSupervisionLoss:
@@ -214,11 +232,11 @@ def build_loss(
     if training.loss in ("dice_ce", "dice_bce"):
         main: nn.Module = SegmentationLoss(**options)
     else:
-        main = make_term(training.loss, **options, **geometry)
+        main = make_loss_term(training.loss, **options, **geometry)
     if not training.extra_losses:
         return DeepSupervisionLoss(main)
     terms = [(training.loss, 1.0, main)] + [
-        (name, weight, make_term(name, **options, **geometry))
+        (name, weight, make_loss_term(name, **options, **geometry))
         for name, weight in sorted(training.extra_losses.items())
     ]
     return DeepSupervisionLoss(CombinedLoss(terms, regions=regions, ignore_label=plan.ignore_label))
