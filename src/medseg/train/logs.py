@@ -27,8 +27,14 @@ def write_log_csv(rows: Sequence[dict[str, Any]], path: Path) -> None:
     _replace(path, lambda tmp: tmp.write_text(buffer.getvalue()))
 
 
-def plot_progress(rows: Sequence[dict[str, Any]], path: Path, title: str = "") -> None:
-    """Plot losses and validation Dice per class against epoch into a PNG, atomically."""
+def plot_progress(
+    rows: Sequence[dict[str, Any]], path: Path, title: str = "", validated: str = "patches"
+) -> None:
+    """Plot losses and validation Dice per class against epoch into a PNG, atomically.
+
+    ``validated`` names what the Dice was measured on (patches, or whole cases in
+    time-budgeted runs) in the panel's title.
+    """
     from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
 
@@ -48,7 +54,7 @@ def plot_progress(rows: Sequence[dict[str, Any]], path: Path, title: str = "") -
         ax_dice.plot(
             epochs, [_num(row["mean_dice"]) for row in rows], "k--", linewidth=1.5, label="mean"
         )
-    ax_dice.set(xlabel="epoch", ylabel="Dice", ylim=(0, 1), title="Validation Dice (patches)")
+    ax_dice.set(xlabel="epoch", ylabel="Dice", ylim=(0, 1), title=f"Validation Dice ({validated})")
     ax_dice.legend(loc="lower right", fontsize="small")
     ax_dice.grid(alpha=0.3)
     for ax in (ax_loss, ax_dice):

@@ -271,7 +271,9 @@ def _log_round(
     state.elapsed_s = elapsed
     write_log_csv(state.rows, run.path / "log.csv")
     if dice:
-        plot_progress(state.rows, run.path / "progress.png", title=run.title)
+        plot_progress(
+            state.rows, run.path / "progress.png", title=run.title, validated="whole cases"
+        )
     save_checkpoint(
         run.path,
         run.net,
