@@ -79,12 +79,20 @@ class LossTerm(nn.Module, ABC):
         Label value excluded from the term.
     """
 
+    softmax_only: str = ""
+    """The term's name in the error when it cannot train regions; empty if it can."""
+
     def __init__(
         self, *, regions: Sequence[Sequence[int]] = (), ignore_label: int | None = None
     ) -> None:
         super().__init__()
         self.regions = tuple(tuple(r) for r in regions)
         self.ignore_label = ignore_label
+        if self.regions and self.softmax_only:
+            raise ConfigError(
+                f"the {self.softmax_only} needs softmax training; this plan trains regions "
+                "(sigmoids)"
+            )
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Term of ``logits`` (B, C, *spatial) against the label map ``target`` (B, 1, *spatial)."""
@@ -154,11 +162,11 @@ class TopKCrossEntropyTerm(CrossEntropyTerm):
     voxels are a larger share of the gradient than under plain CE. Softmax training only.
     """
 
+    softmax_only = "top-k CE (topk_ce)"
+
     def term(
         self, logits: torch.Tensor, target: torch.Tensor, valid: torch.Tensor | None
     ) -> torch.Tensor:
-        if self.regions:
-            raise ConfigError("topk_ce is a softmax term; region training uses dice_bce")
         ce = F.cross_entropy(logits, target[:, 0], reduction="none")
         if self.class_weights is not None:
             ce = ce * self.class_weights[target[:, 0]]
@@ -319,12 +327,7 @@ class NaclTerm(LossTerm):
     inside the image. Softmax training only; the paper's loss is ``ce`` plus 0.1 times this term.
     """
 
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        if self.regions:
-            raise ConfigError(
-                "the nacl penalty needs softmax training; this plan trains regions (sigmoids)"
-            )
+    softmax_only = "nacl penalty"
 
     def neighbour_average(
         self, target: torch.Tensor, valid: torch.Tensor | None, channels: int

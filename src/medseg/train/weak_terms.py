@@ -24,7 +24,6 @@ with logits (B, C, *spatial) and the label map target (B, 1, *spatial).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -136,12 +135,7 @@ class BoxPriorTerm(LossTerm):
     is 0 when the patch has no voxel (line) it applies to. Softmax training only.
     """
 
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        if self.regions:
-            raise ConfigError(
-                "the box prior needs softmax training; this plan trains regions (sigmoids)"
-            )
+    softmax_only = "box prior"
 
     def term(
         self, logits: torch.Tensor, target: torch.Tensor, valid: torch.Tensor | None
