@@ -62,6 +62,11 @@ def test_dotted_keys_edit_configurations_and_plan(plan):
         ({"3d.patch_size": [64, 64]}, "expected 3 values|needs 3 values"),
         ({"training.class_weights": [1.0, 2.0, 3.0]}, "class_weights needs 2 values"),
         ({"default_configuration": "4d"}, "default_configuration"),
+        ({"training.weight_ema": 1.0}, "weight_ema must be in"),
+        (
+            {"training.weight_ema": 0.99, "training.time_budget_s": None},
+            "weight_ema needs a time-budgeted run",
+        ),
     ],
 )
 def test_bad_overrides_raise_config_error(plan, overrides, match):

@@ -132,3 +132,51 @@ def test_slow_iterations_stop_nearest_the_budget(tmp_path: Path, plan) -> None:
     state = timed.train_for_time(run, timed.TimedState())
     assert state.iterations == 3
     assert 1.8 <= state.elapsed_s <= 2.0 + 0.3
+
+
+def test_weight_ema_is_what_validation_sees_and_the_run_keeps(tmp_path: Path, plan, monkeypatch):
+    import itertools
+
+    net = torch.nn.Linear(2, 2, bias=False)
+    with torch.no_grad():
+        net.weight.zero_()
+
+    def step(image, label) -> float:  # iterate k leaves every weight at k
+        with torch.no_grad():
+            net.weight.add_(1.0)
+        time.sleep(0.02)
+        return 1.0
+
+    seen = []
+
+    def fake_validate(model, source, case_ids, *args, **kwargs):
+        seen.append((model is net, model.weight.detach().clone()))
+        return {"case": {"ball": 0.5, "core": 0.5}}
+
+    monkeypatch.setattr(timed, "validate_cases", fake_validate)
+    decay = 0.8
+    run = timed.TimedRun(
+        net=net,
+        optimizer=torch.optim.SGD(net.parameters(), lr=0.1),
+        step=step,
+        batches=itertools.repeat((torch.zeros(1, 2), torch.zeros(1, 2))),
+        plan=_timed_plan(plan, time_budget_s=0.5, case_validations=1, weight_ema=decay),
+        config_name=plan.default_configuration,
+        source=None,
+        val_ids=["case"],
+        device=torch.device("cpu"),
+        dtype=None,
+        path=tmp_path,
+        checkpoint_state={},
+        title="t",
+    )
+    state = timed.train_for_time(run, timed.TimedState())
+    average = 1.0  # the first update copies the weights; then average <- d average + (1-d) w
+    for k in range(2, state.iterations + 1):
+        average = decay * average + (1 - decay) * k
+    assert state.iterations >= 5
+    assert len(seen) == 1
+    assert not seen[0][0]  # validation saw the average, not the trained net
+    assert torch.allclose(seen[0][1], torch.full((2, 2), average))
+    assert torch.allclose(net.weight, torch.full((2, 2), average))  # and the run kept it
+    assert average < state.iterations - 1  # an average, not the last iterate

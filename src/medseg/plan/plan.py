@@ -121,6 +121,9 @@ class TrainingConfig:
     ``encoder_lr_scale`` multiplies the encoder's learning rate (below 1 when fine-tuning from
     pretrained weights, ``medseg train --init``). ``classification`` adds a case-level
     classification head trained jointly (off unless its ``target`` is set).
+    ``weight_ema`` > 0 (time-budgeted runs only) validates and keeps an exponential moving
+    average of the weights, decay ``weight_ema`` per iteration, instead of the weights themselves
+    (see ``medseg.train.weight_average``).
     """
 
     epochs: int = 50
@@ -152,6 +155,7 @@ class TrainingConfig:
     lesion_synthesis: LesionSynthesisConfig = field(default_factory=LesionSynthesisConfig)
     encoder_lr_scale: float = 1.0
     classification: ClassificationConfig = field(default_factory=ClassificationConfig)
+    weight_ema: float = 0.0
 
 
 @dataclass(frozen=True, kw_only=True)

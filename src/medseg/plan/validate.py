@@ -139,6 +139,13 @@ def _configuration_problems(config: Configuration, plan: Plan) -> list[str]:
         problems.append("training.case_validations must be >= 0 and max_val_cases >= 1")
     if train.learning_rate <= 0:
         problems.append(f"training.learning_rate must be > 0, got {train.learning_rate}")
+    if not 0.0 <= train.weight_ema < 1.0:
+        problems.append(f"training.weight_ema must be in [0, 1), got {train.weight_ema}")
+    elif train.weight_ema and train.time_budget_s is None:
+        problems.append(
+            "training.weight_ema needs a time-budgeted run (training.time_budget_s): only that "
+            "loop validates whole cases and keeps the best, so only there is the average chosen"
+        )
     synthesis = train.lesion_synthesis
     if not 0.0 <= synthesis.probability <= 1.0 or synthesis.max_lesions < 1:
         problems.append(

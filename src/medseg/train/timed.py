@@ -12,7 +12,9 @@ CPU). An intermediate validation is skipped when, at the cost of the last one, v
 would take more than ``VALIDATION_SHARE`` of the budget (a slow or loaded CPU: at a load of 17
 on 2 cores one validation of 4 brains took 45 s, 7.5 % of 600 s). The weights of the
 validation with the best mean Dice (foreground classes and regions, NaN ignored) are the fold's
-model.
+model. With ``training.weight_ema`` > 0 validation sees, and the fold keeps, an exponential moving
+average of the weights (``torch.optim.swa_utils.AveragedModel``, updated after every
+iteration) instead; a resumed run restarts the average from the resumed weights.
 
 Logging and checkpoints cost almost nothing: a log row (and a checkpoint for resuming) every
 ``iterations_per_epoch`` iterations, the progress plot only after validations. A resumed run
@@ -34,6 +36,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file
 from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from medseg.plan.plan import Plan
 from medseg.train.checkpoint import save_checkpoint
@@ -140,6 +143,8 @@ def train_for_time(
         best_weights: dict[str, torch.Tensor] | None = load_file(str(run.path / BEST_WEIGHTS))
     else:
         best_weights = None
+    average = weight_average(run.net, tc.weight_ema)
+    validated = run.net if average is None else average.module
     losses: list[float] = []
     round_start = clock.elapsed()
     step_s = 0.0  # running mean of an iteration's wall time
@@ -153,6 +158,8 @@ def train_for_time(
         set_learning_rate(run.optimizer, lr)
         run.net.train()
         losses.append(run.step(*next(run.batches)))
+        if average is not None:
+            average.update_parameters(run.net)
         state.iterations += 1
         took = clock.elapsed() - started
         step_s = took if step_s == 0.0 else 0.9 * step_s + 0.1 * took
@@ -169,11 +176,11 @@ def train_for_time(
             continue
         dice: dict[str, float] = {}
         if due:
-            dice, best_weights = _validate(run, state, val_ids, clock, best_weights)
+            dice, best_weights = _validate(run, validated, state, val_ids, clock, best_weights)
         _log_round(run, state, names, losses, dice, lr, clock, round_start, on_epoch)
         losses, round_start = [], clock.elapsed()
     if points:
-        dice, best_weights = _validate(run, state, val_ids, clock, best_weights)
+        dice, best_weights = _validate(run, validated, state, val_ids, clock, best_weights)
         if losses or dice:
             _log_round(run, state, names, losses, dice, lr_now(run), clock, round_start, on_epoch)
     if best_weights is not None:
@@ -189,6 +196,17 @@ def train_for_time(
     )
     (run.path / BEST_WEIGHTS).unlink(missing_ok=True)
     return state
+
+
+def weight_average(net: nn.Module, decay: float) -> AveragedModel | None:
+    """An EMA copy of ``net`` (weights and buffers, ``decay`` per update), or ``None`` at 0.
+
+    Polyak averaging: the average of the last ~1 / (1 - decay) iterates lies nearer the minimum
+    than any one of them when the step size is still large, which is where a short run stops.
+    """
+    if decay <= 0:
+        return None
+    return AveragedModel(net, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
 
 
 def lr_now(run: TimedRun) -> float:
@@ -210,6 +228,7 @@ def _spread(ids: Sequence[str], count: int) -> list[str]:
 
 def _validate(
     run: TimedRun,
+    net: nn.Module,
     state: TimedState,
     val_ids: list[str],
     clock: BudgetClock,
@@ -217,7 +236,7 @@ def _validate(
 ) -> tuple[dict[str, float], dict[str, torch.Tensor] | None]:
     tic = clock.elapsed()
     per_case = validate_cases(
-        run.net,
+        net,
         run.source,
         val_ids,
         run.plan,
@@ -234,7 +253,7 @@ def _validate(
     if score > state.best_score or best is None:
         state.best_score, state.best_at_s = score, tic
         state.best_metrics = {"dice": dice, "per_case": per_case, "val_cases": val_ids}
-        best = copy.deepcopy({k: v.detach().cpu() for k, v in run.net.state_dict().items()})
+        best = copy.deepcopy({k: v.detach().cpu() for k, v in net.state_dict().items()})
         save_weights(best, run.path / BEST_WEIGHTS)
     logger.info("validation %d at %.0f s: mean Dice %.3f", state.validations, tic, score)
     return dice, best
