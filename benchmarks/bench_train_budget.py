@@ -9,8 +9,10 @@ Plain script: ``python benchmarks/bench_train_budget.py [--budgets 600 300 1200]
 
    * **medseg**: ``train_model(..., folds="all", budget=PlanBudget.for_device("cpu",
      time_budget_s=budget))`` with every default (plan, time-budgeted schedule, whole-case
-     validation inside the budget and best-model choice, rare-class sampling and loss), then
-     ``Predictor`` without mirroring TTA on the held-out cases.
+     validation inside the budget and best-model choice, rare-class sampling and loss), the
+     post-processing ``medseg train`` chooses on its validation cases
+     (``postprocessing_from_training``; ``--no-postprocess`` skips it), then ``Predictor``
+     without mirroring TTA on the held-out cases.
    * **monai** (plain PyTorch + MONAI, hand-tuned as in ``docs/train.md``): ``DynUNet`` of the
      plan's filters, kernels and strides without deep supervision, the plan's patch and batch,
      bf16 autocast + ``channels_last_3d`` where the CPU has AVX-512 BF16, SGD Nesterov (momentum
@@ -91,8 +93,13 @@ def run_medseg(
     probabilities: bool = False,
     configuration: str | None = None,
     previous_stage: Path | None = None,
+    postprocess: bool = True,
 ) -> dict:
-    from medseg.infer import load_predictor
+    """Train as ``medseg train`` does (post-processing chosen on its validation unless
+    ``postprocess`` is false), then predict the held-out cases."""
+    from dataclasses import asdict
+
+    from medseg.infer import load_predictor, postprocessing_from_training
     from medseg.infer.files import predict_files
     from medseg.plan import PlanBudget
     from medseg.train import train_model
@@ -112,6 +119,7 @@ def run_medseg(
         previous_stage=previous_stage,
     )
     wall = time.perf_counter() - tic
+    choice = postprocessing_from_training(out / "model") if postprocess else None
     fold = result.folds[0].path
     metrics = json.loads((fold / "val_metrics.json").read_text())
     curve = []
@@ -129,6 +137,7 @@ def run_medseg(
         "predict_s": round(time.perf_counter() - tic, 1),
         "curve": curve,
         "val_cases": metrics.get("val_cases", []),
+        "postprocessing": None if choice is None else asdict(choice.rules),
     }
 
 
@@ -438,6 +447,11 @@ def main() -> None:
     parser.add_argument("--train-seed", type=int, default=1)
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's)")
     parser.add_argument(
+        "--no-postprocess",
+        action="store_true",
+        help="skip the post-processing medseg train chooses on its validation cases",
+    )
+    parser.add_argument(
         "--nnunet-venv",
         type=Path,
         default=Path("/tmp/nnunet-venv"),
@@ -490,7 +504,12 @@ def main() -> None:
             before = load()
             if method == "medseg":
                 info = run_medseg(
-                    dataset, out, budget, seed=args.train_seed, overrides=overrides or None
+                    dataset,
+                    out,
+                    budget,
+                    seed=args.train_seed,
+                    overrides=overrides or None,
+                    postprocess=not args.no_postprocess,
                 )
             elif method == "monai":
                 info = run_monai(plan, cache, ids, dataset, out, budget, args.train_seed, val_ids)

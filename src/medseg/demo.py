@@ -85,7 +85,7 @@ def run_demo(
     from medseg.data import load_dataset
     from medseg.data.example import make_brain_example
     from medseg.evaluate import evaluate_folders
-    from medseg.infer import Predictor
+    from medseg.infer import Predictor, postprocessing_from_training
     from medseg.infer.files import predict_files
     from medseg.plan import PlanBudget
     from medseg.report import report_files
@@ -131,6 +131,7 @@ def run_demo(
         resume=False,
         on_progress=on_progress,
     )
+    postprocessing_from_training(model_dir)  # as medseg train does: predict applies the rules
     seconds["train"] = time.perf_counter() - start
 
     start = step("predict")

@@ -68,3 +68,52 @@ def test_validation_case_missing_from_dataset(cv_setup):
     )
     with pytest.raises(DatasetError, match="'zz'"):
         determine_postprocessing(model, dataset, device="cpu", tta=False)
+
+
+def _specked(seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """A reference with four 3^3 'lesions' (label 1) and a block (2); the prediction adds specks."""
+    rng = np.random.default_rng(seed)
+    ref = np.zeros((20, 20, 20), np.uint8)
+    ref[12:18, 2:18, 2:18] = 2
+    for z, y, x in ((2, 2, 2), (2, 10, 10), (7, 3, 14), (7, 13, 4)):
+        ref[z : z + 3, y : y + 3, x : x + 3] = 1
+    pred = ref.copy()
+    background = np.argwhere(ref == 0)
+    for z, y, x in background[rng.choice(len(background), 5, replace=False)]:
+        pred[z, y, x] = 1
+    return pred, ref
+
+
+def test_choice_from_training_validation_labels(model_factory):
+    from types import SimpleNamespace
+
+    from medseg.infer import postprocessing_from_training
+    from medseg.train.model_folder import fold_dir
+    from medseg.train.validation import VALIDATION_LABELS, save_validation_labels
+
+    model = model_factory(folds=(0, 1))
+    assert postprocessing_from_training(model) is None  # no fold saved validation labels
+    assert not (model / "postprocessing.json").exists()
+    pairs = {f"c{i}": _specked(i) for i in range(4)}
+    # preprocessed voxels of 2 x 2 x 2 mm from 1 mm originals: 8 original voxels each
+    props = SimpleNamespace(spacing=(1.0, 1.0, 1.0), spacing_after_resampling=(2.0, 2.0, 2.0))
+
+    class Source:
+        def load(self, case_id, mmap=True):
+            return None, pairs[case_id][1][None], props
+
+    for fold, ids in ((0, ["c0", "c1"]), (1, ["c2", "c3"])):
+        path = save_validation_labels(
+            fold_dir(model, fold), {c: pairs[c][0] for c in ids}, Source()
+        )
+        assert path.name == VALIDATION_LABELS
+    choice = postprocessing_from_training(model)
+    expected, steps = select_postprocessing(
+        [p for p, _ in pairs.values()], [r for _, r in pairs.values()], [1, 2]
+    )
+    assert dict(expected.min_component_size) == {1: 2}  # specks of 1 voxel go, lesions stay
+    assert dict(choice.rules.min_component_size) == {1: 16}  # stated in original voxels
+    assert choice.rules.keep_largest == expected.keep_largest
+    assert [s.step for s in choice.steps] == [s.step for s in steps]
+    assert not choice.on_training_cases
+    assert load_postprocessing(model) == choice.rules

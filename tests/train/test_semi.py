@@ -150,6 +150,7 @@ def test_cli_passes_the_unlabelled_folder(
 
     monkeypatch.setattr(medseg.train, "train_model", fake_train_model)
     args = ["train", str(raw_dataset), "-o", str(tmp_path / "m"), "--unlabelled", str(tmp_path)]
+    args.append("--no-postprocess")  # train_model is faked: no model folder to choose on
     result = CliRunner().invoke(app_typer, args)
     assert result.exit_code == 0, result.output
     assert seen["unlabelled"] == tmp_path

@@ -8,6 +8,7 @@ import json
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 from safetensors.torch import load_file
 
@@ -180,3 +181,19 @@ def test_weight_ema_is_what_validation_sees_and_the_run_keeps(tmp_path: Path, pl
     assert torch.allclose(seen[0][1], torch.full((2, 2), average))
     assert torch.allclose(net.weight, torch.full((2, 2), average))  # and the run kept it
     assert average < state.iterations - 1  # an average, not the last iterate
+
+
+def test_best_validation_labels_are_saved_for_post_processing(tmp_path: Path, source, plan):
+    from medseg.train.validation import VALIDATION_LABELS
+
+    _train(source, _timed_plan(plan, case_validations=1), tmp_path)
+    val_ids = list(source.case_ids)[3:]
+    with np.load(tmp_path / "fold_0" / VALIDATION_LABELS) as saved:
+        assert sorted(saved.files) == sorted(
+            f"{kind}:{case}" for case in val_ids for kind in ("pred", "ref", "voxel_ratio")
+        )
+        for case in val_ids:
+            _, label, _ = source.load(case)
+            assert saved[f"pred:{case}"].shape == label.shape[1:]
+            assert np.array_equal(saved[f"ref:{case}"], label[0])
+            assert set(np.unique(saved[f"pred:{case}"])) <= set(range(plan.num_classes))

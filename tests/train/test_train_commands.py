@@ -58,3 +58,7 @@ def test_train_command_writes_model_and_prints_dice(tmp_path: Path, raw_dataset:
     assert f"model written to {out}" in result.output
     assert "fold 0: validation Dice ball" in result.output
     assert (out / "fold_0" / "model.safetensors").is_file()
+    # post-processing chosen on fold 0's held-out validation cases, applied by predict
+    assert (out / "fold_0" / "validation_labels.npz").is_file()
+    assert (out / "postprocessing.json").is_file()
+    assert "post-processing chosen on validation cases" in result.output

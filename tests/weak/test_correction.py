@@ -95,6 +95,7 @@ def test_train_command_passes_the_correction_hook(monkeypatch, phantom_dataset, 
 
     monkeypatch.setattr(medseg.train, "train_model", fake_train_model)
     args = ["train", str(phantom_dataset), "-o", str(tmp_path / "m"), "--correct-labels", "0.6"]
+    args.append("--no-postprocess")  # train_model is faked: no model folder to choose on
     result = CliRunner().invoke(app_typer, args)
     assert result.exit_code == 0, result.output
     wrapped = seen["wrap_loss"](
@@ -106,5 +107,5 @@ def test_train_command_passes_the_correction_hook(monkeypatch, phantom_dataset, 
     assert isinstance(wrapped, LabelCorrection)
     assert wrapped.start_fraction == 0.6
     seen.clear()
-    assert CliRunner().invoke(app_typer, args[:4]).exit_code == 0
+    assert CliRunner().invoke(app_typer, [*args[:4], "--no-postprocess"]).exit_code == 0
     assert "wrap_loss" not in seen

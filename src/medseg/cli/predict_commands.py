@@ -298,6 +298,7 @@ def postprocess(
     from rich.console import Console
     from rich.progress import Progress
 
+    from medseg.cli._postprocessing import describe_choice
     from medseg.data.discover import load_dataset
     from medseg.infer import determine_postprocessing
 
@@ -313,14 +314,7 @@ def postprocess(
             on_progress=lambda done, total: bar.update(task, completed=done, total=total),
             output=output,
         )
-    for step in choice.steps:
-        target = "foreground" if step.label is None else f"label {step.label}"
-        if step.size is not None:
-            target += f", < {step.size} voxels"
-        verdict = "kept" if step.accepted else "rejected"
-        metric = "lesion F1" if step.metric == "lesion_f1" else "Dice"
-        Console(soft_wrap=True).print(
-            f"{step.step} ({target}): {metric} {step.dice_before:.4f} -> "
-            f"{step.dice_after:.4f}, {verdict}"
-        )
-    err.print(f"rules written to {choice.path}")
+    lines = describe_choice(choice)
+    for line in lines[:-1]:
+        Console(soft_wrap=True).print(line)
+    err.print(lines[-1])

@@ -61,6 +61,15 @@ def train(
         bool, typer.Option("--restart", help="Ignore checkpoints and finished folds.")
     ] = False,
     accept_warnings: AcceptWarnings = False,
+    postprocess: Annotated[
+        bool,
+        typer.Option(
+            "--postprocess/--no-postprocess",
+            help="After training, choose post-processing (largest component, hole filling, "
+            "minimum lesion size) on the folds' validation predictions and write "
+            "MODEL/postprocessing.json, which predict applies (docs/predict.md).",
+        ),
+    ] = True,
     ddp: Annotated[
         bool,
         typer.Option("--ddp", help="Data-parallel: one rank of a torchrun job (docs/scale.md)."),
@@ -191,6 +200,13 @@ def train(
         console.print(f"fold {fold.fold}: validation Dice {dice}; mean {_fmt(fold.mean_dice)}")
     if result.cv_metrics:
         console.print(f"cross-validation mean Dice {_fmt(result.cv_metrics['mean_dice'])}")
+    if postprocess and not quiet:
+        from medseg.cli._postprocessing import describe_choice
+        from medseg.infer import postprocessing_from_training
+
+        choice = postprocessing_from_training(result.model_dir)
+        for line in [] if choice is None else describe_choice(choice):
+            err_console.print(line)
 
 
 def _fmt(value: float) -> str:

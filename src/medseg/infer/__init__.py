@@ -9,7 +9,11 @@ Start with :class:`Predictor` (see ``docs/predict.md``)::
     report = predictor.predict_files("images/", "predictions/")
 """
 
-from medseg.infer.cv_postprocessing import PostprocessingChoice, determine_postprocessing
+from medseg.infer.cv_postprocessing import (
+    PostprocessingChoice,
+    determine_postprocessing,
+    postprocessing_from_training,
+)
 from medseg.infer.ensemble import EnsemblePredictor, load_predictor
 from medseg.infer.files import CaseFailure, CaseOutput, PredictReport, label_volumes
 from medseg.infer.inputs import InputCase, find_inputs, require_inputs
@@ -46,6 +50,7 @@ __all__ = [
     "label_volumes",
     "load_postprocessing",
     "load_predictor",
+    "postprocessing_from_training",
     "require_inputs",
     "save_postprocessing",
     "select_postprocessing",

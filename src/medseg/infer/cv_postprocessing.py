@@ -3,12 +3,15 @@
 Each fold's network predicts the validation cases of that fold (``splits_final.json`` in the
 model folder), without post-processing; :func:`select_postprocessing` then keeps the steps that
 raise cross-validation Dice (docs/predict.md). Saved predictions can be used instead.
+:func:`postprocessing_from_training` makes the same choice in seconds from the label maps that
+training's last whole-case validation left in each fold (``validation_labels.npz``), as
+``medseg train`` does after training.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -32,11 +35,16 @@ ProgressFn = Callable[[int, int], None]
 
 @dataclass(frozen=True)
 class PostprocessingChoice:
-    """The chosen rules, every test made, and where the rules were written."""
+    """The chosen rules, every test made, where the rules were written, and on which cases.
+
+    ``on_training_cases``: the rules were chosen on cases the network trained on (a model
+    trained with ``folds="all"``), not on held-out ones.
+    """
 
     rules: PostprocessingRules
     steps: list[SelectionStep]
     path: Path
+    on_training_cases: bool = False
 
 
 def determine_postprocessing(
@@ -129,8 +137,69 @@ def determine_postprocessing(
     rules, steps = select_postprocessing(
         predictions, references, list(labels), ignore_label=plan.ignore_label
     )
+    return _write_choice(rules, steps, model.path, output)
+
+
+def postprocessing_from_training(
+    model_dir: PathLikeStr, *, output: PathLikeStr | None = None
+) -> PostprocessingChoice | None:
+    """Select post-processing from the validation label maps training saved in each fold.
+
+    Uses every fold's ``validation_labels.npz`` (the best validation of a time-budgeted run,
+    or the final one of an epoch-counted run), on the preprocessed grid. A minimum component
+    size chosen there is converted to original voxels with the median ratio of voxel volumes
+    (preprocessed / original) over those cases. With ``folds="all"`` the validation cases are
+    training cases: the choice is then made on data the network has seen (``on_training_cases``
+    in the result).
+
+    Returns
+    -------
+    PostprocessingChoice or None
+        ``None`` (and nothing written) when no fold saved validation labels, e.g. a model
+        trained on partially labelled cases or with no validation.
+    """
+    from medseg.train.model_folder import ALL_FOLD, ModelFolder, fold_dir
+    from medseg.train.validation import VALIDATION_LABELS
+
+    model = ModelFolder.load(Path(model_dir))
+    predictions: list[IntArray] = []
+    references: list[IntArray] = []
+    ratios: list[float] = []
+    used = []
+    for fold in model.folds:
+        path = fold_dir(model.path, fold) / VALIDATION_LABELS
+        if not path.is_file():
+            continue
+        used.append(fold)
+        with np.load(path, allow_pickle=False) as saved:
+            for key in saved.files:
+                if key.startswith("pred:"):
+                    case_id = key[len("pred:") :]
+                    predictions.append(saved[key])
+                    references.append(saved[f"ref:{case_id}"])
+                    ratios.append(float(saved[f"voxel_ratio:{case_id}"]))
+    if not predictions:
+        return None
+    plan = model.plan
+    labels = plan.region_order if plan.regions else plan.labels.values()
+    rules, steps = select_postprocessing(
+        predictions, references, list(labels), ignore_label=plan.ignore_label
+    )
+    ratio = float(np.median(ratios))
+    sizes = tuple((label, max(1, round(size * ratio))) for label, size in rules.min_component_size)
+    rules = replace(rules, min_component_size=sizes)
+    choice = _write_choice(rules, steps, model.path, output)
+    return replace(choice, on_training_cases=ALL_FOLD in used)
+
+
+def _write_choice(
+    rules: PostprocessingRules,
+    steps: list[SelectionStep],
+    model_path: Path,
+    output: PathLikeStr | None,
+) -> PostprocessingChoice:
     if output is None:
-        return PostprocessingChoice(rules, steps, save_postprocessing(rules, model.path))
+        return PostprocessingChoice(rules, steps, save_postprocessing(rules, model_path))
     path = Path(output)
     path.parent.mkdir(parents=True, exist_ok=True)
     write_json(rules, path)

@@ -67,6 +67,8 @@ class TimedState:
     best_at_s: float = math.nan
     best_metrics: dict[str, Any] = field(default_factory=dict)
     rows: list[dict[str, Any]] = field(default_factory=list)
+    best_predictions: dict[str, np.ndarray] = field(default_factory=dict)
+    """Label maps of the best validation (not checkpointed: a resumed run refills it)."""
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -235,6 +237,7 @@ def _validate(
     best: dict[str, torch.Tensor] | None,
 ) -> tuple[dict[str, float], dict[str, torch.Tensor] | None]:
     tic = clock.elapsed()
+    predictions: dict[str, np.ndarray] = {}
     per_case = validate_cases(
         net,
         run.source,
@@ -244,6 +247,7 @@ def _validate(
         device=run.device,
         dtype=run.dtype,
         annotated=run.annotated,
+        predictions=predictions,
     )
     dice = mean_over_cases(per_case)
     finite = [v for v in dice.values() if not math.isnan(v)]
@@ -253,6 +257,7 @@ def _validate(
     if score > state.best_score or best is None:
         state.best_score, state.best_at_s = score, tic
         state.best_metrics = {"dice": dice, "per_case": per_case, "val_cases": val_ids}
+        state.best_predictions = predictions
         best = copy.deepcopy({k: v.detach().cpu() for k, v in net.state_dict().items()})
         save_weights(best, run.path / BEST_WEIGHTS)
     logger.info("validation %d at %.0f s: mean Dice %.3f", state.validations, tic, score)

@@ -58,7 +58,13 @@ from medseg.train.networks import build_network, output_list
 from medseg.train.sampling import CaseSource, PatchSampler
 from medseg.train.semi import MeanTeacher
 from medseg.train.timed import TimedRun, TimedState, train_for_time
-from medseg.train.validation import METHOD, mean_over_cases, patch_validation, validate_cases
+from medseg.train.validation import (
+    METHOD,
+    mean_over_cases,
+    patch_validation,
+    save_validation_labels,
+    validate_cases,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -345,6 +351,7 @@ def train_fold(
             )
         title = f"{plan.dataset_name} {path.name.replace('_', ' ')}"
         saved = {"epochs": tc.epochs, "time_budget_s": tc.time_budget_s, "seed": seed}
+        predictions: dict[str, np.ndarray] = {}  # validation label maps, for post-processing
         if timed:
             run = TimedRun(
                 net=net,
@@ -371,6 +378,7 @@ def train_fold(
             del batches
             rows = outcome.rows
             metrics = _timed_metrics(outcome, val_ids, tc.epochs)
+            predictions = outcome.best_predictions
         else:
             val_stream = BatchStream(sampler(val_ids), None, seed=seed + 1)
             val_batches = [val_stream.batch(k) for k in range(tc.val_iterations)]
@@ -392,7 +400,7 @@ def train_fold(
             if final_validation and writer:
                 per_case = validate_cases(
                     net, source, val_ids, plan, config_name, device=dev, dtype=dtype,
-                    annotated=annotated,
+                    annotated=annotated, predictions=predictions,
                 )  # fmt: skip
                 metrics.update(dice=mean_over_cases(per_case), method=METHOD, per_case=per_case)
         val_dice = metrics["dice"]
@@ -407,6 +415,8 @@ def train_fold(
                 classifier.save(path)
         if writer:
             save_fold(model_dir, fold, net, val_metrics=metrics)
+            if predictions and annotated is None:  # partial references would mislead the choice
+                save_validation_labels(path, predictions, source)
             remove_checkpoints(path)
         if parallel is not None:
             parallel.finish()

@@ -13,17 +13,22 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from contextlib import nullcontext
+from pathlib import Path
 
 import numpy as np
 import torch
 from monai.inferers import sliding_window_inference
 from torch import nn
 
+from medseg._atomic import atomic_path
 from medseg.plan.plan import Plan
 from medseg.train.losses import DeepSupervisionLoss, labels_to_regions, region_channels
 from medseg.train.networks import output_list
 from medseg.train.planar import from_plane, stack_neighbours, to_plane
 from medseg.train.sampling import CaseSource
+
+VALIDATION_LABELS = "validation_labels.npz"
+"""A fold's predicted and reference label maps of its validation cases (preprocessed grid)."""
 
 METHOD = "sliding window on the preprocessed validation cases (overlap 0.5, Gaussian, no TTA)"
 
@@ -39,11 +44,14 @@ def validate_cases(
     device: torch.device,
     dtype: torch.dtype | None = None,
     annotated: Mapping[str, Sequence[int]] | None = None,
+    predictions: dict[str, np.ndarray] | None = None,
 ) -> dict[str, dict[str, float]]:
     """Dice per class for each case in ``case_ids``.
 
     ``annotated`` gives the foreground classes of partially labelled cases: a case is scored
-    only on those (NaN for the others, which its label map calls background).
+    only on those (NaN for the others, which its label map calls background). A
+    ``predictions`` dict receives each case's predicted label map, uint8 ``(Z, Y, X)`` on the
+    preprocessed grid (argmax, or regions painted in ``plan.region_order``).
 
     Returns
     -------
@@ -94,6 +102,8 @@ def validate_cases(
             classes = torch.arange(logits.shape[1], device=device)
             classes = classes.view(1, -1, *[1] * (ref.ndim - 2))
             pred, truth = logits.argmax(1, keepdim=True) == classes, ref == classes
+        if predictions is not None:
+            predictions[case_id] = _label_map(logits[0], plan)
         scores = {}
         scored = (annotated or {}).get(case_id, [channel for channel, _ in names])
         for channel, name in names:
@@ -105,6 +115,47 @@ def validate_cases(
             scores[name] = 2 * float((p & r).sum()) / denominator if denominator else float("nan")
         results[case_id] = scores
     return results
+
+
+def save_validation_labels(
+    path: Path, predictions: Mapping[str, np.ndarray], source: CaseSource
+) -> Path:
+    """Write ``path / VALIDATION_LABELS``: each validation case's labels, for post-processing.
+
+    Keys per case: ``pred:<case>`` and ``ref:<case>`` (uint8 label maps, preprocessed grid)
+    and ``voxel_ratio:<case>``, the volume of a preprocessed voxel over an original one, so a
+    component size chosen here can be stated in original voxels
+    (:func:`medseg.infer.postprocessing_from_training`).
+    """
+    arrays: dict[str, np.ndarray] = {}
+    for case_id, pred in predictions.items():
+        _, label, props = source.load(case_id, mmap=True)
+        arrays[f"pred:{case_id}"] = pred
+        arrays[f"ref:{case_id}"] = np.asarray(label[0], dtype=np.uint8)
+        arrays[f"voxel_ratio:{case_id}"] = np.array(_voxel_ratio(props))
+    target = path / VALIDATION_LABELS
+    with atomic_path(target) as tmp, tmp.open("wb") as handle:
+        np.savez_compressed(handle, **arrays)
+    return target
+
+
+def _voxel_ratio(props: object) -> float:
+    """Preprocessed over original voxel volume; 1 for a source that does not resample."""
+    after = getattr(props, "spacing_after_resampling", None)
+    original = getattr(props, "spacing", None)
+    if after is None or original is None:
+        return 1.0
+    return math.prod(after[-len(original) :]) / math.prod(original)  # 2D: no slice axis
+
+
+def _label_map(outputs: torch.Tensor, plan: Plan) -> np.ndarray:
+    """uint8 labels from one case's ``(K, Z, Y, X)`` outputs, as the predictor makes them."""
+    if not plan.regions:
+        return outputs.argmax(0).to(torch.uint8).cpu().numpy()
+    labels = torch.zeros(outputs.shape[1:], dtype=torch.uint8, device=outputs.device)
+    for channel, value in enumerate(plan.region_order):
+        labels[outputs[channel] > 0] = value
+    return labels.cpu().numpy()
 
 
 def mean_over_cases(per_case: dict[str, dict[str, float]]) -> dict[str, float]:
