@@ -94,23 +94,29 @@ def run_medseg(
     configuration: str | None = None,
     previous_stage: Path | None = None,
     postprocess: bool = True,
+    fp32_cpu: bool = False,
 ) -> dict:
     """Train as ``medseg train`` does (post-processing chosen on its validation unless
-    ``postprocess`` is false), then predict the held-out cases."""
-    from dataclasses import asdict
+    ``postprocess`` is false), then predict the held-out cases. ``fp32_cpu`` plans and trains
+    as on a CPU without bf16 instructions (the planner's 1.0 s reference step, no autocast)."""
+    from dataclasses import asdict, replace
 
     from medseg.infer import load_predictor, postprocessing_from_training
     from medseg.infer.files import predict_files
     from medseg.plan import PlanBudget
     from medseg.train import train_model
 
+    plan_budget = PlanBudget.for_device("cpu", time_budget_s=budget_s)
+    if fp32_cpu:
+        plan_budget = replace(plan_budget, reference_iteration_s=1.0)
+        overrides = {**(overrides or {}), "training.mixed_precision": "off"}
     tic = time.perf_counter()
     result = train_model(
         dataset,
         out / "model",
         folds="all",
         device=device,
-        budget=PlanBudget.for_device("cpu", time_budget_s=budget_s),
+        budget=plan_budget,
         overrides=overrides,
         seed=seed,
         cache_dir=cache_dir,
@@ -447,6 +453,12 @@ def main() -> None:
     parser.add_argument("--train-seed", type=int, default=1)
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's)")
     parser.add_argument(
+        "--fp32-cpu",
+        action="store_true",
+        help="medseg as on a CPU without bf16: the planner's fp32 step estimate, no autocast "
+        "(add --set training.mixed_precision=off alone for the bf16 plan in fp32)",
+    )
+    parser.add_argument(
         "--no-postprocess",
         action="store_true",
         help="skip the post-processing medseg train chooses on its validation cases",
@@ -510,6 +522,7 @@ def main() -> None:
                     seed=args.train_seed,
                     overrides=overrides or None,
                     postprocess=not args.no_postprocess,
+                    fp32_cpu=args.fp32_cpu,
                 )
             elif method == "monai":
                 info = run_monai(plan, cache, ids, dataset, out, budget, args.train_seed, val_ids)
