@@ -123,7 +123,7 @@ class TrainingConfig:
     classification head trained jointly (off unless its ``target`` is set).
     ``weight_ema`` > 0 (time-budgeted runs only) validates and keeps an exponential moving
     average of the weights, decay ``weight_ema`` per iteration, instead of the weights themselves
-    (see ``medseg.train.weight_average``).
+    (``medseg.train.timed.weight_average``).
     """
 
     epochs: int = 50

@@ -68,7 +68,8 @@ class TimedState:
     best_metrics: dict[str, Any] = field(default_factory=dict)
     rows: list[dict[str, Any]] = field(default_factory=list)
     best_predictions: dict[str, np.ndarray] = field(default_factory=dict)
-    """Label maps of the best validation (not checkpointed: a resumed run refills it)."""
+    """Label maps of the best validation; not checkpointed, so after a resume it stays empty
+    unless a later validation becomes the best."""
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -204,7 +205,8 @@ def weight_average(net: nn.Module, decay: float) -> AveragedModel | None:
     """An EMA copy of ``net`` (weights and buffers, ``decay`` per update), or ``None`` at 0.
 
     Polyak averaging: the average of the last ~1 / (1 - decay) iterates lies nearer the minimum
-    than any one of them when the step size is still large, which is where a short run stops.
+    than any one of them while the step size is large. The CPU schedule decays the learning
+    rate to 0 by the end of the budget, which does much the same (docs/train.md: no gain).
     """
     if decay <= 0:
         return None
