@@ -117,3 +117,14 @@ def test_choice_from_training_validation_labels(model_factory):
     assert [s.step for s in choice.steps] == [s.step for s in steps]
     assert not choice.on_training_cases
     assert load_postprocessing(model) == choice.rules
+
+
+def test_truncated_validation_labels_are_one_clear_error(model_factory):
+    from medseg.infer import postprocessing_from_training
+    from medseg.train.model_folder import fold_dir
+    from medseg.train.validation import VALIDATION_LABELS
+
+    model = model_factory(folds=(0,))
+    (fold_dir(model, 0) / VALIDATION_LABELS).write_bytes(b"PK\x03\x04 truncated")
+    with pytest.raises(ModelFormatError, match="unreadable validation labels"):
+        postprocessing_from_training(model)

@@ -10,6 +10,7 @@ training's last whole-case validation left in each fold (``validation_labels.npz
 
 from __future__ import annotations
 
+import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -171,13 +172,19 @@ def postprocessing_from_training(
         if not path.is_file():
             continue
         used.append(fold)
-        with np.load(path, allow_pickle=False) as saved:
-            for key in saved.files:
-                if key.startswith("pred:"):
-                    case_id = key[len("pred:") :]
-                    predictions.append(saved[key])
-                    references.append(saved[f"ref:{case_id}"])
-                    ratios.append(float(saved[f"voxel_ratio:{case_id}"]))
+        try:
+            with np.load(path, allow_pickle=False) as saved:
+                for key in saved.files:
+                    if key.startswith("pred:"):
+                        case_id = key[len("pred:") :]
+                        predictions.append(saved[key])
+                        references.append(saved[f"ref:{case_id}"])
+                        ratios.append(float(saved[f"voxel_ratio:{case_id}"]))
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as err:
+            raise ModelFormatError(
+                f"{path}: unreadable validation labels ({err}); delete the file to skip this "
+                "fold, or train the fold again"
+            ) from err
     if not predictions:
         return None
     plan = model.plan
