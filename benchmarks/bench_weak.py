@@ -30,6 +30,9 @@ Plain script: ``python benchmarks/bench_weak.py [--seconds 120 | --iterations 30
    - ``single-rater``: rater 0 alone as the training label (the naive baseline of ``staple``);
    - ``boxes``: one box per connected component of every class, turned into pseudo-masks by
      the classical random-walker engine (``boxes_dataset``);
+   - ``boxes-corrected``: the same pseudo-masks trained with the early-learning label correction
+     of ``corrupt30-corrected`` (the network's confident disagreements replace the pseudo-mask
+     after half the budget: refinement during training);
    - ``boxes-prior``: the same boxes painted as the label (``boxes_dataset(painted=True)``),
      trained with the box prior (``training.loss: box_prior``: background outside the boxes,
      every line across a box holds its object);
@@ -219,6 +222,7 @@ VARIANTS: dict[str, Callable[[Path, Path, int], Path]] = {
     "staple": _staple,
     "single-rater": _single_rater,
     "boxes": _boxes,
+    "boxes-corrected": _boxes,
     "boxes-prior": _painted_boxes,
     "boxes-naive": _painted_boxes,
     "rater-sampling": _staple,
