@@ -96,6 +96,20 @@ def test_min_size_rejected_when_it_would_remove_true_lesions():
     assert rules.min_component_size == ()
 
 
+def test_single_voxels_go_when_validation_shows_no_false_positive():
+    preds, refs = _lesion_cases()
+    clean = [r.copy() for r in refs]  # found every lesion, no island: no size raises F1
+    rules, steps = select_postprocessing(clean, refs, [3])
+    step = next(s for s in steps if s.step == "min_component_size")
+    assert step.accepted
+    assert step.dice_before == step.dice_after == 1.0
+    assert rules.min_component_size == ((3, 2),)
+    # on new cases that rule drops the one-voxel island and keeps the two-voxel one
+    out = apply_postprocessing(preds[1], rules)  # islands of 1 and 2 voxels
+    assert out[17, 2, 17] == 2
+    assert (out[2, 17, 9:11] == 3).all()
+
+
 def test_min_component_size_json_round_trip(tmp_path):
     rules = PostprocessingRules(fill_holes=(2,), min_component_size=((3, 8),))
     save_postprocessing(rules, tmp_path)

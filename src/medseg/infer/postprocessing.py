@@ -22,8 +22,11 @@ mean Dice over cases (step 1: the foreground-mean Dice rises and no class drops)
 Step 4 tries sizes of :data:`~medseg.infer.small_components.SIZE_CANDIDATES` per label: for a
 detection target (2+ reference components per case, e.g. lesions) the size with the best
 lesion-wise F1 (one-to-one matching, IoU > 0.5, counts summed over cases) is kept if F1 rises
-and the label's Dice falls by at most ``MAX_DICE_LOSS``; for other labels the size with the
-best Dice, if Dice rises. Each accepted step is applied before the next is tested.
+and the label's Dice falls by at most ``MAX_DICE_LOSS``; failing that, the smallest size (single
+voxels removed) is kept unless it lowers F1 or Dice. A one-voxel component is a false positive
+unless the reference has one-voxel lesions, and validation cases the network trained on (a
+``folds="all"`` run) show too few false positives to vote for any size. For other labels the
+size with the best Dice, if Dice rises. Each accepted step is applied before the next is tested.
 """
 
 from __future__ import annotations
@@ -217,6 +220,12 @@ def _min_size_step(
     accepted = score > before
     if detection and np.isfinite(dice_before):
         accepted = accepted and dice >= dice_before - MAX_DICE_LOSS
+    if detection and not accepted:  # single voxels go unless the validation cases object
+        outputs = [remove_small_components(p, label, SIZE_CANDIDATES[0]) for p in current]
+        smallest_dice = _mean_dice(outputs, references, label, ignore_label)
+        smallest_f1 = pooled_f1(outputs, references, label)
+        if smallest_f1 >= before and not smallest_dice < dice_before:
+            score, size, trial, accepted = smallest_f1, SIZE_CANDIDATES[0], outputs, True
     metric = "lesion_f1" if detection else "dice"
     step = SelectionStep("min_component_size", label, before, score, accepted, metric, size)
     return step, trial
