@@ -19,6 +19,10 @@ Plain script: ``python benchmarks/bench_weak.py [--seconds 120 | --iterations 30
    - ``short-scribbles`` / ``short-scribbles-no-entropy``: strokes cut to 60 medial-line voxels
      per region (``SparseConfig(max_stroke=60)``, under 2 % of the voxels), with and without
      the entropy term;
+   - ``scribbles-grown`` / ``short-scribbles-grown``: those scribbles grown into dense
+     pseudo-labels by the multi-label random walker (``grown_dataset``: a voxel takes the class
+     whose marks a walk from it most likely reaches first, if that probability is >= 0.8;
+     the rest stays ``ignore``);
    - ``naive-scribbles``: the same scribbles read as complete masks (unmarked = background): the
      naive baseline;
    - ``corrupt30``: 30 % of the cases corrupted (``corrupt_dataset``: missing components,
@@ -89,6 +93,20 @@ def _short_scribbles(full: Path, out: Path, seed: int) -> Path:
 
     config = SparseConfig(every=5, stroke_classes=(LESION,), stroke_length=5, max_stroke=60)
     return make_sparse_dataset(full, out, kind="scribbles", config=config, seed=seed)
+
+
+def _grown(
+    sparse: Callable[[Path, Path, int], Path], reach_mm: float | None = None
+) -> Callable[[Path, Path, int], Path]:
+    """The ``sparse`` variant's labels grown by the random walker (``grown_dataset``)."""
+
+    def make(full: Path, out: Path, seed: int) -> Path:
+        from medseg.weak import grown_dataset
+
+        marks = sparse(full, out.with_name(f"{out.name}_marks"), seed)
+        return grown_dataset(marks, out, reach_mm=reach_mm)
+
+    return make
 
 
 def _naive_scribbles(full: Path, out: Path, seed: int) -> Path:
@@ -216,6 +234,10 @@ VARIANTS: dict[str, Callable[[Path, Path, int], Path]] = {
     "scribbles-no-entropy": _scribbles,
     "short-scribbles": _short_scribbles,
     "short-scribbles-no-entropy": _short_scribbles,
+    "scribbles-grown": _grown(_scribbles),
+    "short-scribbles-grown": _grown(_short_scribbles),
+    "short-scribbles-grown-5mm": _grown(_short_scribbles, reach_mm=5.0),
+    "short-scribbles-grown-10mm": _grown(_short_scribbles, reach_mm=10.0),
     "naive-scribbles": _naive_scribbles,
     "corrupt30": _corrupt30,
     "corrupt30-corrected": _corrupt30,

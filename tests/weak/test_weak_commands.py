@@ -34,6 +34,16 @@ def test_sparse_corrupt_raters_consensus_check(monkeypatch, capsys, phantom_data
     code, out, _ = _run(monkeypatch, capsys, ["weak", "check", str(sparse)])
     assert code == 0
     assert "% of voxels annotated" in out
+    grown = tmp_path / "grown"
+    argv = ["weak", "grow", str(sparse), "-o", str(grown), "--confidence", "0.9"]
+    code, out, _ = _run(monkeypatch, capsys, argv)
+    assert code == 0
+    assert '"confidence": 0.9' in out
+    code, _, err = _run(
+        monkeypatch, capsys, ["weak", "grow", str(phantom_dataset), "-o", str(grown)]
+    )
+    assert code != 0
+    assert "no ignore label" in err
     boxed = tmp_path / "boxed"
     assert (
         _run(monkeypatch, capsys, ["weak", "boxes", str(phantom_dataset), "-o", str(boxed)])[0] == 0

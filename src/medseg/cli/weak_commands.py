@@ -159,6 +159,23 @@ def boxes(
     )
 
 
+@weak_app.command("grow")
+def grow(
+    dataset: Annotated[Path, typer.Argument(help="Sparsely labelled dataset (with ignore).")],
+    output: Annotated[Path, output_option("New dataset folder (absent or empty).")],
+    confidence: Annotated[
+        float,
+        typer.Option(
+            min=0.01, max=1.0, help="Probability a grown voxel needs; the rest stays ignore."
+        ),
+    ] = 0.8,
+) -> None:
+    """Write a copy whose sparse labels are grown by the random walker (uncertain: ignore)."""
+    from medseg.weak import grown_dataset
+
+    _report(grown_dataset(dataset, output, confidence=confidence))
+
+
 @weak_app.command("check")
 def check(dataset: DatasetArg) -> None:
     """Check weak labels: sparse values and coverage, partial-label declarations."""

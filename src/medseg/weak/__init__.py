@@ -15,6 +15,8 @@ See ``docs/weak.md``. The parts:
   simplified), through the ``wrap_loss`` hook of :func:`medseg.train.train_model`.
 - :mod:`medseg.weak.boxes`: box labels (a JSON box file) -> pseudo-masks by the classical
   random-walker engine.
+- :mod:`medseg.weak.grow`: sparse labels grown into dense pseudo-labels by a multi-label random
+  walker, uncertain voxels left ``ignore``.
 """
 
 from medseg.weak.boxes import (
@@ -36,6 +38,7 @@ from medseg.weak.corrupt import (
     corrupt_label,
     simulate_raters,
 )
+from medseg.weak.grow import grow_label, grown_dataset
 from medseg.weak.partial import MarginalLoss, annotated_classes, annotated_mask
 from medseg.weak.rater_metrics import (
     evaluate_against_raters,
@@ -81,6 +84,8 @@ __all__ = [
     "corrupt_label",
     "evaluate_against_raters",
     "generalised_energy_distance",
+    "grow_label",
+    "grown_dataset",
     "make_sparse_dataset",
     "naive_label",
     "painted_boxes",
