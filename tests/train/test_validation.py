@@ -91,6 +91,21 @@ def test_regions_ignore_and_2d(array_source, tiny_plan) -> None:
     assert scores["a"]["core"] == pytest.approx(1.0)
 
 
+def test_predicted_label_maps_are_handed_back(array_source, plan, tiny_plan) -> None:
+    source = _clean_source(array_source)
+    label = source.cases["a"][1][0]
+    kept: dict[str, np.ndarray] = {}
+    validate_cases(_Shift(Oracle(3)), source, ["a"], plan, "3d", device=torch.device("cpu"),
+                   predictions=kept)  # fmt: skip
+    assert kept["a"].dtype == np.uint8
+    np.testing.assert_array_equal(kept["a"], (label + 1) % 3)  # the argmax, not the reference
+    regions = tiny_plan(regions={"whole": (1, 2), "core": (2,)})
+    kept.clear()
+    validate_cases(Oracle(2, regions=True), source, ["a"], regions, "3d",
+                   device=torch.device("cpu"), predictions=kept)  # fmt: skip
+    np.testing.assert_array_equal(kept["a"], label)  # regions painted in region_order
+
+
 def test_mean_over_cases_ignores_nan() -> None:
     per_case = {"a": {"x": 0.5, "y": float("nan")}, "b": {"x": 1.0, "y": float("nan")}}
     mean = mean_over_cases(per_case)
