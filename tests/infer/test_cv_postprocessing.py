@@ -93,6 +93,10 @@ def test_choice_from_training_validation_labels(model_factory):
 
     model = model_factory(folds=(0, 1))
     assert postprocessing_from_training(model) is None  # no fold saved validation labels
+    ensemble = model.parent / "ensemble"
+    ensemble.mkdir()
+    (ensemble / "ensemble.json").write_text("{}")
+    assert postprocessing_from_training(ensemble) is None  # its prediction applies no rules
     assert not (model / "postprocessing.json").exists()
     pairs = {f"c{i}": _specked(i) for i in range(4)}
     # preprocessed voxels of 2 x 2 x 2 mm from 1 mm originals: 8 original voxels each

@@ -157,11 +157,15 @@ def postprocessing_from_training(
     -------
     PostprocessingChoice or None
         ``None`` (and nothing written) when no fold saved validation labels, e.g. a model
-        trained on partially labelled cases or with no validation.
+        trained on partially labelled cases or with no validation, and for an ensemble folder
+        (``multiplane``), whose prediction applies no rules.
     """
+    from medseg.train.ensemble_folder import is_ensemble_folder
     from medseg.train.model_folder import ALL_FOLD, ModelFolder, fold_dir
     from medseg.train.validation import VALIDATION_LABELS
 
+    if is_ensemble_folder(model_dir):
+        return None
     model = ModelFolder.load(Path(model_dir))
     predictions: list[IntArray] = []
     references: list[IntArray] = []

@@ -60,6 +60,7 @@ from medseg.train.semi import MeanTeacher
 from medseg.train.timed import TimedRun, TimedState, train_for_time
 from medseg.train.validation import (
     METHOD,
+    VALIDATION_LABELS,
     mean_over_cases,
     patch_validation,
     save_validation_labels,
@@ -417,6 +418,8 @@ def train_fold(
             save_fold(model_dir, fold, net, val_metrics=metrics)
             if predictions and annotated is None:  # partial references would mislead the choice
                 save_validation_labels(path, predictions, source)
+            else:  # a retrained fold must not leave an earlier training's maps behind
+                (path / VALIDATION_LABELS).unlink(missing_ok=True)
             remove_checkpoints(path)
         if parallel is not None:
             parallel.finish()
