@@ -84,6 +84,26 @@ def test_extra_terms_work_under_deep_supervision_with_ignore(tiny_plan) -> None:
     assert outputs[2].grad is None  # the lowest gets weight 0, as in nnU-Net
 
 
+def _train_seeing_loss(tmp_path: Path, source, plan):
+    """Train fold 0 of ``plan`` for its epochs; the result and the loss the trainer built."""
+    save_model_folder(tmp_path, plan, configuration=plan.default_configuration)
+    ids = list(source.case_ids)
+    seen = []
+    result = train_fold(
+        source,
+        plan,
+        plan.default_configuration,
+        tmp_path,
+        0,
+        train_ids=ids[:3],
+        val_ids=ids[3:],
+        device="cpu",
+        seed=3,
+        wrap_loss=lambda loss, config: seen.append(loss) or loss,
+    )
+    return result, seen[0]
+
+
 @pytest.mark.parametrize(
     ("regions", "extra"),
     [
@@ -93,24 +113,10 @@ def test_extra_terms_work_under_deep_supervision_with_ignore(tiny_plan) -> None:
 )
 def test_a_fold_trains_with_extra_losses(tmp_path: Path, source, tiny_plan, regions, extra):
     plan = apply_overrides(tiny_plan(epochs=1, regions=regions), {"training.extra_losses": extra})
-    save_model_folder(tmp_path, plan, configuration=plan.default_configuration)
-    ids = list(source.case_ids)
-    seen = []
-    result = train_fold(
-        source,
-        plan,
-        plan.default_configuration,
-        tmp_path,
-        0,
-        train_ids=ids[:3],
-        val_ids=ids[3:],
-        device="cpu",
-        seed=3,
-        wrap_loss=lambda loss, config: seen.append(loss) or loss,
-    )
+    result, loss = _train_seeing_loss(tmp_path, source, plan)
     assert np.isfinite(result.train_loss)
     expected = NaclTerm if regions is None else ContainmentTerm
-    assert any(isinstance(t, expected) for t in seen[0].loss.terms)
+    assert any(isinstance(t, expected) for t in loss.loss.terms)
 
 
 def test_box_prior_and_entropy_train_a_fold(tmp_path: Path, source, tiny_plan) -> None:
@@ -120,22 +126,8 @@ def test_box_prior_and_entropy_train_a_fold(tmp_path: Path, source, tiny_plan) -
         tiny_plan(epochs=1, ignore=3),
         {"training.loss": "box_prior", "training.extra_losses": {"entropy": 0.1}},
     )
-    save_model_folder(tmp_path, plan, configuration=plan.default_configuration)
-    ids = list(source.case_ids)
-    seen = []
-    result = train_fold(
-        source,
-        plan,
-        plan.default_configuration,
-        tmp_path,
-        0,
-        train_ids=ids[:3],
-        val_ids=ids[3:],
-        device="cpu",
-        seed=3,
-        wrap_loss=lambda loss, config: seen.append(loss) or loss,
-    )
+    result, loss = _train_seeing_loss(tmp_path, source, plan)
     assert np.isfinite(result.train_loss)
-    assert seen[0].loss.names == ["box_prior", "entropy"]
-    assert isinstance(seen[0].loss.terms[0], BoxPriorTerm)
-    assert isinstance(seen[0].loss.terms[1], EntropyTerm)
+    assert loss.loss.names == ["box_prior", "entropy"]
+    assert isinstance(loss.loss.terms[0], BoxPriorTerm)
+    assert isinstance(loss.loss.terms[1], EntropyTerm)

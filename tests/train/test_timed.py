@@ -24,6 +24,27 @@ def _timed_plan(plan, **changes):
     return plan.with_configuration(dataclasses.replace(config, training=training))
 
 
+def _bare_run(net, step, plan, val_ids, path: Path) -> timed.TimedRun:
+    """A timed run of ``step`` on ``net`` (SGD) with constant batches and no real source."""
+    import itertools
+
+    return timed.TimedRun(
+        net=net,
+        optimizer=torch.optim.SGD(net.parameters(), lr=0.1),
+        step=step,
+        batches=itertools.repeat((torch.zeros(1, 2), torch.zeros(1, 2))),
+        plan=plan,
+        config_name=plan.default_configuration,
+        source=None,
+        val_ids=val_ids,
+        device=torch.device("cpu"),
+        dtype=None,
+        path=path,
+        checkpoint_state={},
+        title="t",
+    )
+
+
 def _train(source, plan, out: Path):
     save_model_folder(out, plan, configuration=plan.default_configuration)
     ids = list(source.case_ids)
@@ -107,37 +128,19 @@ def test_costly_validations_are_capped_to_a_share_of_the_budget(
 
 
 def test_slow_iterations_stop_nearest_the_budget(tmp_path: Path, plan) -> None:
-    import itertools
-
     net = torch.nn.Linear(2, 2)
 
     def slow_step(image, label) -> float:
         time.sleep(0.6)  # iterations start at 0, 0.6, 1.2; a 4th would end at 2.4 s
         return 1.0
 
-    run = timed.TimedRun(
-        net=net,
-        optimizer=torch.optim.SGD(net.parameters(), lr=0.1),
-        step=slow_step,
-        batches=itertools.repeat((torch.zeros(1, 2), torch.zeros(1, 2))),
-        plan=_timed_plan(plan, case_validations=0),
-        config_name=plan.default_configuration,
-        source=None,
-        val_ids=[],
-        device=torch.device("cpu"),
-        dtype=None,
-        path=tmp_path,
-        checkpoint_state={},
-        title="t",
-    )
+    run = _bare_run(net, slow_step, _timed_plan(plan, case_validations=0), [], tmp_path)
     state = timed.train_for_time(run, timed.TimedState())
     assert state.iterations == 3
     assert 1.8 <= state.elapsed_s <= 2.0 + 0.3
 
 
 def test_weight_ema_is_what_validation_sees_and_the_run_keeps(tmp_path: Path, plan, monkeypatch):
-    import itertools
-
     net = torch.nn.Linear(2, 2, bias=False)
     with torch.no_grad():
         net.weight.zero_()
@@ -156,21 +159,8 @@ def test_weight_ema_is_what_validation_sees_and_the_run_keeps(tmp_path: Path, pl
 
     monkeypatch.setattr(timed, "validate_cases", fake_validate)
     decay = 0.8
-    run = timed.TimedRun(
-        net=net,
-        optimizer=torch.optim.SGD(net.parameters(), lr=0.1),
-        step=step,
-        batches=itertools.repeat((torch.zeros(1, 2), torch.zeros(1, 2))),
-        plan=_timed_plan(plan, time_budget_s=0.5, case_validations=1, weight_ema=decay),
-        config_name=plan.default_configuration,
-        source=None,
-        val_ids=["case"],
-        device=torch.device("cpu"),
-        dtype=None,
-        path=tmp_path,
-        checkpoint_state={},
-        title="t",
-    )
+    changes = {"time_budget_s": 0.5, "case_validations": 1, "weight_ema": decay}
+    run = _bare_run(net, step, _timed_plan(plan, **changes), ["case"], tmp_path)
     state = timed.train_for_time(run, timed.TimedState())
     average = 1.0  # the first update copies the weights; then average <- d average + (1-d) w
     for k in range(2, state.iterations + 1):

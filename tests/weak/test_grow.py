@@ -88,3 +88,16 @@ def test_grown_dataset_keeps_geometry_and_ignore(phantom_dataset: Path, tmp_path
         assert (grown.array[decided] == truth[decided]).mean() > 0.97  # into the right classes
     with pytest.raises(DatasetError, match="no ignore label"):
         grown_dataset(phantom_dataset, tmp_path / "again")
+
+
+def test_unknown_label_values_are_a_clear_error(phantom_dataset: Path, tmp_path: Path) -> None:
+    from medseg.io import write_image
+
+    sparse = make_sparse_dataset(phantom_dataset, tmp_path / "sparse")
+    path = sparse / "labelsTr" / "case_1.nii.gz"
+    label = read_image(path)
+    array = label.array.copy()
+    array[0, 0, 0, 0] = 7
+    write_image(label.with_array(array), path)
+    with pytest.raises(DatasetError, match=r"case_1.nii.gz: label values \[7\]"):
+        grown_dataset(sparse, tmp_path / "grown")

@@ -3,7 +3,7 @@
 Each member (a model folder, e.g. the 2.5D network of one plane) predicts the image with its
 own preprocessing, folds and mirroring, and returns class probabilities on the input image's
 grid (:meth:`Predictor.predict_image`). The ensemble averages them with equal weights and takes
-the argmax (softmax models) or paints each region whose mean probability is >= 0.5 in
+the argmax (softmax models) or paints each region whose mean probability is > 0.5 in
 ``region_order`` (region models). Uncertainty maps follow from the same sums: predictive entropy
 of the mean, and mutual information against the mean of every member's own (fold x mirror)
 mean entropy. Members' post-processing rules are not applied: they were chosen for the member's
@@ -31,6 +31,7 @@ from medseg.infer.prediction import (
 from medseg.infer.predictor import Predictor
 from medseg.infer.uncertainty import member_entropy, mutual_information
 from medseg.io import Image
+from medseg.preprocess.case import outputs_to_labels
 from medseg.train.ensemble_folder import ensemble_members, is_ensemble_folder
 from medseg.train.model_folder import ModelFolder
 
@@ -125,8 +126,9 @@ class EnsemblePredictor:
                 own = maps["entropy"].array[0] - maps["mutual_information"].array[0]
                 inner_entropy = own if inner_entropy is None else inner_entropy + own
         mean = total / len(self.members)
-        labels = _labels(mean, tuple(plan.region_order) if plan.regions else None)
-        labels_image = _on_grid(labels[None], image)
+        regions = tuple(plan.region_order) if plan.regions else None
+        labels = outputs_to_labels(mean[None], regions, threshold=0.5).numpy()
+        labels_image = _on_grid(labels, image)
         probs_image = _on_grid(mean.numpy().astype(np.float16), image) if probabilities else None
         maps_out: dict[str, Image] = {}
         if uncertainty and inner_entropy is not None:
@@ -163,16 +165,6 @@ class EnsemblePredictor:
             on_progress=on_progress,
             on_case_progress=on_case_progress,
         )
-
-
-def _labels(mean: torch.Tensor, region_order: tuple[int, ...] | None) -> np.ndarray:
-    """uint8 labels from mean probabilities ``(K, *spatial)``: argmax, or regions painted."""
-    if region_order is None:
-        return mean.argmax(0).numpy().astype(np.uint8)
-    labels = np.zeros(mean.shape[1:], np.uint8)
-    for channel, value in enumerate(region_order):
-        labels[(mean[channel] >= 0.5).numpy()] = value
-    return labels
 
 
 def _on_grid(array: np.ndarray, image: Image) -> Image:

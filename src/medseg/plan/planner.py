@@ -164,12 +164,9 @@ def _cascade(
             plane=0, neighbours=0,
         )  # fmt: skip
 
-    in_spacing = np.asarray(fp.spacings, float)
-    shapes = np.asarray(fp.shapes_after_crop, float)
-    median = np.median(shapes * in_spacing / np.asarray(full.spacing), axis=0)
     return plan_cascade(
         full,
-        tuple(float(v) for v in median),
+        _median_shape(fp, full.spacing, [0, 1, 2]),
         lowres_at,
         force=asked,
         spacing=fixed.get("spacing"),
@@ -188,6 +185,15 @@ def _transposed(fp: Fingerprint, order: tuple[int, ...]) -> Fingerprint:
         shapes=permute(fp.shapes),
         shapes_after_crop=permute(fp.shapes_after_crop),
     )
+
+
+def _median_shape(
+    fp: Fingerprint, spacing: tuple[float, ...], axes: list[int]
+) -> tuple[float, ...]:
+    """Median image shape (voxels) along ``axes`` after resampling them to ``spacing``."""
+    in_spacing = np.asarray(fp.spacings, float)[:, axes]
+    shapes = np.asarray(fp.shapes_after_crop, float)[:, axes]
+    return tuple(float(v) for v in np.median(shapes * in_spacing / np.asarray(spacing), axis=0))
 
 
 def _configuration(
@@ -211,9 +217,7 @@ def _configuration(
         reasons.append(rules.planar_reason(name, spacing, plane, neighbours))
     if "spacing" in fixed:
         reasons.append(f"spacing {_fmt(spacing)} mm set by override")
-    in_spacing = np.asarray(fp.spacings, float)[:, axes]
-    shapes = np.asarray(fp.shapes_after_crop, float)[:, axes]
-    median_shape = tuple(float(v) for v in np.median(shapes * in_spacing / spacing, axis=0))
+    median_shape = _median_shape(fp, spacing, axes)
     max_features = budget.max_features_3d if dim == 3 else budget.max_features_2d
     reference, ref_reason = _reference(budget, dim, num_classes)
     reasons.append(ref_reason)

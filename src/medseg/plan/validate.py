@@ -29,6 +29,8 @@ EXTRA_LOSSES = (
 )
 """Terms ``training.extra_losses`` may name (the registries of medseg.train.loss_terms and
 medseg.train.weak_terms)."""
+SOFTMAX_ONLY_LOSSES = ("topk_ce", "box_prior")
+"""Main losses (``training.loss``) that need softmax training, not regions."""
 
 
 def load_plan(path: Path) -> Plan:
@@ -154,15 +156,12 @@ def _configuration_problems(config: Configuration, plan: Plan) -> list[str]:
         )
     if not train.encoder_lr_scale > 0:
         problems.append(f"training.encoder_lr_scale must be > 0, got {train.encoder_lr_scale}")
-    if train.loss == "topk_ce" and plan.regions:
+    if train.loss in SOFTMAX_ONLY_LOSSES and plan.regions:
         problems.append(
-            "training.loss topk_ce needs softmax training; this plan trains regions: use dice_bce"
+            f"training.loss {train.loss} needs softmax training; this plan trains regions: use "
+            "dice_bce"
         )
     problems += _soft_target_problems(train, plan)
-    if train.loss == "box_prior" and plan.regions:
-        problems.append(
-            "training.loss box_prior needs softmax training; this plan trains regions: use dice_bce"
-        )
     problems += _classification_problems(config)
     return problems + _loss_problems(train.extra_losses, plan)
 

@@ -3,6 +3,7 @@
 from medseg.preprocess.cache import CaseCache, preprocess_dataset
 from medseg.preprocess.case import (
     CaseProperties,
+    outputs_to_labels,
     preprocess_case,
     preprocess_image,
     restore_probabilities,
@@ -15,6 +16,7 @@ __all__ = [
     "CaseCache",
     "CaseProperties",
     "normalize",
+    "outputs_to_labels",
     "preprocess_case",
     "preprocess_dataset",
     "preprocess_image",

@@ -8,6 +8,7 @@ back in :func:`restore_to_original`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -225,13 +226,7 @@ def restore_to_original(
         separate_axis=props.separate_axis,
         slab=slab,
     ):
-        if region_order is None:
-            labels = _argmax_channels(values)
-        else:
-            labels = torch.zeros((values.shape[0], *values.shape[2:]), dtype=torch.uint8)
-            for channel, value in enumerate(region_order):
-                labels[values[:, channel] > threshold] = value
-        moved[start:stop] = labels.numpy()
+        moved[start:stop] = outputs_to_labels(values, region_order, threshold=threshold).numpy()
     if len(props.spatial_shape) == 2:
         full = full[0]
     return Image(
@@ -296,6 +291,28 @@ def restore_probabilities(
     return out
 
 
+def outputs_to_labels(
+    values: torch.Tensor, region_order: Sequence[int] | None = None, *, threshold: float = 0.0
+) -> torch.Tensor:
+    """uint8 labels from network outputs ``(n, K, ...)``, on the device of ``values``.
+
+    Softmax outputs (``region_order`` ``None``): the argmax over the K channels. Region outputs:
+    each channel's label of ``region_order`` painted where the channel exceeds ``threshold``
+    (0 for logits, 0.5 for probabilities), later regions over earlier ones.
+
+    Returns
+    -------
+    Tensor of uint8, shape (n, ...)
+    """
+    if region_order is None:
+        return _argmax_channels(values)
+    labels = torch.zeros((values.shape[0], *values.shape[2:]), dtype=torch.uint8)
+    labels = labels.to(values.device)
+    for channel, value in enumerate(region_order):
+        labels[values[:, channel] > threshold] = value
+    return labels
+
+
 def _argmax_channels(values: torch.Tensor) -> torch.Tensor:
     """Argmax over axis 1 of ``(n, K, ...)`` as uint8 (first maximum wins, as ``argmax``).
 
@@ -303,7 +320,7 @@ def _argmax_channels(values: torch.Tensor) -> torch.Tensor:
     than ``torch.argmax`` over a short, strided axis.
     """
     best = values[:, 0].clone()
-    labels = torch.zeros(best.shape, dtype=torch.uint8)
+    labels = torch.zeros(best.shape, dtype=torch.uint8, device=values.device)
     for k in range(1, values.shape[1]):
         better = values[:, k] > best
         labels[better] = k

@@ -37,6 +37,7 @@ from medseg.data.dataset import Dataset
 from medseg.errors import ConfigError, DatasetError, MedsegError
 from medseg.plan.plan import Plan, cascade_labels
 from medseg.preprocess.cache import CaseCache, preprocess_dataset
+from medseg.preprocess.case import outputs_to_labels
 from medseg.preprocess.resample import resampled_slabs
 from medseg.train.model_folder import ALL_FOLD, WEIGHTS_NAME, ModelFolder, fold_dir
 from medseg.train.networks import output_list
@@ -304,13 +305,7 @@ def _labels_on_grid(
     axis = 0 if separate_axis is None else separate_axis
     moved = np.moveaxis(out, axis, 0)
     for start, stop, values in resampled_slabs(logits, shape, separate_axis=separate_axis):
-        if region_order is not None:
-            labels = torch.zeros((values.shape[0], *values.shape[2:]), dtype=torch.uint8)
-            for channel, value in enumerate(region_order):
-                labels[values[:, channel] > 0] = value
-        else:
-            labels = values.argmax(1).to(torch.uint8)
-        moved[start:stop] = labels.numpy()
+        moved[start:stop] = outputs_to_labels(values, region_order).numpy()
     return out
 
 

@@ -220,7 +220,7 @@ def build_loss(
     if partial:
         from medseg.train.marginal import partial_loss
 
-        return DeepSupervisionLoss(partial_loss(plan, config))
+        return DeepSupervisionLoss(partial_loss(plan, config, batch_dice=batch_dice))
     regions = [labels for _, labels in region_channels(plan.regions)]
     options = {
         "regions": regions,

@@ -166,8 +166,9 @@ class WithEntropy(nn.Module):
         return self.loss(logits, target, annotated) + self.weight * self.entropy(logits, target)
 
 
-def partial_loss(plan: Plan, config: Configuration) -> nn.Module:
-    """:class:`MarginalLoss` with the plan's ignore label, ``config``'s batch Dice and weights.
+def partial_loss(plan: Plan, config: Configuration, *, batch_dice: bool) -> nn.Module:
+    """:class:`MarginalLoss` with the plan's ignore label, ``batch_dice`` (as
+    :func:`medseg.train.losses.build_loss` resolves it) and ``config``'s class weights.
 
     With ``training.extra_losses`` ``{"entropy": w}`` (sparse labels) it adds that term
     (:class:`WithEntropy`).
@@ -191,10 +192,9 @@ def partial_loss(plan: Plan, config: Configuration) -> nn.Module:
             "partially labelled or unlabelled cases train with the marginal Dice + CE loss; "
             "set training.loss to 'dice_ce' and remove training.extra_losses (entropy may stay)"
         )
-    batch_dice = config.training.batch_dice
     loss = MarginalLoss(
         ignore_label=plan.ignore_label,
-        batch_dice=len(config.patch_size) == 2 if batch_dice is None else batch_dice,
+        batch_dice=batch_dice,
         class_weights=config.training.class_weights,
     )
     return loss if entropy is None else WithEntropy(loss, entropy)

@@ -22,6 +22,7 @@ from torch import nn
 
 from medseg._atomic import atomic_path
 from medseg.plan.plan import Plan
+from medseg.preprocess.case import outputs_to_labels
 from medseg.train.losses import DeepSupervisionLoss, labels_to_regions, region_channels
 from medseg.train.networks import output_list
 from medseg.train.planar import from_plane, stack_neighbours, to_plane
@@ -96,14 +97,15 @@ def validate_cases(
         valid = torch.ones_like(ref[:, 0], dtype=torch.bool)
         if plan.ignore_label is not None:
             valid = ref[:, 0] != plan.ignore_label
+        labels = outputs_to_labels(logits, tuple(plan.region_order) if regions else None)
         if regions:
             pred, truth = logits > 0, labels_to_regions(ref, regions).bool()
         else:
             classes = torch.arange(logits.shape[1], device=device)
             classes = classes.view(1, -1, *[1] * (ref.ndim - 2))
-            pred, truth = logits.argmax(1, keepdim=True) == classes, ref == classes
+            pred, truth = labels[:, None] == classes, ref == classes
         if predictions is not None:
-            predictions[case_id] = _label_map(logits[0], plan)
+            predictions[case_id] = labels[0].cpu().numpy()
         scores = {}
         scored = (annotated or {}).get(case_id, [channel for channel, _ in names])
         for channel, name in names:
@@ -146,16 +148,6 @@ def _voxel_ratio(props: object) -> float:
     if after is None or original is None:
         return 1.0
     return math.prod(after[-len(original) :]) / math.prod(original)  # 2D: no slice axis
-
-
-def _label_map(outputs: torch.Tensor, plan: Plan) -> np.ndarray:
-    """uint8 labels from one case's ``(K, Z, Y, X)`` outputs, as the predictor makes them."""
-    if not plan.regions:
-        return outputs.argmax(0).to(torch.uint8).cpu().numpy()
-    labels = torch.zeros(outputs.shape[1:], dtype=torch.uint8, device=outputs.device)
-    for channel, value in enumerate(plan.region_order):
-        labels[outputs[channel] > 0] = value
-    return labels.cpu().numpy()
 
 
 def mean_over_cases(per_case: dict[str, dict[str, float]]) -> dict[str, float]:

@@ -28,6 +28,7 @@ from medseg.errors import DatasetError
 from medseg.interactive.intensity import normalize_intensity
 from medseg.io import Image, read_channels
 from medseg.weak._derive import ProgressCallback, derive_dataset, load_labelled, read_label
+from medseg.weak.sparse import check_sparse_values, sparse_ignore
 
 BETA = 130.0
 """Edge sharpness of the walk, as the interactive engine's (intensities z-scored first)."""
@@ -119,18 +120,15 @@ def grown_dataset(
     Raises
     ------
     DatasetError
-        The dataset has no ``ignore`` label (its labels are not sparse).
+        The dataset has no ``ignore`` label (its labels are not sparse), or a label file holds
+        a value that is neither a class nor the ignore value.
     """
     source = load_labelled(dataset)
-    ignore = source.labels.ignore
-    if ignore is None:
-        raise DatasetError(
-            f"{source.root}: no ignore label in dataset.json, so nothing is unmarked to grow "
-            "into; sparse labels come from medseg weak sparse or an annotation tool"
-        )
+    ignore = sparse_ignore(source)
 
     def derive(index: int, case: Case) -> Image:
         label = read_label(case)
+        check_sparse_values(label.array, source.labels, case.label_path or case.case_id)
         image = read_channels(case.image_paths)
         grown = grow_label(
             image.array.astype(np.float32),

@@ -200,6 +200,22 @@ def check_sparse_values(array: np.ndarray, labels: LabelSpec, path: Path | str) 
         )
 
 
+def sparse_ignore(dataset: Dataset) -> int:
+    """The ignore value of a sparsely labelled dataset.
+
+    Raises
+    ------
+    DatasetError
+        ``dataset.json`` declares no ignore label, so no voxel is marked as unlabelled.
+    """
+    if dataset.labels.ignore is None:
+        raise DatasetError(
+            f"{dataset.root}: no ignore label: dataset.json declares no 'ignore' label; sparse "
+            "labels need one (the highest label value) for the unmarked voxels"
+        )
+    return dataset.labels.ignore
+
+
 def sparse_coverage(dataset: Dataset | str | Path) -> dict[str, float]:
     """Fraction of annotated voxels per case of a sparse dataset, values checked.
 
@@ -215,12 +231,7 @@ def sparse_coverage(dataset: Dataset | str | Path) -> dict[str, float]:
         has no ignore label.
     """
     loaded = load_labelled(dataset)
-    ignore = loaded.labels.ignore
-    if ignore is None:
-        raise DatasetError(
-            f"{loaded.root}: dataset.json declares no 'ignore' label; sparse labels need one "
-            "(the highest label value) for the unmarked voxels"
-        )
+    ignore = sparse_ignore(loaded)
     out: dict[str, float] = {}
     for case in loaded.labelled:
         assert case.label_path is not None
