@@ -42,6 +42,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import resource
 import shutil
 import subprocess
@@ -308,6 +309,11 @@ def main() -> None:
         choices=["wall", "cpu"],
         help="--costs: wall time, or CPU time of one thread (for a shared machine)",
     )
+    parser.add_argument(
+        "--cores",
+        default="",
+        help="comma-separated CPU cores: run that many variants side by side, one thread each",
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     args.work = args.work.resolve()
@@ -324,27 +330,58 @@ def main() -> None:
     if args.costs:
         costs(args, names)
         return
+    brain_data(args.work)  # written once, before any child reads it
     saved = args.work / "results.json"
     results = json.loads(saved.read_text()) if saved.is_file() else []
-    for name in names:
-        before = load()
-        command = [sys.executable, __file__, "--child", name, "--work", str(args.work)]
-        command += ["--budget", str(args.budget), "--device", args.device]
-        done = subprocess.run(command, capture_output=True, text=True)
-        row_file = args.work / name / "row.json"
-        if done.returncode or not row_file.is_file():
-            tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
-            row = {"variant": name, "budget_s": args.budget, "error": tail[0]}
-        else:
-            row = json.loads(row_file.read_text())
-            row.update(variant=name, budget_s=args.budget)
-        row.update(load_before=before, load_after=load(), device=args.device)
+    for name, row in run_children(args, names):
         results = [r for r in results if (r["variant"], r["budget_s"]) != (name, args.budget)]
         results.append(row)
         saved.write_text(json.dumps(results, indent=1))
         print(json.dumps(row), flush=True)
     print(f"\nCPU: {cpu_model()}; load now {load()}")
     print_table([r for r in results if r["variant"] in names and r["budget_s"] == args.budget])
+
+
+def run_children(args: argparse.Namespace, names: list[str]):
+    """Run every variant in its own child process; yield ``(name, row)`` as each one ends.
+
+    Without ``--cores`` the children run one after the other with the parent's threads. With
+    ``--cores 0,1`` they run side by side, each pinned to one of those cores with one thread
+    (so each plans, trains and is timed as on a one-core machine, and the rows stay comparable).
+    """
+    cores = [int(c) for c in args.cores.split(",") if c] if args.cores else [None]
+    waiting, running = list(names), {}
+    while waiting or running:
+        while waiting and len(running) < len(cores):
+            core = next(c for c in cores if c not in {r[1] for r in running.values()})
+            name = waiting.pop(0)
+            command = [sys.executable, __file__, "--child", name, "--work", str(args.work)]
+            command += ["--budget", str(args.budget), "--device", args.device]
+            env = dict(os.environ)
+            if core is not None:
+                command = ["taskset", "-c", str(core), *command]
+                env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+            log = open(args.work / f"{name}.log", "w")  # noqa: SIM115 (closed when it ends)
+            process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+            running[name] = (process, core, log, load())
+        time.sleep(1)
+        for name in [n for n, (p, *_rest) in running.items() if p.poll() is not None]:
+            process, core, log, before = running.pop(name)
+            log.close()
+            yield name, _child_row(args, name, process.returncode, before, core)
+
+
+def _child_row(args, name: str, returncode: int, before: str, core) -> dict:
+    """The row a child wrote, or its error (the last line of its log)."""
+    row_file = args.work / name / "row.json"
+    if returncode or not row_file.is_file():
+        lines = (args.work / f"{name}.log").read_text().strip().splitlines()
+        row = {"variant": name, "budget_s": args.budget, "error": (lines or ["no output"])[-1]}
+    else:
+        row = json.loads(row_file.read_text())
+        row.update(variant=name, budget_s=args.budget)
+    row.update(load_before=before, load_after=load(), device=args.device, core=core)
+    return row
 
 
 def print_table(rows: list[dict]) -> None:
