@@ -60,8 +60,10 @@ Plain script: ``python benchmarks/bench_weak.py [--seconds 120 | --iterations 30
 
 Printed: held-out Dice per class of every variant, its ratio to ``full`` (the goal of a weak
 variant is a ratio near 1; the naive baseline shows what ignoring the weakness costs), the
-annotated-voxel fraction of sparse variants, the CPU model and ``uptime`` load before and
-after. With a short budget the reference itself is far from converged: read the ratios as
+annotated-voxel fraction of sparse variants, the precision and recall per class of each
+variant's training labels against the complete ones (:func:`label_quality`: what the labels
+teach, apart from how training uses them), the CPU model and ``uptime`` load before and after.
+With a short budget the reference itself is far from converged: read the ratios as
 short-budget figures, not as what the variants reach after full training.
 """
 
@@ -263,6 +265,40 @@ TRAIN_OPTIONS = {
 }
 
 
+def label_quality(dataset: Path, full: Path) -> dict[str, dict[str, float]]:
+    """Precision and recall per class of a variant's training labels against the complete ones.
+
+    Precision: of the voxels a training label marks as class k, the share that is k in the
+    complete label; recall: of the complete label's k voxels, the share marked k. Ignored voxels
+    count as unmarked. Pooled over the training cases both datasets label (one file per case:
+    rater folders are skipped). It tells what the labels teach apart from how training uses them.
+    """
+    import numpy as np
+
+    from medseg.data import load_dataset
+    from medseg.io import read_image
+
+    weak, reference = load_dataset(dataset), load_dataset(full)
+    truth = {case.case_id: case.label_path for case in reference.labelled}
+    names = {value: name for name, value in reference.labels.foreground.items()}
+    counts = {value: np.zeros(3) for value in names}  # marked and right, marked, true
+    for case in weak.labelled:
+        if case.case_id not in truth or case.rater_paths:
+            continue
+        marks = read_image(case.label_path).array
+        ref = read_image(truth[case.case_id]).array
+        for value in names:
+            mine, true = marks == value, ref == value
+            counts[value] += ((mine & true).sum(), mine.sum(), true.sum())
+    return {
+        names[value]: {
+            "precision": float(c[0] / c[1]) if c[1] else float("nan"),
+            "recall": float(c[0] / c[2]) if c[2] else float("nan"),
+        }
+        for value, c in counts.items()
+    }
+
+
 def train_and_score(
     dataset: Path,
     work: Path,
@@ -380,7 +416,11 @@ def main() -> None:
     for name, dataset in datasets.items():
         note = ""
         if "scribbles" in name and not name.startswith("naive"):
-            note = f"annotated {100 * sparse_coverage(dataset)['mean']:.2f} % of voxels"
+            note = f"annotated {100 * sparse_coverage(dataset)['mean']:.2f} % of voxels; "
+        quality = label_quality(dataset, full)
+        note += "training labels precision / recall " + ", ".join(
+            f"{c} {q['precision']:.2f} / {q['recall']:.2f}" for c, q in quality.items()
+        )
         correct = name.endswith("-corrected")
         options = dict(TRAIN_OPTIONS.get(name, {}))
         if name == "half-semi":
