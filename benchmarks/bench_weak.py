@@ -1,7 +1,8 @@
 """Training from imperfect labels on the built-in brain example: each variant vs full labels.
 
 Plain script: ``python benchmarks/bench_weak.py [--seconds 120 | --iterations 300] [--work DIR]
-[--variants ...]``.
+[--variants ...] [--labels-only]`` (``--labels-only``: derive the training sets and print the
+quality of their labels, without training).
 
 1. Writes the brain example (``--example brain2d``: ``make_brain2d_example``, axial slices, the
    default, which a short CPU budget can train; ``brain``: the 3D ``make_brain_example``) with
@@ -268,10 +269,12 @@ TRAIN_OPTIONS = {
 def label_quality(dataset: Path, full: Path) -> dict[str, dict[str, float]]:
     """Precision and recall per class of a variant's training labels against the complete ones.
 
-    Precision: of the voxels a training label marks as class k, the share that is k in the
-    complete label; recall: of the complete label's k voxels, the share marked k. Ignored voxels
-    count as unmarked. Pooled over the training cases both datasets label (one file per case:
-    rater folders are skipped). It tells what the labels teach apart from how training uses them.
+    Precision: of the voxels a training label marks as class k (background included: the
+    naive baselines mark every unannotated voxel background), the share that is k in the
+    complete label; recall: of the complete label's k voxels, the share marked k. Ignored
+    voxels count as unmarked. Pooled over the training cases both datasets label (one file per
+    case: rater folders are skipped). It tells what the labels teach, apart from how training
+    uses them.
     """
     import numpy as np
 
@@ -280,7 +283,8 @@ def label_quality(dataset: Path, full: Path) -> dict[str, dict[str, float]]:
 
     weak, reference = load_dataset(dataset), load_dataset(full)
     truth = {case.case_id: case.label_path for case in reference.labelled}
-    names = {value: name for name, value in reference.labels.foreground.items()}
+    names = {value: name for name, value in reference.labels.labels.items()}
+    names.pop(reference.labels.ignore, None)
     counts = {value: np.zeros(3) for value in names}  # marked and right, marked, true
     for case in weak.labelled:
         if case.case_id not in truth or case.rater_paths:
@@ -380,6 +384,11 @@ def main() -> None:
         "--seed", type=int, default=None, help="training seed (default: the plan's)"
     )
     parser.add_argument("--variants", nargs="*", default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument(
+        "--labels-only",
+        action="store_true",
+        help="derive the training sets and print their label quality; train nothing",
+    )
     args = parser.parse_args()
 
     import torch
@@ -421,6 +430,9 @@ def main() -> None:
         note += "training labels precision / recall " + ", ".join(
             f"{c} {q['precision']:.2f} / {q['recall']:.2f}" for c, q in quality.items()
         )
+        if args.labels_only:
+            print(f"| {name} | {note} |", flush=True)
+            continue
         correct = name.endswith("-corrected")
         options = dict(TRAIN_OPTIONS.get(name, {}))
         if name == "half-semi":
@@ -437,6 +449,8 @@ def main() -> None:
         )
         results[name] = {**scores, "note": note}
         print(name, json.dumps(results[name]), "load:", load(), flush=True)
+    if args.labels_only:
+        return
     classes = list(results["full"]["dice"])
     print("\n| variant | " + " | ".join(classes) + " | iterations | note |")
     print("|---|" + "---|" * (len(classes) + 2))
