@@ -272,9 +272,9 @@ def label_quality(dataset: Path, full: Path) -> dict[str, dict[str, float]]:
     Precision: of the voxels a training label marks as class k (background included: the
     naive baselines mark every unannotated voxel background), the share that is k in the
     complete label; recall: of the complete label's k voxels, the share marked k. Ignored
-    voxels count as unmarked. Pooled over the training cases both datasets label (one file per
-    case: rater folders are skipped). It tells what the labels teach, apart from how training
-    uses them.
+    voxels count as unmarked. Pooled over the training cases both datasets label; a case with
+    several raters is scored on its main label (the STAPLE consensus). It tells what the labels
+    teach, apart from how training uses them.
     """
     import numpy as np
 
@@ -287,7 +287,7 @@ def label_quality(dataset: Path, full: Path) -> dict[str, dict[str, float]]:
     names.pop(reference.labels.ignore, None)
     counts = {value: np.zeros(3) for value in names}  # marked and right, marked, true
     for case in weak.labelled:
-        if case.case_id not in truth or case.rater_paths:
+        if case.case_id not in truth:
             continue
         marks = read_image(case.label_path).array
         ref = read_image(truth[case.case_id]).array
@@ -425,7 +425,11 @@ def main() -> None:
     for name, dataset in datasets.items():
         note = ""
         if "scribbles" in name and not name.startswith("naive"):
-            note = f"annotated {100 * sparse_coverage(dataset)['mean']:.2f} % of voxels; "
+            labelled = 100 * sparse_coverage(dataset)["mean"]
+            note = f"annotated {labelled:.2f} % of voxels; "
+            if "grown" in name:
+                marks = 100 * sparse_coverage(dataset.with_name(f"{dataset.name}_marks"))["mean"]
+                note = f"marks {marks:.2f} % of voxels, labelled after growing {labelled:.2f} %; "
         quality = label_quality(dataset, full)
         note += "training labels precision / recall " + ", ".join(
             f"{c} {q['precision']:.2f} / {q['recall']:.2f}" for c, q in quality.items()
