@@ -3,7 +3,7 @@
 Plain script::
 
     python benchmarks/bench_methods.py [--budget 120] [--variants dynunet,unet] [--work DIR]
-                                       [--device cpu|cuda] [--costs]
+                                       [--device cpu|cuda] [--cores 0,1] [--seed 1] [--costs]
 
 Data: ``bench_train_budget.brain_data`` (24 training + 8 held-out synthetic brains, seed 7,
 1-10 lesions per case, nnU-Net raw layout), planned once for a CPU time budget of
@@ -32,9 +32,13 @@ one forward pass of one patch in eval mode (``torch.utils.flop_counter.FlopCount
 backward, SGD; bf16 autocast where the CPU has it) at the plan's patch and batch, in wall time
 or, with ``--clock cpu``, in CPU time of one thread (little changed by other load).
 
+``--cores 0,1`` runs as many variants side by side, each pinned to one of those cores with one
+thread (each then plans and trains as on a one-core machine). ``--seed`` is the training seed of
+every variant (default 1), to check whether a ranking survives another seed.
+
 Printed: the CPU model, torch threads and the load before and after every variant; compare rows
 of one run only (the machine may be shared). ``results.json`` keeps every row; a variant rerun
-alone replaces its row.
+alone with the same budget and seed replaces its row.
 """
 
 from __future__ import annotations
@@ -126,7 +130,7 @@ def run_variant(args: argparse.Namespace) -> None:
         dataset,
         out,
         budget,
-        seed=1,
+        seed=args.seed,
         overrides=overrides,
         device=args.device,
         cache_dir=args.work / "cache",
@@ -168,7 +172,7 @@ def train_stages(dataset, out: Path, stages, budget_s: float, args) -> Path | No
             folds="all",
             device=args.device,
             budget=PlanBudget.for_device("cpu", time_budget_s=budget_s),
-            seed=1,
+            seed=args.seed,
             cache_dir=args.work / "cache",
             resume=False,
             previous_stage=previous,
@@ -314,6 +318,7 @@ def main() -> None:
         default="",
         help="comma-separated CPU cores: run that many variants side by side, one thread each",
     )
+    parser.add_argument("--seed", type=int, default=1, help="training seed of every variant")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     args.work = args.work.resolve()
@@ -334,12 +339,21 @@ def main() -> None:
     saved = args.work / "results.json"
     results = json.loads(saved.read_text()) if saved.is_file() else []
     for name, row in run_children(args, names):
-        results = [r for r in results if (r["variant"], r["budget_s"]) != (name, args.budget)]
+        key = (name, args.budget, args.seed)
+        results = [r for r in results if (r["variant"], r["budget_s"], r.get("seed", 1)) != key]
         results.append(row)
         saved.write_text(json.dumps(results, indent=1))
         print(json.dumps(row), flush=True)
     print(f"\nCPU: {cpu_model()}; load now {load()}")
-    print_table([r for r in results if r["variant"] in names and r["budget_s"] == args.budget])
+    print_table(
+        [
+            r
+            for r in results
+            if r["variant"] in names
+            and r["budget_s"] == args.budget
+            and r.get("seed", 1) == args.seed
+        ]
+    )
 
 
 def run_children(args: argparse.Namespace, names: list[str]):
@@ -357,6 +371,7 @@ def run_children(args: argparse.Namespace, names: list[str]):
             name = waiting.pop(0)
             command = [sys.executable, __file__, "--child", name, "--work", str(args.work)]
             command += ["--budget", str(args.budget), "--device", args.device]
+            command += ["--seed", str(args.seed)]
             env = dict(os.environ)
             if core is not None:
                 command = ["taskset", "-c", str(core), *command]
@@ -380,7 +395,7 @@ def _child_row(args, name: str, returncode: int, before: str, core) -> dict:
     else:
         row = json.loads(row_file.read_text())
         row.update(variant=name, budget_s=args.budget)
-    row.update(load_before=before, load_after=load(), device=args.device, core=core)
+    row.update(seed=args.seed, load_before=before, load_after=load(), device=args.device, core=core)
     return row
 
 
