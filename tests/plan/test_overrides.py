@@ -74,6 +74,43 @@ def test_bad_overrides_raise_config_error(plan, overrides, match):
         apply_overrides(plan, overrides)
 
 
+def test_a_shorthand_key_skips_the_configurations_it_would_make_inconsistent(plan, caplog):
+    # lesion synthesis cannot run on a 2.5D input (neighbour slices as channels): the shorthand
+    # sets it where it can, and the 2.5D configurations keep theirs, with a log line each
+    assert plan.configurations["2.5d"].neighbours > 0
+    key = "training.lesion_synthesis.probability"
+    with caplog.at_level("INFO", logger="medseg.plan.overrides"):
+        edited = apply_overrides(plan, {key: 0.5, "training.learning_rate": 0.002})
+    planar = {name for name, c in plan.configurations.items() if c.neighbours > 0}
+    assert planar
+    assert set(plan.configurations) - planar
+    for name, config in edited.configurations.items():
+        expected = plan.configurations[name].training.lesion_synthesis.probability
+        assert config.training.lesion_synthesis.probability == (expected if name in planar else 0.5)
+        # the other shorthand of the same call is not applied there either
+        lr = plan.configurations[name].training.learning_rate if name in planar else 0.002
+        assert config.training.learning_rate == lr
+    assert sum(f"not applied to configuration {n}" in caplog.text for n in planar) == len(planar)
+
+
+def test_a_key_aimed_at_one_configuration_stays_an_error_there(plan):
+    with pytest.raises(ConfigError, match="lesion_synthesis works on single slices"):
+        apply_overrides(plan, {"2.5d.training.lesion_synthesis.probability": 0.5})
+
+
+def test_a_shorthand_that_fits_no_configuration_is_an_error(plan):
+    with pytest.raises(ConfigError, match="learning_rate must be > 0"):
+        apply_overrides(plan, {"training.learning_rate": -1.0})
+
+
+def test_named_keys_still_apply_where_a_shorthand_was_refused(plan):
+    edited = apply_overrides(
+        plan, {"training.lesion_synthesis.probability": 0.5, "2.5d.batch_size": 7}
+    )
+    assert edited.configurations["2.5d"].batch_size == 7
+    assert edited.configurations["3d"].training.lesion_synthesis.probability == 0.5
+
+
 def test_patch_override_in_make_plan_rederives_topology():
     fp_plan = make_plan(
         Fingerprint(**plan_fingerprint_kwargs()),

@@ -3,20 +3,25 @@
 Keys follow the JSON layout of :class:`Plan` with two shorthands: a configuration name may stand
 for ``configurations.<name>`` (``"3d.patch_size"``, ``"2.5d.neighbours"``), and a key that
 starts with a :class:`Configuration` field (``"training.learning_rate"``) applies to every
-configuration.
+configuration where it is valid: a configuration it would make inconsistent (lesion synthesis
+on a 2.5D configuration, whose input holds neighbour slices) keeps its own value, and the log
+says so. A key that fits no configuration, or one aimed at a configuration by name, is an error.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 from collections.abc import Mapping
 from typing import Any
 
 from medseg._config import from_jsonable, to_jsonable
 from medseg.errors import ConfigError
 from medseg.plan.plan import Configuration, Plan
-from medseg.plan.validate import validate_plan
+from medseg.plan.validate import configuration_problems, validate_plan
+
+logger = logging.getLogger(__name__)
 
 
 def expand_key(plan: Plan, key: str) -> list[list[str]]:
@@ -24,10 +29,10 @@ def expand_key(plan: Plan, key: str) -> list[list[str]]:
     parts = key.split(".")
     plan_fields = {f.name for f in dataclasses.fields(Plan)}
     config_fields = {f.name for f in dataclasses.fields(Configuration)}
-    short = key.removeprefix("configurations.")
-    for name in sorted(plan.configurations, key=len, reverse=True):  # "2.5d" holds a dot
-        if short.startswith(f"{name}."):
-            return [["configurations", name, *short[len(name) + 1 :].split(".")]]
+    name = _named_configuration(plan, key)
+    if name is not None:
+        rest = key.removeprefix("configurations.")[len(name) + 1 :]
+        return [["configurations", name, *rest.split(".")]]
     if parts[0] in plan_fields:
         return [parts]
     if parts[0] in config_fields:
@@ -37,6 +42,15 @@ def expand_key(plan: Plan, key: str) -> list[list[str]]:
         f"configurations: {sorted(plan.configurations)}; configuration fields: "
         f"{sorted(config_fields)})"
     )
+
+
+def _named_configuration(plan: Plan, key: str) -> str | None:
+    """The configuration ``key`` names (``"3d.patch_size"``, ``"configurations.2.5d.plane"``)."""
+    short = key.removeprefix("configurations.")
+    for name in sorted(plan.configurations, key=len, reverse=True):  # "2.5d" holds a dot
+        if short.startswith(f"{name}."):
+            return name
+    return None
 
 
 def apply_overrides(plan: Plan, overrides: Mapping[str, Any] | None) -> Plan:
@@ -60,13 +74,43 @@ def apply_overrides(plan: Plan, overrides: Mapping[str, Any] | None) -> Plan:
     """
     if not overrides:
         return plan
+    result = _applied(plan, overrides)
+    shorthand = [key for key in overrides if _is_shorthand(plan, key)]
+    refused = {
+        name: problems
+        for name, config in result.configurations.items()
+        if shorthand and (problems := configuration_problems(config, result))
+    }
+    if refused and len(refused) < len(result.configurations):
+        named = {k: v for k, v in overrides.items() if k not in shorthand}
+        fallback = _applied(plan, named) if named else plan
+        configurations = dict(result.configurations)
+        for name, problems in refused.items():
+            configurations[name] = fallback.configurations[name]
+            logger.info(
+                "overrides %s not applied to configuration %s: %s",
+                ", ".join(shorthand),
+                name,
+                "; ".join(problems),
+            )
+        result = dataclasses.replace(result, configurations=configurations)
+    validate_plan(result, source="overrides")
+    return result
+
+
+def _applied(plan: Plan, overrides: Mapping[str, Any]) -> Plan:
+    """``plan`` with ``overrides`` set, types checked but not yet validated as a whole."""
     data = to_jsonable(plan)
     for key, value in overrides.items():
         for path in expand_key(plan, key):
             _set(data, path, value, key)
-    result = from_jsonable(Plan, data, source="overrides")
-    validate_plan(result, source="overrides")
-    return result
+    return from_jsonable(Plan, data, source="overrides")
+
+
+def _is_shorthand(plan: Plan, key: str) -> bool:
+    """Whether ``key`` addresses every configuration (it starts with a configuration field)."""
+    plan_fields = {f.name for f in dataclasses.fields(Plan)}
+    return _named_configuration(plan, key) is None and key.split(".")[0] not in plan_fields
 
 
 def parse_assignment(text: str) -> tuple[str, Any]:

@@ -65,7 +65,7 @@ def validate_plan(plan: Plan, *, source: str = "plan") -> None:
     for key, config in plan.configurations.items():
         if key != config.name:
             problems.append(f"configurations.{key}: name is {config.name!r}")
-        problems += [f"configurations.{key}.{p}" for p in _configuration_problems(config, plan)]
+        problems += [f"configurations.{key}.{p}" for p in configuration_problems(config, plan)]
     for key, members in plan.ensembles.items():
         unknown = [m for m in members if m not in plan.configurations]
         if unknown or len(members) < 2:
@@ -79,7 +79,8 @@ def validate_plan(plan: Plan, *, source: str = "plan") -> None:
         raise ConfigError(f"{source}: " + "; ".join(problems))
 
 
-def _configuration_problems(config: Configuration, plan: Plan) -> list[str]:
+def configuration_problems(config: Configuration, plan: Plan) -> list[str]:
+    """What is inconsistent in one configuration of ``plan`` (empty when nothing)."""
     dims = len(config.patch_size)
     net, train = config.network, config.training
     problems = []
