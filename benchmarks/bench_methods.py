@@ -65,6 +65,8 @@ VARIANTS: tuple[tuple[str, dict], ...] = (
     ("dynunet_S", {"network.size": "S"}),
     ("dynunet_L", {"network.size": "L"}),
     ("dynunet_residual", {"network.residual": True}),
+    # memory-lean training: the same network, activations recomputed in the backward pass
+    ("dynunet_checkpointed", {"network.gradient_checkpointing": True}),
     ("unet", {"network.architecture": "unet"}),
     ("resenc_unet", {"network.architecture": "resenc_unet"}),
     ("attention_unet", {"network.architecture": "attention_unet"}),
