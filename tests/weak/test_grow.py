@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from weak_phantoms import phantom_label
+from weak_phantoms import phantom_label, write_stray_value
 
 from medseg.data import load_dataset
 from medseg.errors import DatasetError
@@ -91,13 +91,7 @@ def test_grown_dataset_keeps_geometry_and_ignore(phantom_dataset: Path, tmp_path
 
 
 def test_unknown_label_values_are_a_clear_error(phantom_dataset: Path, tmp_path: Path) -> None:
-    from medseg.io import write_image
-
     sparse = make_sparse_dataset(phantom_dataset, tmp_path / "sparse")
-    path = sparse / "labelsTr" / "case_1.nii.gz"
-    label = read_image(path)
-    array = label.array.copy()
-    array[0, 0, 0, 0] = 7
-    write_image(label.with_array(array), path)
+    write_stray_value(sparse / "labelsTr" / "case_1.nii.gz")
     with pytest.raises(DatasetError, match=r"case_1.nii.gz: label values \[7\]"):
         grown_dataset(sparse, tmp_path / "grown")

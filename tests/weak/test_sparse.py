@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import torch
 from scipy import ndimage
-from weak_phantoms import LABELS, phantom_label
+from weak_phantoms import LABELS, phantom_label, write_stray_value
 
 from medseg.data import load_dataset
 from medseg.errors import DatasetError
-from medseg.io import read_image, write_image
+from medseg.io import read_image
 from medseg.train.losses import SegmentationLoss
 from medseg.weak.sparse import (
     SparseConfig,
@@ -153,10 +153,7 @@ def test_scribble_values_outside_the_classes_are_a_clear_error(
 ) -> None:
     out = make_sparse_dataset(phantom_dataset, tmp_path / "sparse")
     path = out / "labelsTr" / "case_1.nii.gz"
-    image = read_image(path)
-    array = image.array.copy()
-    array[0, 0, 0, 0] = 7
-    write_image(image.with_array(array), path)
+    array = write_stray_value(path)
     with pytest.raises(DatasetError, match=r"case_1.nii.gz: label values \[7\]"):
         sparse_coverage(out)
     with pytest.raises(DatasetError, match="not classes"):

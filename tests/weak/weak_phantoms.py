@@ -8,7 +8,7 @@ import numpy as np
 
 from medseg.data.dataset import LabelSpec
 from medseg.data.nnunet import write_dataset_json
-from medseg.io import Image, write_image
+from medseg.io import Image, read_image, write_image
 
 LABELS = LabelSpec(labels={"background": 0, "organ": 1, "lesion": 2})
 
@@ -38,3 +38,13 @@ def write_phantom_dataset(root: Path, cases: int = 3) -> Path:
         root, channel_names={0: "CT"}, labels=LABELS, num_training=cases, file_ending=".nii.gz"
     )
     return root
+
+
+def write_stray_value(path: Path, value: int = 7) -> np.ndarray:
+    """Put ``value`` (a label outside the classes) in the first voxel of the label file at
+    ``path``; returns the array written, shape (1, Z, Y, X)."""
+    label = read_image(path)
+    array = label.array.copy()
+    array[0, 0, 0, 0] = value
+    write_image(label.with_array(array), path)
+    return array
