@@ -16,7 +16,12 @@ quality of their labels, without training).
      slice is scribbled whole), each lesion marked by one stroke of at most 5 voxels,
      everything else ``ignore`` (``make_sparse_dataset(kind="scribbles")``);
    - ``scribbles-no-entropy``: the same scribbles without the entropy term on the unlabelled
-     voxels, which the plan adds for sparse labels (``training.extra_losses`` emptied);
+     voxels, which the plan adds for sparse labels (``training.extra_losses`` emptied; the
+     absence term goes too);
+   - ``scribbles-no-absence``: the same scribbles with the entropy term but without the
+     absence term, which the plan adds because every lesion carries a stroke (the dataset
+     declares ``every_object_marked``): unmarked voxels beyond the strokes' reach are taught
+     not to be lesion;
    - ``short-scribbles`` / ``short-scribbles-no-entropy``: strokes cut to 60 medial-line voxels
      per region (``SparseConfig(max_stroke=60)``, under 2 % of the voxels), with and without
      the entropy term;
@@ -235,6 +240,7 @@ VARIANTS: dict[str, Callable[[Path, Path, int], Path]] = {
     "full": _full,
     "scribbles": _scribbles,
     "scribbles-no-entropy": _scribbles,
+    "scribbles-no-absence": _scribbles,
     "short-scribbles": _short_scribbles,
     "short-scribbles-no-entropy": _short_scribbles,
     "scribbles-grown": _grown(_scribbles),
@@ -260,6 +266,7 @@ VARIANTS: dict[str, Callable[[Path, Path, int], Path]] = {
 TRAIN_OPTIONS = {
     "rater-sampling": {"overrides": {"training.rater_sampling": True}},
     "scribbles-no-entropy": {"overrides": {"training.extra_losses": {}}},
+    "scribbles-no-absence": {"overrides": {"training.extra_losses": {"entropy": 0.1}}},
     "short-scribbles-no-entropy": {"overrides": {"training.extra_losses": {}}},
     "rater-soft": {"overrides": {"training.rater_soft_targets": True}},
     "boxes-prior": {"overrides": {"training.loss": "box_prior"}},

@@ -12,6 +12,7 @@ from medseg.errors import ConfigError
 from medseg.plan import PlanBudget, apply_overrides, make_plan
 from medseg.plan.fingerprint import ChannelIntensity, ComponentStats, Fingerprint
 from medseg.plan.rules import target_spacing
+from medseg.plan.validate import validate_plan
 
 STATS = ChannelIntensity(
     mean=40.0,
@@ -236,6 +237,29 @@ def test_sparse_labels_get_the_entropy_term(ignored: int, expected) -> None:
         assert any("entropy term" in r for r in config.reasons)
     without_ignore = brain(voxels={0: 10_000, 1: 5000, 2: 4000})
     assert make_plan(without_ignore, budget=CPU).configurations["3d"].training.extra_losses == {}
+
+
+def test_every_object_marked_adds_the_absence_term_to_3d_patches_only() -> None:
+    voxels = {0: 1000, 1: 500, 2: 400, 3: 10**6}
+    labels = {"background": 0, "a": 1, "lesion": 2, "ignore": 3}
+    fp = brain(labels=labels, ignore_label=3, voxels=voxels, every_object_marked={2: 9.0})
+    plan = make_plan(fp, budget=CPU)
+    assert plan.every_object_marked == {2: 9.0}
+    for name, config in plan.configurations.items():
+        planar = len(config.patch_size) == 2
+        expected = SPARSE if planar else {**SPARSE, "absence": 1.0}
+        assert config.training.extra_losses == expected, name
+        said = "cannot see the marks" if planar else "lesion within 9 mm of a mark"
+        assert any(said in r for r in config.reasons), name
+    with pytest.raises(ConfigError, match="absence needs 3D patches"):
+        apply_overrides(plan, {"2d.training.extra_losses": {"absence": 1.0}})
+    unmarked = make_plan(brain(labels=labels, ignore_label=3, voxels=voxels), budget=CPU)
+    with pytest.raises(ConfigError, match="absence needs sparse labels that mark every"):
+        apply_overrides(unmarked, {"3d.training.extra_losses": {"absence": 1.0}})
+    with pytest.raises(ConfigError, match=r"every_object_marked\.7: needs a foreground"):
+        validate_plan(dataclasses.replace(plan, every_object_marked={7: 9.0}))
+    with pytest.raises(ConfigError, match=r"every_object_marked\.2: needs a foreground"):
+        validate_plan(dataclasses.replace(plan, every_object_marked={2: 0.0}))
 
 
 def test_2d_data_gets_only_2d():

@@ -131,3 +131,22 @@ def test_box_prior_and_entropy_train_a_fold(tmp_path: Path, source, tiny_plan) -
     assert loss.loss.names == ["box_prior", "entropy"]
     assert isinstance(loss.loss.terms[0], BoxPriorTerm)
     assert isinstance(loss.loss.terms[1], EntropyTerm)
+
+
+def test_absence_and_entropy_train_a_fold(tmp_path: Path, source, tiny_plan) -> None:
+    import dataclasses
+
+    from medseg.train.marginal import partial_loss
+    from medseg.train.weak_terms import AbsenceTerm
+
+    marked = dataclasses.replace(tiny_plan(epochs=1, ignore=3), every_object_marked={2: 2.0})
+    plan = apply_overrides(marked, {"training.extra_losses": {"entropy": 0.1, "absence": 1.0}})
+    result, loss = _train_seeing_loss(tmp_path, source, plan)
+    assert np.isfinite(result.train_loss)
+    assert loss.loss.names == ["dice_ce", "absence", "entropy"]
+    term = loss.loss.terms[1]
+    assert isinstance(term, AbsenceTerm)
+    spacing = plan.configuration().spacing
+    assert term.reach_voxels == {2: tuple(int(np.ceil(2.0 / s)) for s in spacing)}
+    with pytest.raises(ConfigError, match="absence term would call the unlabelled"):
+        partial_loss(plan, plan.configuration(), batch_dice=False)

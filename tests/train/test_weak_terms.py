@@ -1,4 +1,4 @@
-"""Weak-label loss terms: entropy on unlabelled voxels and the box prior, on hand cases."""
+"""Weak-label loss terms: entropy on unlabelled voxels, the box prior and absence, on hand cases."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from medseg.errors import ConfigError
 from medseg.train.losses import make_loss_term as make_term
 from medseg.train.weak_terms import (
     BOX_FILL,
+    AbsenceTerm,
     BoxPriorTerm,
     EntropyTerm,
     tightness_lines,
@@ -147,3 +148,78 @@ def test_box_prior_gradient_is_zero_on_ignored_voxels_and_satisfied_boxes() -> N
 def test_box_prior_refuses_regions() -> None:
     with pytest.raises(ConfigError, match="softmax"):
         make_term("box_prior", regions=((1,),))
+
+
+def _absence_case(shape=(1, 1, 10, 12, 12)):
+    """A patch with ignore everywhere, one lesion mark (class 2) and a few marked voxels of 1."""
+    target = torch.full(shape, IGNORE, dtype=torch.long)
+    target[0, 0, 5, 6, 6] = 2
+    target[0, 0, 2, 2, 2] = 1
+    target[0, 0, 8, 9, 3] = 0
+    logits = torch.randn(shape[0], 3, *shape[2:], generator=torch.Generator().manual_seed(4))
+    return logits, target
+
+
+def test_absence_counts_unmarked_voxels_beyond_reach_and_inside_the_patch() -> None:
+    logits, target = _absence_case()
+    spacing, reach_mm = (2.0, 1.0, 1.0), 2.0  # reach (1, 2, 2) voxels
+    term = AbsenceTerm(marked={2: reach_mm}, spacing=spacing, ignore_label=IGNORE)
+    label = target[0, 0].numpy()
+    zz, yy, xx = np.indices(label.shape)
+    far = (np.abs(zz - 5) > 1) | (np.abs(yy - 6) > 2) | (np.abs(xx - 6) > 2)
+    interior = (zz >= 1) & (zz < 9) & (yy >= 2) & (yy < 10) & (xx >= 2) & (xx < 10)
+    expected = (label == IGNORE) & far & interior
+    counted = term.counted(target, 2)[0].numpy()
+    np.testing.assert_array_equal(counted, expected)
+    # every voxel within 2 mm (Euclidean) of the mark is left out
+    distance = np.sqrt(((zz - 5) * 2.0) ** 2 + (yy - 6) ** 2 + (xx - 6) ** 2)
+    assert not counted[distance <= reach_mm].any()
+    p = torch.softmax(logits.double(), 1)[0, 2].numpy()
+    assert float(term(logits, target)) == pytest.approx(-np.log1p(-p[expected]).mean(), rel=1e-5)
+
+
+def test_absence_gradient_only_on_counted_voxels_and_zero_once_absent() -> None:
+    logits, target = _absence_case()
+    logits.requires_grad_(True)
+    term = make_term(
+        "absence",
+        ignore_label=IGNORE,
+        every_object_marked={2: 2.0},
+        spacing=(2.0, 1.0, 1.0),
+    )
+    term(logits, target).backward()
+    grad = logits.grad.abs().sum(1)[0]
+    counted = term.counted(target, 2)[0]
+    assert torch.all(grad[~counted] == 0)
+    assert torch.all(grad[counted] > 0)
+    absent = torch.zeros_like(logits)
+    absent[:, 2] = -30.0  # lesion probability ~ 1e-13 everywhere
+    assert float(term(absent, target)) < 1e-10
+    uniform = torch.zeros_like(logits)
+    assert float(term(uniform, target)) == pytest.approx(-math.log(2 / 3), rel=1e-6)
+
+
+def test_absence_in_2d_and_without_counted_voxels() -> None:
+    target = torch.full((2, 1, 9, 9), IGNORE, dtype=torch.long)
+    target[0, 0, 4, 4] = 2
+    target[1] = 1  # every voxel marked: nothing counted in this sample
+    logits = torch.zeros(2, 3, 9, 9)
+    term = AbsenceTerm(marked={2: 1.0}, spacing=(1.0, 1.0), ignore_label=IGNORE)
+    counted = term.counted(target, 2)
+    assert counted[1].sum() == 0
+    assert int(counted[0].sum()) == 7 * 7 - 9  # interior 7 x 7 minus the mark's 3 x 3
+    only_marked = torch.ones_like(target)
+    assert float(term(logits, only_marked)) == 0.0
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"marked": {2: 1.0}, "ignore_label": None}, "ignore label"),
+        ({"marked": {}, "ignore_label": IGNORE}, "every_object_marked"),
+        ({"marked": {2: 1.0}, "ignore_label": IGNORE, "regions": ((1, 2),)}, "softmax"),
+    ],
+)
+def test_absence_refuses_what_it_cannot_train(kwargs, message) -> None:
+    with pytest.raises(ConfigError, match=message):
+        AbsenceTerm(spacing=(1.0, 1.0), **kwargs)

@@ -12,6 +12,7 @@ from scipy import ndimage
 from weak_phantoms import LABELS, phantom_label, write_stray_value
 
 from medseg.data import load_dataset
+from medseg.data.marks import every_object_marked
 from medseg.errors import DatasetError
 from medseg.io import read_image
 from medseg.train.losses import SegmentationLoss
@@ -146,6 +147,31 @@ def test_sparse_dataset_round_trip(phantom_dataset: Path, tmp_path: Path) -> Non
     assert first.same_geometry(original)
     naive = make_sparse_dataset(phantom_dataset, tmp_path / "naive", kind="naive-scribbles")
     assert load_dataset(naive).labels.ignore is None
+    assert "every_object_marked" not in json.loads((naive / "dataset.json").read_text())
+
+
+def test_stroked_classes_are_declared_with_a_reach_that_covers_every_voxel(
+    phantom_dataset: Path, tmp_path: Path
+) -> None:
+    config = SparseConfig(every=4, stroke_classes=(2,), stroke_length=2)
+    out = make_sparse_dataset(phantom_dataset, tmp_path / "sparse", config=config)
+    declared = every_object_marked(load_dataset(out))
+    assert set(declared) == {2}
+    farthest = 0.0
+    for case in load_dataset(out).labelled:
+        sparse = read_image(case.label_path).array[0]
+        complete = read_image(phantom_dataset / "labelsTr" / case.label_path.name).array[0]
+        mm = np.array([2.0, 1.0, 1.0])  # the phantoms' spacing, (z, y, x)
+        marks = np.argwhere(sparse == 2) * mm
+        lesion = np.argwhere(complete == 2) * mm
+        # brute force: each lesion voxel's distance to its nearest stroke voxel
+        nearest = np.sqrt(((lesion[:, None] - marks[None]) ** 2).sum(-1)).min(axis=1)
+        farthest = max(farthest, float(nearest.max()))
+    assert farthest > 0
+    assert declared[2] == pytest.approx(farthest, abs=1e-3)
+    assert declared[2] >= farthest
+    unstroked = make_sparse_dataset(phantom_dataset, tmp_path / "plain", config=SparseConfig())
+    assert every_object_marked(load_dataset(unstroked)) == {}
 
 
 def test_scribble_values_outside_the_classes_are_a_clear_error(

@@ -31,6 +31,7 @@ def test_sparse_corrupt_raters_consensus_check(monkeypatch, capsys, phantom_data
     meta = json.loads((sparse / "dataset.json").read_text())["weak_labels"]
     assert meta["stroke_classes"] == [2]
     assert "annotated_fraction" in out
+    assert "every lesion object is marked: all its voxels lie within" in out
     code, out, _ = _run(monkeypatch, capsys, ["weak", "check", str(sparse)])
     assert code == 0
     assert "% of voxels annotated" in out

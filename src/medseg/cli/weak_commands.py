@@ -213,4 +213,10 @@ def _report(path: Path) -> None:
 
     meta = json.loads((path / "dataset.json").read_text(encoding="utf-8"))
     weak = {k: v for k, v in meta.get("weak_labels", {}).items() if k != "cases"}
-    Console(soft_wrap=True).print(f"wrote {path}: {json.dumps(weak)}")
+    console = Console(soft_wrap=True)
+    console.print(f"wrote {path}: {json.dumps(weak)}")
+    for name, reach in meta.get("every_object_marked", {}).items():
+        console.print(
+            f"every {name} object is marked: all its voxels lie within {reach:g} mm of a mark "
+            "(every_object_marked; training adds the absence term)"
+        )

@@ -21,6 +21,7 @@ import numpy.typing as npt
 from medseg import __version__
 from medseg._config import from_jsonable, read_json, write_json
 from medseg.data.dataset import Dataset, LabelSpec
+from medseg.data.marks import every_object_marked
 from medseg.errors import ConfigError, DatasetError
 from medseg.plan.cases import (
     as_3d,
@@ -64,10 +65,12 @@ class Fingerprint:
     """Dataset statistics for planning. Spatial tuples are in array order (z, y, x), spacing in mm.
 
     ``labels``, ``regions``, ``region_order`` and ``ignore_label`` copy the dataset's
-    :class:`LabelSpec`. ``spacings``, ``shapes`` and ``shapes_after_crop`` have one entry per
-    labelled case, with 2 values for 2D data and 3 for 3D data. ``class_voxels`` counts voxels
-    per label value over all labelled cases. ``source_hash`` identifies the input files (paths,
-    sizes, modification times).
+    :class:`LabelSpec`; ``every_object_marked`` its declaration of sparse classes whose every
+    object is marked (label value -> reach in mm, :mod:`medseg.data.marks`). ``spacings``,
+    ``shapes`` and ``shapes_after_crop`` have one entry per labelled case, with 2 values for 2D
+    data and 3 for 3D data. ``class_voxels`` counts voxels per label value over all labelled
+    cases. ``source_hash`` identifies the input files (paths, sizes, modification times) and
+    the ``every_object_marked`` declaration.
     """
 
     medseg_version: str = __version__
@@ -78,6 +81,7 @@ class Fingerprint:
     regions: dict[str, tuple[int, ...]] = field(default_factory=dict)
     region_order: tuple[int, ...] = ()
     ignore_label: int | None = None
+    every_object_marked: dict[int, float] = field(default_factory=dict)
     spacings: tuple[tuple[float, ...], ...]
     shapes: tuple[tuple[int, ...], ...]
     shapes_after_crop: tuple[tuple[int, ...], ...]
@@ -117,11 +121,16 @@ class Fingerprint:
 
 
 def dataset_signature(dataset: Dataset) -> str:
-    """A hash of every labelled case's input files (path, mtime, size) and the channel names."""
-    payload = {
+    """A hash of every labelled case's input files (path, mtime, size), the channel names and
+    the ``every_object_marked`` declaration (only when there is one, so hashes of datasets
+    without it stay as they were)."""
+    payload: dict = {
         "cases": [[c.case_id, input_signature(c)] for c in dataset.labelled],
         "channels": {str(k): v for k, v in dataset.channel_names.items()},
     }
+    marked = every_object_marked(dataset)
+    if marked:
+        payload["every_object_marked"] = {str(k): v for k, v in marked.items()}
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -190,6 +199,7 @@ def extract_fingerprint(
         regions=dict(dataset.labels.regions),
         region_order=tuple(dataset.labels.region_order),
         ignore_label=dataset.labels.ignore,
+        every_object_marked=every_object_marked(dataset),
         spacings=tuple(spacings),
         shapes=tuple(shapes),
         shapes_after_crop=tuple(cropped),

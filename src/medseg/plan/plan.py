@@ -198,6 +198,9 @@ class Plan:
     Configuration spacings and patch sizes are in the transposed order. ``ensembles`` names sets
     of configurations trained as one model and averaged at prediction (``multiplane``: the
     2.5D configurations over the three planes; docs/methods.md).
+    ``every_object_marked`` maps the label values of sparse classes whose every object carries
+    a mark to the reach of those marks in mm (``dataset.json``, :mod:`medseg.data.marks`); the
+    ``absence`` loss term reads it.
     """
 
     medseg_version: str = __version__
@@ -207,6 +210,7 @@ class Plan:
     regions: dict[str, tuple[int, ...]] = field(default_factory=dict)
     region_order: tuple[int, ...] = ()
     ignore_label: int | None = None
+    every_object_marked: dict[int, float] = field(default_factory=dict)
     num_classes: int
     normalization: tuple[ChannelNormalization, ...]
     crop_to_nonzero: bool = True

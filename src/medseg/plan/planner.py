@@ -130,6 +130,7 @@ def make_plan(
         regions=dict(spec.regions),
         region_order=tuple(spec.region_order),
         ignore_label=spec.ignore,
+        every_object_marked=dict(fp.every_object_marked),
         num_classes=num_classes,
         normalization=norm,
         transpose=order,
@@ -440,7 +441,7 @@ def _training(
     if label_values:
         weights, centred, oversample, reason = rules.rare_class_weights(fp, label_values)
         reasons.append(reason)
-    extra_losses, sparse_reason = rules.sparse_regulariser(fp)
+    extra_losses, sparse_reason = rules.sparse_regulariser(fp, patch_dims=dim)
     if sparse_reason is not None:
         reasons.append(sparse_reason)
     training = TrainingConfig(

@@ -22,6 +22,8 @@ SPARSE_IGNORE_FRACTION = 0.5
 """Labels count as sparse when at least this fraction of their voxels carry the ignore label."""
 ENTROPY_WEIGHT = 0.1
 """Weight of the entropy term on unlabelled voxels that the plan adds for sparse labels."""
+ABSENCE_WEIGHT = 1.0
+"""Weight of the absence term the plan adds when a class has every object marked."""
 NEIGHBOURS_2P5D = 2
 """2.5D configurations see 2 slices on each side of the one they segment (5 per channel)."""
 PLANAR_SET = ("2.5d", "2.5d_plane1", "2.5d_plane2")
@@ -239,17 +241,23 @@ def _fmt(values: np.ndarray | tuple[float, ...]) -> str:
     return "(" + ", ".join(f"{v:.4g}" for v in values) + ")"
 
 
-def sparse_regulariser(fingerprint: Fingerprint) -> tuple[dict[str, float], str | None]:
-    """The entropy term on unlabelled voxels, for sparse labels (scribbles, clicks, slices).
+def sparse_regulariser(
+    fingerprint: Fingerprint, *, patch_dims: int
+) -> tuple[dict[str, float], str | None]:
+    """Loss terms for sparse labels (scribbles, clicks, slices) on the unmarked voxels.
 
     When at least half of the labelled voxels carry the dataset's ignore label, training adds
     ``entropy`` (weight 0.1, :mod:`medseg.train.weak_terms`) to ``training.extra_losses``: the
-    network is pushed to a confident answer on the voxels no label covers (docs/weak.md).
+    network is pushed to a confident answer on the voxels no label covers (docs/weak.md). When
+    the dataset declares classes with every object marked (``every_object_marked``), it adds
+    ``absence`` (weight 1): unmarked voxels beyond the marks' reach are not of those classes;
+    not to planar configurations of 3D data (``patch_dims`` 2), whose slices cannot see the
+    marks on their neighbours.
 
     Returns
     -------
     extra_losses : dict of str to float
-        ``{"entropy": 0.1}`` or ``{}``.
+        ``{"entropy": 0.1}``, that plus ``{"absence": 1.0}``, or ``{}``.
     reason : str or None
         ``None`` when the dataset has no ignore label.
     """
@@ -263,11 +271,28 @@ def sparse_regulariser(fingerprint: Fingerprint) -> tuple[dict[str, float], str 
             f"no entropy term: {fraction:.0%} of the labelled voxels carry the ignore label "
             f"(below {SPARSE_IGNORE_FRACTION:.0%}, the labels are mostly complete)"
         )
-    return {"entropy": ENTROPY_WEIGHT}, (
+    terms = {"entropy": ENTROPY_WEIGHT}
+    reason = (
         f"entropy term (weight {ENTROPY_WEIGHT:g}) on the unlabelled voxels: {fraction:.0%} of "
         "the labelled voxels carry the ignore label (sparse labels), so the network is pushed "
         "to a confident answer where no label says which (entropy minimisation; docs/weak.md)"
     )
+    marked = fingerprint.every_object_marked
+    if marked and patch_dims < fingerprint.ndim:
+        reason += (
+            "; no absence term here although every object of a class is marked: a slice "
+            "cannot see the marks on its neighbours"
+        )
+    elif marked:
+        names = {v: n for n, v in fingerprint.labels.items()}
+        listed = ", ".join(f"{names.get(v, v)} within {r:g} mm" for v, r in sorted(marked.items()))
+        terms["absence"] = ABSENCE_WEIGHT
+        reason += (
+            f"; absence term (weight {ABSENCE_WEIGHT:g}): every object of a class is marked "
+            f"({listed} of a mark, dataset.json every_object_marked), so unmarked voxels "
+            "farther than that from every mark of the class are taught not to be it"
+        )
+    return terms, reason
 
 
 def planar_reason(name: str, spacing: tuple[float, ...], plane: int, neighbours: int) -> str:

@@ -26,6 +26,7 @@ EXTRA_LOSSES = (
     "containment",
     "entropy",
     "box_prior",
+    "absence",
 )
 """Terms ``training.extra_losses`` may name (the registries of medseg.train.loss_terms and
 medseg.train.weak_terms)."""
@@ -62,6 +63,13 @@ def validate_plan(plan: Plan, *, source: str = "plan") -> None:
         )
     if plan.num_folds < 1:
         problems.append(f"num_folds must be >= 1, got {plan.num_folds}")
+    foreground = set(plan.labels.values()) - {0, plan.ignore_label}
+    for value, reach in sorted(plan.every_object_marked.items()):
+        if value not in foreground or not (math.isfinite(reach) and reach > 0):
+            problems.append(
+                f"every_object_marked.{value}: needs a foreground label value and a reach in "
+                f"mm > 0, got {reach} (labels: {sorted(foreground)})"
+            )
     for key, config in plan.configurations.items():
         if key != config.name:
             problems.append(f"configurations.{key}: name is {config.name!r}")
@@ -162,6 +170,11 @@ def configuration_problems(config: Configuration, plan: Plan) -> list[str]:
             f"training.loss {train.loss} needs softmax training; this plan trains regions: use "
             "dice_bce"
         )
+    if "absence" in train.extra_losses and dims == 2 and "3d" in plan.configurations:
+        problems.append(
+            "training.extra_losses.absence needs 3D patches on 3D images: a slice cannot see "
+            "the marks on its neighbours"
+        )
     problems += _soft_target_problems(train, plan)
     problems += _classification_problems(config)
     return problems + _loss_problems(train.extra_losses, plan)
@@ -230,7 +243,12 @@ def _loss_problems(extra_losses: dict[str, float], plan: Plan) -> list[str]:
             "training.extra_losses.entropy acts on voxels with the ignore label; this dataset "
             'has none (add "ignore" to the labels of dataset.json)'
         )
-    for name in ("nacl", "topk_ce", "box_prior"):
+    if "absence" in extra_losses and (plan.ignore_label is None or not plan.every_object_marked):
+        problems.append(
+            "training.extra_losses.absence needs sparse labels that mark every object of a "
+            "class: an ignore label and every_object_marked in dataset.json (docs/weak.md)"
+        )
+    for name in ("nacl", "topk_ce", "box_prior", "absence"):
         if name in extra_losses and plan.regions:
             problems.append(
                 f"training.extra_losses.{name} needs softmax training; this plan trains "

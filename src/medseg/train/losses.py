@@ -24,7 +24,7 @@ from torch import nn
 from medseg.errors import ConfigError
 from medseg.plan.plan import Configuration, Plan
 from medseg.train.loss_terms import CombinedLoss, labels_to_regions, make_term
-from medseg.train.weak_terms import WEAK_TERMS
+from medseg.train.weak_terms import WEAK_TERMS, AbsenceTerm
 
 SMOOTH = 1e-5
 
@@ -168,17 +168,25 @@ class DeepSupervisionLoss(nn.Module):
 
 def make_loss_term(name: str, **options: Any) -> nn.Module:
     """A term of :mod:`medseg.train.loss_terms` (``make_term``, with its options) or of
-    :mod:`medseg.train.weak_terms` (``entropy``, ``box_prior``: regions and ignore label only).
+    :mod:`medseg.train.weak_terms` (``entropy``, ``box_prior``, ``absence``: regions, ignore
+    label, and for ``absence`` ``every_object_marked`` and ``spacing``).
 
     Raises
     ------
     ConfigError
         If ``name`` is unknown or the term does not fit the training mode.
     """
-    if name in WEAK_TERMS:
-        return WEAK_TERMS[name](
-            regions=options.get("regions", ()), ignore_label=options.get("ignore_label")
+    regions, ignore = options.get("regions", ()), options.get("ignore_label")
+    if name == "absence":
+        return AbsenceTerm(
+            marked=options.get("every_object_marked") or {},
+            spacing=options["spacing"],
+            ignore_label=ignore,
+            regions=regions,
         )
+    if name in WEAK_TERMS:
+        return WEAK_TERMS[name](regions=regions, ignore_label=ignore)
+    options.pop("every_object_marked", None)
     return make_term(name, **options)
 
 
@@ -235,8 +243,9 @@ def build_loss(
         main = make_loss_term(training.loss, **options, **geometry)
     if not training.extra_losses:
         return DeepSupervisionLoss(main)
+    marked = {"every_object_marked": plan.every_object_marked}
     terms = [(training.loss, 1.0, main)] + [
-        (name, weight, make_loss_term(name, **options, **geometry))
+        (name, weight, make_loss_term(name, **options, **geometry, **marked))
         for name, weight in sorted(training.extra_losses.items())
     ]
     return DeepSupervisionLoss(CombinedLoss(terms, regions=regions, ignore_label=plan.ignore_label))

@@ -190,7 +190,9 @@ def partial_loss(plan: Plan, config: Configuration, *, batch_dice: bool) -> nn.M
     if config.training.loss != "dice_ce" or extra:
         raise ConfigError(
             "partially labelled or unlabelled cases train with the marginal Dice + CE loss; "
-            "set training.loss to 'dice_ce' and remove training.extra_losses (entropy may stay)"
+            "set training.loss to 'dice_ce' and keep at most the entropy term in "
+            "training.extra_losses (--set 'training.extra_losses={\"entropy\": 0.1}'; the "
+            "absence term would call the unlabelled images' unmarked voxels absent too)"
         )
     loss = MarginalLoss(
         ignore_label=plan.ignore_label,

@@ -1,4 +1,5 @@
-"""Loss terms for weak labels: entropy on unlabelled voxels, the box prior (tightness + emptiness).
+"""Loss terms for weak labels: entropy on unlabelled voxels, the box prior (tightness + emptiness),
+absence beyond the reach of marks.
 
 Both are called like every term of :mod:`medseg.train.loss_terms`: ``term(logits, target)``
 with logits (B, C, *spatial) and the label map target (B, 1, *spatial).
@@ -19,11 +20,17 @@ with logits (B, C, *spatial) and the label map target (B, 1, *spatial).
   object. A size bound (the paper bounds the object's size inside its box) asks the mean
   probability of ``c`` over the voxels painted ``c`` to reach :data:`BOX_FILL`: tightness alone
   is met by one voxel per line, which the arg-max never calls object.
+* ``absence`` (complementary labels): for a class whose every object carries a mark
+  (``every_object_marked`` in dataset.json, :mod:`medseg.data.marks`; e.g. one stroke per
+  lesion), an unmarked voxel farther than the declared reach from every mark of the class is
+  not of that class: mean ``-log(1 - p_c)`` over such voxels. The unmarked voxels near a mark
+  stay free (only the entropy term acts there).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -170,6 +177,76 @@ class BoxPriorTerm(LossTerm):
         tightness = F.relu(1 - found).mean() if found.numel() else zero
         size = torch.stack(fills).mean() if fills else zero
         return {"emptiness": emptiness, "tightness": tightness, "size": size}
+
+
+class AbsenceTerm(nn.Module):
+    """Unmarked voxels beyond the reach of every mark of a fully marked class are not of it.
+
+    For each class ``c`` of ``marked`` the counted voxels of a patch are those that carry the
+    ignore label, have no voxel labelled ``c`` within ``ceil(reach / spacing)`` voxels along
+    every axis (a box, which holds the ball of radius ``reach``, so no voxel within reach of a
+    mark is counted), and lie at least that far inside the patch (a mark just outside the
+    patch cannot be missed). The value is the mean of ``-log(1 - p_c)`` over them, averaged
+    over the classes that have some; 0 when none has. Softmax training only.
+
+    Parameters
+    ----------
+    marked : mapping of int to float
+        Label value -> reach in mm (``Plan.every_object_marked``).
+    spacing : sequence of float
+        The patch's voxel size in mm, its axis order.
+    ignore_label : int
+        The label value of unmarked voxels.
+    regions : sequence, optional
+        Must be empty (regions are not supported).
+    """
+
+    def __init__(
+        self,
+        *,
+        marked: Mapping[int, float],
+        spacing: Sequence[float],
+        ignore_label: int | None,
+        regions: Sequence[Sequence[int]] = (),
+    ) -> None:
+        super().__init__()
+        if regions:
+            raise ConfigError("the absence term needs softmax training; this plan trains regions")
+        if ignore_label is None or not marked:
+            raise ConfigError(
+                "the absence term needs sparse labels with an ignore label and classes whose "
+                "every object is marked (every_object_marked in dataset.json; docs/weak.md)"
+            )
+        self.ignore_label = ignore_label
+        self.reach_voxels = {
+            int(c): tuple(math.ceil(r / s - 1e-9) for s in spacing)
+            for c, r in sorted(marked.items())
+        }
+
+    def counted(self, target: torch.Tensor, value: int) -> torch.Tensor:
+        """Mask (B, *spatial) of the voxels the term counts for class ``value``."""
+        label = target[:, 0]
+        reach = self.reach_voxels[value]
+        marks = (label == value).float()[:, None]
+        pool = F.max_pool3d if len(reach) == 3 else F.max_pool2d
+        kernel = tuple(2 * k + 1 for k in reach)
+        near = pool(marks, kernel, stride=1, padding=reach)[:, 0] > 0
+        inside = torch.zeros_like(label, dtype=torch.bool)
+        interior = (slice(k, n - k) for k, n in zip(reach, label.shape[1:], strict=True))
+        inside[(slice(None), *interior)] = True
+        return (label == self.ignore_label) & ~near & inside
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """The term for ``logits`` (B, C, *spatial) and the label map ``target`` (B, 1, ...)."""
+        logits = logits.float()
+        log_p = torch.log_softmax(logits, dim=1)
+        values = []
+        for value in self.reach_voxels:
+            counted = self.counted(target, value)
+            if counted.any():
+                others = torch.cat([log_p[:, :value], log_p[:, value + 1 :]], dim=1)
+                values.append(-torch.logsumexp(others, dim=1)[counted].mean())
+        return torch.stack(values).mean() if values else logits.sum() * 0.0
 
 
 WEAK_TERMS: dict[str, type[nn.Module]] = {"entropy": EntropyTerm, "box_prior": BoxPriorTerm}

@@ -35,6 +35,7 @@ from scipy import ndimage
 
 from medseg._atomic import write_text_atomic
 from medseg.data.dataset import Case, Dataset, LabelSpec
+from medseg.data.marks import marks_reach_mm, write_marks_declaration
 from medseg.errors import DatasetError
 from medseg.io import Image, read_image
 from medseg.weak._derive import (
@@ -271,8 +272,12 @@ def make_sparse_dataset(
     Returns
     -------
     Path
-        ``out``; its ``dataset.json`` has an ``ignore`` label (except for the naive baseline)
-        and a ``weak_labels`` entry with the kind, settings and mean annotated fraction.
+        ``out``; its ``dataset.json`` has an ``ignore`` label (except for the naive baseline),
+        a ``weak_labels`` entry with the kind, settings and mean annotated fraction, and for
+        scribbles with ``stroke_classes`` an ``every_object_marked`` declaration: every object
+        of those classes got a stroke, and the reach is the largest distance (mm) of one of
+        their voxels from the nearest stroke of the class, measured on the complete labels
+        (:mod:`medseg.data.marks`).
     """
     source = load_labelled(dataset)
     if (
@@ -289,6 +294,8 @@ def make_sparse_dataset(
     assert spec.ignore is not None
     simulate = {"clicks": click_label, "slices": slice_label}.get(kind, scribble_label)
     fractions: list[float] = []
+    stroked = config.stroke_classes if kind == "scribbles" else ()
+    reach = dict.fromkeys(stroked, 0.0)
 
     def derive(index: int, case: Case) -> Image:
         label = read_label(case)
@@ -296,6 +303,9 @@ def make_sparse_dataset(
             label.array[0], ignore=spec.ignore, rng=case_rng(seed, index), config=config
         )
         fractions.append(annotated_fraction(sparse, spec.ignore))
+        spacing = label.spacing[-sparse.ndim :]
+        for value in stroked:
+            reach[value] = max(reach[value], marks_reach_mm(label.array[0], sparse, value, spacing))
         return label.with_array(
             (naive_label(sparse, spec.ignore) if kind == "naive-scribbles" else sparse)[None]
         )
@@ -314,6 +324,10 @@ def make_sparse_dataset(
         source, Path(out), derive, labels=labels, description=description, on_progress=on_progress
     )
     _add_fraction(path, float(np.mean(fractions)))
+    names = {v: n for n, v in source.labels.labels.items()}
+    declared = {names[v]: r for v, r in reach.items() if r > 0}
+    if declared:
+        write_marks_declaration(path, declared)
     return path
 
 
