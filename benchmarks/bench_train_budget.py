@@ -378,24 +378,31 @@ def lesion_visibility(dataset_dir: Path) -> dict:
 
 
 def plot(results: list[dict], path: Path) -> None:
+    """Validation Dice against training time, one panel per budget, a line and colour per
+    method; each run's held-out mean Dice is a star at its training time."""
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(7, 4.2), dpi=100)
-    ax = fig.subplots()
-    for r in results:
-        if r["curve"]:
-            t, d = zip(*r["curve"], strict=True)
-            line = ax.plot(t, d, marker="o", label=f"{r['method']} ({r['budget_s']:g} s)")[0]
-            color = line.get_color()
-        else:
-            color = None
-        held_out = np.mean([r[f"dice_{name}"] for name in CLASSES])
-        ax.plot([r["train_s"]], [held_out], marker="*", markersize=13, color=color, ls="none",
-                label=f"{r['method']} ({r['budget_s']:g} s), held-out")  # fmt: skip
-    ax.set(xlabel="training time (s)", ylabel="validation Dice (mean of classes)", ylim=(0, 1))
-    ax.set_title("Validation Dice (lines) and held-out Dice (stars) against training time")
-    ax.grid(alpha=0.3)
-    ax.legend(loc="lower right", fontsize="small")
+    budgets = sorted({r["budget_s"] for r in results})
+    methods = sorted({r["method"] for r in results})
+    colours = {m: f"C{i}" for i, m in enumerate(methods)}
+    fig = Figure(figsize=(4.2 * len(budgets) + 0.6, 4.2), dpi=100)
+    axes = fig.subplots(1, len(budgets), sharey=True, squeeze=False)[0]
+    for ax, budget in zip(axes, budgets, strict=True):
+        for r in (r for r in results if r["budget_s"] == budget):
+            colour = colours[r["method"]]
+            if r["curve"]:
+                t, d = zip(*r["curve"], strict=True)
+                ax.plot(t, d, marker="o", color=colour, label=f"{r['method']}, validation")
+            held_out = np.mean([r[f"dice_{name}"] for name in CLASSES])
+            ax.plot([r["train_s"]], [held_out], marker="*", markersize=13, color=colour,
+                    ls="none", label=f"{r['method']}, held-out")  # fmt: skip
+        ax.set(xlabel="training time (s)", title=f"budget {budget:g} s", ylim=(0, 1))
+        ax.set_xlim(0, budget * 1.06)
+        ax.grid(alpha=0.3)
+        ax.legend(loc="lower right", fontsize="small")
+    axes[0].set_ylabel("mean Dice of GM, WM, lesion")
+    fig.suptitle("Validation (lines) and held-out (stars) Dice against training time", fontsize=10)
+    fig.tight_layout()
     fig.savefig(path, format="png")
 
 
