@@ -223,3 +223,14 @@ def test_absence_in_2d_and_without_counted_voxels() -> None:
 def test_absence_refuses_what_it_cannot_train(kwargs, message) -> None:
     with pytest.raises(ConfigError, match=message):
         AbsenceTerm(spacing=(1.0, 1.0), **kwargs)
+
+
+def test_absence_scores_only_full_resolution_targets_under_deep_supervision() -> None:
+    logits, target = _absence_case()
+    term = AbsenceTerm(
+        marked={2: 2.0}, spacing=(2.0, 1.0, 1.0), ignore_label=IGNORE, patch_size=(10, 12, 12)
+    )
+    assert float(term(logits, target)) > 0
+    half = target[:, :, ::2, ::2, ::2]  # nearest downsampling drops the lesion mark
+    assert not (half == 2).any()
+    assert float(term(logits[:, :, ::2, ::2, ::2], half)) == 0.0

@@ -183,6 +183,7 @@ def make_loss_term(name: str, **options: Any) -> nn.Module:
             spacing=options["spacing"],
             ignore_label=ignore,
             regions=regions,
+            patch_size=options.get("patch_size"),
         )
     if name in WEAK_TERMS:
         return WEAK_TERMS[name](regions=regions, ignore_label=ignore)

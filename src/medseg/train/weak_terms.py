@@ -187,7 +187,10 @@ class AbsenceTerm(nn.Module):
     every axis (a box, which holds the ball of radius ``reach``, so no voxel within reach of a
     mark is counted), and lie at least that far inside the patch (a mark just outside the
     patch cannot be missed). The value is the mean of ``-log(1 - p_c)`` over them, averaged
-    over the classes that have some; 0 when none has. Softmax training only.
+    over the classes that have some; 0 when none has. Softmax training only. With
+    ``patch_size`` given, a target of another shape (a lower output of deep supervision) adds
+    0: nearest-neighbour downsampling can drop a short stroke, and the voxels around it would
+    then be called absent.
 
     Parameters
     ----------
@@ -199,6 +202,8 @@ class AbsenceTerm(nn.Module):
         The label value of unmarked voxels.
     regions : sequence, optional
         Must be empty (regions are not supported).
+    patch_size : sequence of int, optional
+        The training patch; targets of other shapes are not scored.
     """
 
     def __init__(
@@ -208,6 +213,7 @@ class AbsenceTerm(nn.Module):
         spacing: Sequence[float],
         ignore_label: int | None,
         regions: Sequence[Sequence[int]] = (),
+        patch_size: Sequence[int] | None = None,
     ) -> None:
         super().__init__()
         if regions:
@@ -218,6 +224,7 @@ class AbsenceTerm(nn.Module):
                 "every object is marked (every_object_marked in dataset.json; docs/weak.md)"
             )
         self.ignore_label = ignore_label
+        self.patch_size = None if patch_size is None else tuple(int(n) for n in patch_size)
         self.reach_voxels = {
             int(c): tuple(math.ceil(r / s - 1e-9) for s in spacing)
             for c, r in sorted(marked.items())
@@ -239,6 +246,8 @@ class AbsenceTerm(nn.Module):
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """The term for ``logits`` (B, C, *spatial) and the label map ``target`` (B, 1, ...)."""
         logits = logits.float()
+        if self.patch_size is not None and tuple(target.shape[2:]) != self.patch_size:
+            return logits.sum() * 0.0
         log_p = torch.log_softmax(logits, dim=1)
         values = []
         for value in self.reach_voxels:
