@@ -258,5 +258,9 @@ class AbsenceTerm(nn.Module):
         return torch.stack(values).mean() if values else logits.sum() * 0.0
 
 
-WEAK_TERMS: dict[str, type[nn.Module]] = {"entropy": EntropyTerm, "box_prior": BoxPriorTerm}
+WEAK_TERMS: dict[str, type[nn.Module]] = {
+    "entropy": EntropyTerm,
+    "box_prior": BoxPriorTerm,
+    "absence": AbsenceTerm,
+}
 """The terms of this module by their plan name (``training.loss`` / ``training.extra_losses``)."""
