@@ -234,10 +234,15 @@ class AbsenceTerm(nn.Module):
         """Mask (B, *spatial) of the voxels the term counts for class ``value``."""
         label = target[:, 0]
         reach = self.reach_voxels[value]
-        marks = (label == value).float()[:, None]
+        near = (label == value).float()[:, None]
         pool = F.max_pool3d if len(reach) == 3 else F.max_pool2d
-        kernel = tuple(2 * k + 1 for k in reach)
-        near = pool(marks, kernel, stride=1, padding=reach)[:, 0] > 0
+        for axis, k in enumerate(reach):  # a box max is separable: one 1D pool per axis
+            kernel = [1] * len(reach)
+            kernel[axis] = 2 * k + 1
+            padding = [0] * len(reach)
+            padding[axis] = k
+            near = pool(near, tuple(kernel), stride=1, padding=tuple(padding))
+        near = near[:, 0] > 0
         inside = torch.zeros_like(label, dtype=torch.bool)
         interior = (slice(k, n - k) for k, n in zip(reach, label.shape[1:], strict=True))
         inside[(slice(None), *interior)] = True
