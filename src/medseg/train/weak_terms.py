@@ -1,7 +1,7 @@
 """Loss terms for weak labels: entropy on unlabelled voxels, the box prior (tightness + emptiness),
 absence beyond the reach of marks.
 
-Both are called like every term of :mod:`medseg.train.loss_terms`: ``term(logits, target)``
+All three are called like every term of :mod:`medseg.train.loss_terms`: ``term(logits, target)``
 with logits (B, C, *spatial) and the label map target (B, 1, *spatial).
 
 * ``entropy`` (Grandvalet & Bengio 2005, entropy minimisation): the mean Shannon entropy (nats)
