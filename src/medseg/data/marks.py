@@ -27,8 +27,8 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
-from medseg._atomic import write_text_atomic
 from medseg.data.dataset import Dataset
+from medseg.data.nnunet import update_dataset_json
 from medseg.errors import DatasetError
 
 KEY = "every_object_marked"
@@ -120,10 +120,12 @@ def marks_reach_mm(
     return float(distance[present].max())
 
 
+def marks_declaration(reach_mm: dict[str, float]) -> dict[str, dict[str, float]]:
+    """The ``dataset.json`` entry for class name -> reach in mm, each reach rounded up to a
+    micrometre (so the stored reach never falls below the measured one)."""
+    return {KEY: {name: math.ceil(float(r) * 1000) / 1000 for name, r in sorted(reach_mm.items())}}
+
+
 def write_marks_declaration(root: Path, reach_mm: dict[str, float]) -> None:
     """Add (or replace) ``every_object_marked`` in ``root/dataset.json``."""
-    path = Path(root) / "dataset.json"
-    meta = json.loads(path.read_text(encoding="utf-8"))
-    # rounded up to a micrometre, so the stored reach never falls below the measured one
-    meta[KEY] = {name: math.ceil(float(r) * 1000) / 1000 for name, r in sorted(reach_mm.items())}
-    write_text_atomic(json.dumps(meta, indent=2) + "\n", path)
+    update_dataset_json(root, marks_declaration(reach_mm))

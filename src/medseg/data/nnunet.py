@@ -259,6 +259,19 @@ def write_dataset_json(
     return path
 
 
+def update_dataset_json(root: PathLikeStr, changes: Mapping[str, Any]) -> Path:
+    """Set top-level keys of ``root/dataset.json`` (the others kept), atomically.
+
+    Used for the declarations the weak-label tools add to a written dataset
+    (``annotated_classes``, ``every_object_marked``, ``weak_labels``).
+    """
+    path = Path(root) / "dataset.json"
+    meta = json.loads(path.read_text(encoding="utf-8"))
+    meta.update(changes)
+    write_text_atomic(json.dumps(meta, indent=2) + "\n", path)
+    return path
+
+
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 

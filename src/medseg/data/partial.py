@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from medseg._atomic import write_text_atomic
 from medseg.data.dataset import Dataset
+from medseg.data.nnunet import update_dataset_json
 from medseg.errors import DatasetError
 from medseg.io import read_image
 
@@ -87,7 +87,5 @@ def annotated_classes(dataset: Dataset) -> dict[str, tuple[int, ...]]:
 
 def write_partial_declaration(root: Path, declared: dict[str, list[int]]) -> None:
     """Add (or replace) ``annotated_classes`` in ``root/dataset.json``."""
-    path = Path(root) / "dataset.json"
-    meta = json.loads(path.read_text(encoding="utf-8"))
-    meta["annotated_classes"] = {k: sorted(v) for k, v in sorted(declared.items())}
-    write_text_atomic(json.dumps(meta, indent=2) + "\n", path)
+    entry = {k: sorted(v) for k, v in sorted(declared.items())}
+    update_dataset_json(root, {"annotated_classes": entry})

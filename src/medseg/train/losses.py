@@ -12,7 +12,7 @@ the valid-voxel mask so that ignored voxels count neither as prediction nor as r
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
@@ -166,7 +166,9 @@ class DeepSupervisionLoss(nn.Module):
         return total
 
 
-def make_loss_term(name: str, **options: Any) -> nn.Module:
+def make_loss_term(
+    name: str, *, every_object_marked: Mapping[int, float] | None = None, **options: Any
+) -> nn.Module:
     """A term of :mod:`medseg.train.loss_terms` (``make_term``, with its options) or of
     :mod:`medseg.train.weak_terms` (``entropy``, ``box_prior``, ``absence``: regions, ignore
     label, and for ``absence`` ``every_object_marked`` and ``spacing``).
@@ -179,7 +181,7 @@ def make_loss_term(name: str, **options: Any) -> nn.Module:
     regions, ignore = options.get("regions", ()), options.get("ignore_label")
     if name == "absence":
         return AbsenceTerm(
-            marked=options.get("every_object_marked") or {},
+            marked=every_object_marked or {},
             spacing=options["spacing"],
             ignore_label=ignore,
             regions=regions,
@@ -187,7 +189,6 @@ def make_loss_term(name: str, **options: Any) -> nn.Module:
         )
     if name in WEAK_TERMS:
         return WEAK_TERMS[name](regions=regions, ignore_label=ignore)
-    options.pop("every_object_marked", None)
     return make_term(name, **options)
 
 

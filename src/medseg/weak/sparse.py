@@ -25,7 +25,6 @@ images), integer values.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
@@ -33,9 +32,9 @@ from typing import Literal
 import numpy as np
 from scipy import ndimage
 
-from medseg._atomic import write_text_atomic
 from medseg.data.dataset import Case, Dataset, LabelSpec
-from medseg.data.marks import marks_reach_mm, write_marks_declaration
+from medseg.data.marks import marks_declaration, marks_reach_mm
+from medseg.data.nnunet import update_dataset_json
 from medseg.errors import DatasetError
 from medseg.io import Image, read_image
 from medseg.weak._derive import (
@@ -323,18 +322,12 @@ def make_sparse_dataset(
     path = derive_dataset(
         source, Path(out), derive, labels=labels, description=description, on_progress=on_progress
     )
-    _add_fraction(path, float(np.mean(fractions)))
     names = {v: n for n, v in source.labels.labels.items()}
     declared = {names[v]: r for v, r in reach.items() if r > 0}
-    if declared:
-        write_marks_declaration(path, declared)
+    fraction = round(float(np.mean(fractions)), 6)
+    changes = {"weak_labels": {**description, "annotated_fraction": fraction}}
+    update_dataset_json(path, {**changes, **(marks_declaration(declared) if declared else {})})
     return path
-
-
-def _add_fraction(root: Path, fraction: float) -> None:
-    meta = json.loads((root / "dataset.json").read_text(encoding="utf-8"))
-    meta["weak_labels"]["annotated_fraction"] = round(fraction, 6)
-    write_text_atomic(json.dumps(meta, indent=2) + "\n", root / "dataset.json")
 
 
 def _check_ignore(label: np.ndarray, ignore: int) -> None:
